@@ -1,0 +1,174 @@
+//! `tweedie eval`: PSNR/MSE vs σ on the run's training images and on held-out images, printed,
+//! written to `eval.json`, plotted, and added to the run's report.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use tweedie::analysis::metrics::{add_noise, denoising_table, DenoisingRow};
+use tweedie::data::{DataSource, FolderOptions, Images};
+use tweedie::denoise::Denoiser;
+use tweedie::report::grid::{save_grid, Scaling};
+use tweedie::report::plot::{save_line_plot, LinePlot, Scale, Series};
+use tweedie::report::run_report::{self, psnr_series, EvalRecord};
+use tweedie::run::RunDir;
+use tweedie::DeviceSpec;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run folder (from `tweedie train`).
+    #[arg(long)]
+    run: PathBuf,
+    /// Held-out data [default: the run's own source's test set].
+    #[arg(long)]
+    data: Option<String>,
+    /// Noise levels, comma-separated (0.1 or 25/255).
+    #[arg(long, default_value = "5/255,15/255,25/255,50/255,100/255")]
+    sigmas: String,
+    /// Images evaluated from each of train and test.
+    #[arg(long, default_value_t = 256)]
+    count: usize,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Device: auto, cpu, cuda[:N] or tch.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+}
+
+impl EvalArgs {
+    /// The defaults for a run folder (used by the demo).
+    pub fn for_run(run: PathBuf, device: DeviceSpec) -> Self {
+        Self {
+            run,
+            data: None,
+            sigmas: "5/255,15/255,25/255,50/255,100/255".into(),
+            count: 256,
+            seed: 0,
+            device,
+        }
+    }
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let sigmas = super::parse_sigmas(&a.sigmas)?;
+    if sigmas.is_empty() || a.count == 0 {
+        anyhow::bail!("give at least one noise level in --sigmas and --count ≥ 1");
+    }
+    let run = RunDir::new(&a.run);
+    let device = a.device.device()?;
+    let (denoiser, record) = tweedie::train::load_denoiser(&run, &device)?;
+    let data = record.config.data.resolve()?;
+    let test = match &a.data {
+        None => data.dataset.test.clone(),
+        Some(spec) => {
+            let source = DataSource::parse(
+                spec,
+                FolderOptions {
+                    gray: record.config.data.gray,
+                    size: record.config.data.size,
+                },
+            )?;
+            source
+                .load(
+                    record.config.data.test_size,
+                    record.config.data.split.split_seed,
+                )?
+                .test
+        }
+    };
+    let train = data.train.take(a.count);
+    let test = test.take(a.count);
+    let train_rows = denoising_table(&denoiser, &train, &sigmas, a.seed)?;
+    let test_rows = denoising_table(&denoiser, &test, &sigmas, a.seed)?;
+    print_table(&train_rows, &test_rows, train.len(), test.len());
+
+    let eval = EvalRecord {
+        train: train_rows,
+        test: test_rows,
+        images: a.count,
+        seed: a.seed,
+    };
+    tweedie::io::write_json(&run.file("eval.json"), &eval)?;
+    std::fs::create_dir_all(run.figures())?;
+    save_line_plot(
+        &LinePlot {
+            title: "Denoising PSNR vs noise level".into(),
+            x_label: "σ".into(),
+            y_label: "PSNR (dB)".into(),
+            x_scale: Scale::Log,
+            y_scale: Scale::Linear,
+        },
+        &[
+            psnr_series("train", &eval.train),
+            psnr_series("test", &eval.test),
+            Series {
+                label: "noisy input".into(),
+                points: eval
+                    .test
+                    .iter()
+                    .map(|r| (r.sigma as f64, r.input_psnr))
+                    .collect(),
+            },
+        ],
+        &run.figures().join("psnr_vs_sigma.png"),
+    )?;
+    examples(&denoiser, &test, &sigmas, a.seed, &run)?;
+    run_report::write(&run)?;
+    println!(
+        "wrote {} and {}",
+        run.file("eval.json").display(),
+        run.file("report.html").display()
+    );
+    Ok(())
+}
+
+fn print_table(train: &[DenoisingRow], test: &[DenoisingRow], n_train: usize, n_test: usize) {
+    println!("PSNR in dB (peak 1) on {n_train} training and {n_test} held-out images");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10} {:>8} {:>12}",
+        "σ", "noisy", "train", "test", "gap", "test MSE"
+    );
+    for (a, b) in train.iter().zip(test) {
+        println!(
+            "{:>8.4} {:>10.2} {:>10.2} {:>10.2} {:>8.2} {:>12.3e}",
+            a.sigma,
+            b.input_psnr,
+            a.psnr,
+            b.psnr,
+            a.psnr - b.psnr,
+            b.mse
+        );
+    }
+}
+
+/// A grid of held-out examples: per σ, a row of clean, noisy and denoised images.
+fn examples(
+    denoiser: &impl Denoiser,
+    test: &Images,
+    sigmas: &[f32],
+    seed: u64,
+    run: &RunDir,
+) -> Result<()> {
+    let clean = test.take(4);
+    let mut tiles = Vec::new();
+    for &s in sigmas {
+        let noisy = add_noise(&clean, s, seed);
+        let denoised = denoiser.denoise(&noisy, Some(s))?;
+        for i in 0..clean.len() {
+            tiles.push(clean.select(&[i]));
+            tiles.push(noisy.select(&[i]));
+            tiles.push(denoised.select(&[i]));
+        }
+    }
+    let grid = Images::concat(&tiles);
+    let zoom = (64 / clean.shape()[2]).max(1);
+    save_grid(
+        &grid,
+        3 * clean.len(),
+        zoom,
+        Scaling::Clamp,
+        &run.figures().join("denoised.png"),
+    )
+    .context("writing figures/denoised.png")?;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! `tweedie train`: flags → [`TrainConfig`] → [`tweedie::train::train`] → run folder + report.
+
+use super::progress::Terminal;
+use super::sigma_arg;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use tweedie::data::{Split, SplitSpec};
+use tweedie::nn::{Arch, NetConfig};
+use tweedie::run::RunDir;
+use tweedie::train::{DataConfig, RunRecord, TrainConfig};
+use tweedie::DeviceSpec;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Data: `fashion-mnist`, a folder of images or of IDX files, an IDX file, or a .npy array.
+    /// Not needed with --resume.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Image folders: convert to grayscale.
+    #[arg(long)]
+    pub gray: bool,
+    /// Image folders: centre-crop and resize to SIZE×SIZE.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Held-out test images for sources without a test file [default: a tenth, at most 1000].
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Training-set size N (two disjoint sets `a` and `b` of N exist) [default: the whole pool].
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Which of the two disjoint training sets.
+    #[arg(long, value_enum, default_value_t = Split::A)]
+    pub split: Split,
+    /// Seed of the permutation the disjoint sets are dealt from (keep it fixed across a study).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// De-duplicate: drop images whose correlation with a kept one exceeds this (e.g. 0.95).
+    #[arg(long)]
+    pub dedup: Option<f32>,
+    /// Architecture.
+    #[arg(long, value_enum, default_value_t = Arch::BfUnet)]
+    pub arch: Arch,
+    /// BF-UNet: number of scales (3 × 64 channels is the paper's 7.6 M-parameter network).
+    #[arg(long, default_value_t = 3)]
+    pub blocks: usize,
+    /// Feature channels (BF-UNet: at the first scale, doubling at each scale).
+    #[arg(long, default_value_t = 64)]
+    pub channels: usize,
+    /// BF-CNN: number of convolution layers.
+    #[arg(long, default_value_t = 20)]
+    pub layers: usize,
+    /// Optimizer steps [default: 2000; with --resume, the run's own].
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Images per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Initial Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Halve the learning rate every this many steps [default: steps/4].
+    #[arg(long)]
+    pub lr_halve_every: Option<u64>,
+    /// Smallest training noise level (0.1 or 25/255).
+    #[arg(long, default_value = "0", value_parser = sigma_arg)]
+    pub sigma_min: f32,
+    /// Largest training noise level.
+    #[arg(long, default_value = "1", value_parser = sigma_arg)]
+    pub sigma_max: f32,
+    /// Seed of initialisation, batch order and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write a checkpoint every this many steps.
+    #[arg(long, default_value_t = 250)]
+    pub checkpoint_every: u64,
+    /// Validate and log every this many steps [default: steps/20].
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Validation noise levels, comma-separated.
+    #[arg(long, default_value = "15/255,50/255,100/255")]
+    pub val_sigmas: String,
+    /// Held-out images used for validation.
+    #[arg(long, default_value_t = 64)]
+    pub val_count: usize,
+    /// Repeat small training sets until an epoch holds this many images.
+    #[arg(long, default_value_t = 1000)]
+    pub min_epoch: usize,
+    /// Device: auto, cpu, cuda[:N] or tch.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceSpec,
+    /// Run folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its checkpoint (with its own config; --steps may extend it).
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the resolved configuration and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl TrainArgs {
+    /// The resolved configuration: from the flags, or from the run folder on --resume.
+    fn config(&self) -> Result<TrainConfig> {
+        let run = RunDir::new(&self.out);
+        if self.resume && run.config().exists() {
+            let record: RunRecord = run
+                .read_config()
+                .with_context(|| format!("reading {}", run.config().display()))?;
+            let mut cfg = record.config;
+            if let Some(steps) = self.steps {
+                cfg.steps = steps;
+            }
+            cfg.device = self.device;
+            return Ok(cfg);
+        }
+        let Some(source) = self.data.clone() else {
+            bail!("--data is required (unless --resume finds a run in --out)");
+        };
+        let steps = self.steps.unwrap_or(2000);
+        let mut cfg = TrainConfig {
+            data: DataConfig {
+                source,
+                gray: self.gray,
+                size: self.size,
+                test_size: self.test_size,
+                split: SplitSpec {
+                    train_size: self.train_size,
+                    split: self.split,
+                    split_seed: self.split_seed,
+                    dedup: self.dedup,
+                },
+            },
+            net: NetConfig {
+                arch: self.arch,
+                image_channels: 1,
+                channels: self.channels,
+                blocks: self.blocks,
+                layers: self.layers,
+            },
+            steps,
+            batch: self.batch,
+            lr: self.lr,
+            lr_halve_every: self.lr_halve_every.unwrap_or((steps / 4).max(1)),
+            sigma_min: self.sigma_min,
+            sigma_max: self.sigma_max,
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+            log_every: self.log_every.unwrap_or((steps / 20).max(1)),
+            val_sigmas: super::parse_sigmas(&self.val_sigmas)?,
+            val_count: self.val_count,
+            min_epoch: self.min_epoch,
+            device: self.device,
+        };
+        // the network's channels follow the data
+        let data = cfg.data.resolve()?;
+        cfg.net.image_channels = data.train.shape()[1];
+        Ok(cfg)
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let cfg = args.config()?;
+    cfg.validate()?;
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        return Ok(());
+    }
+    train_and_report(&cfg, &RunDir::new(&args.out), args.resume)
+}
+
+/// Trains, then writes the run's figures and report and prints a summary.
+pub fn train_and_report(cfg: &TrainConfig, run: &RunDir, resume: bool) -> Result<()> {
+    let progress = Terminal::new();
+    let params = cfg.net.init(&cfg.device.device()?, 0).param_count();
+    eprintln!(
+        "{:?}: {params} parameters; {} steps of {} images on {}",
+        cfg.net.arch, cfg.steps, cfg.batch, cfg.device
+    );
+    let report = tweedie::train::train(cfg, run, resume, &progress)?;
+    tweedie::report::run_report::write(run)
+        .with_context(|| format!("writing the report of {}", run.root().display()))?;
+    if report.resumed_from > 0 {
+        println!("resumed at step {}", report.resumed_from);
+    }
+    println!(
+        "trained {} steps ({:.1} images/s); final loss {:.4}",
+        report.steps, report.images_per_second, report.final_loss
+    );
+    for r in &report.validation {
+        println!(
+            "  σ = {:.4}: PSNR {:.2} dB (noisy input {:.2} dB)",
+            r.sigma, r.psnr, r.input_psnr
+        );
+    }
+    println!("run folder: {} (report.html)", run.root().display());
+    Ok(())
+}

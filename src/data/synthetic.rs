@@ -1,0 +1,364 @@
+//! Synthetic image families whose optimal denoiser is known, for the paper's optimality tests:
+//!
+//! - [`GaussianField`]: stationary Gaussian fields with power spectrum ∝ 1/|f|^γ. Their MMSE
+//!   denoiser is the Wiener filter, computable from the same parameters
+//!   ([`GaussianField::spectrum`]).
+//! - [`CAlpha`]: C^α contours separating C^α regions (the paper's appendix), whose optimal MSE
+//!   decays as σ^(2α/(α+1)).
+//! - [`Disks`]: one disk on a background (centre, radius, foreground and background intensity):
+//!   a 5-parameter manifold where GAHBs are suboptimal.
+//!
+//! Image `k` of a family is drawn from the stream (seed, Synth, k), so the first images of a
+//! large set equal a small set generated with the same seed.
+
+use super::{DataError, Images};
+use crate::fourier::{self, Direction};
+use crate::rng::{stream, Purpose};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rustfft::num_complex::Complex;
+use serde::{Deserialize, Serialize};
+
+/// A synthetic family with its parameters; the JSON sidecar of a generated `.npy`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum Family {
+    /// Stationary Gaussian field.
+    Gaussian(GaussianField),
+    /// C^α regions separated by a C^α contour.
+    CAlpha(CAlpha),
+    /// Disks.
+    Disks(Disks),
+}
+
+impl Family {
+    /// Draws `count` images of `size × size` pixels, image `k` from stream (seed, k).
+    pub fn generate(&self, size: usize, count: usize, seed: u64) -> Result<Images, DataError> {
+        if size < 4 {
+            return Err(DataError::Invalid(format!(
+                "--size {size} is too small; use 4 or more"
+            )));
+        }
+        if count == 0 {
+            return Err(DataError::Invalid("--count must be at least 1".into()));
+        }
+        self.validate()?;
+        let d = size * size;
+        let mut data = Vec::with_capacity(count * d);
+        let spectrum = match self {
+            Family::Gaussian(g) => Some(g.spectrum(size, size)),
+            _ => None,
+        };
+        for k in 0..count {
+            let mut rng = stream(seed, Purpose::Synth, k as u64);
+            let img = match self {
+                Family::Gaussian(g) => g.draw(size, spectrum.as_deref().unwrap(), &mut rng),
+                Family::CAlpha(c) => c.draw(size, &mut rng),
+                Family::Disks(s) => s.draw(size, &mut rng),
+            };
+            data.extend(img);
+        }
+        Ok(Images::new(data, [count, 1, size, size]))
+    }
+
+    fn validate(&self) -> Result<(), DataError> {
+        let bad = |m: String| Err(DataError::Invalid(m));
+        match self {
+            Family::Gaussian(g) if !(g.gamma.is_finite() && g.gamma >= 0.0) => {
+                bad(format!("--gamma {} must be ≥ 0", g.gamma))
+            }
+            Family::Gaussian(g) if !(g.sd > 0.0 && g.sd.is_finite()) => {
+                bad(format!("--sd {} must be > 0", g.sd))
+            }
+            Family::CAlpha(c) if !(c.alpha > 0.0 && c.alpha <= 3.0) => {
+                bad(format!("--alpha {} must be in (0, 3]", c.alpha))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Stationary Gaussian field x = mean + F⁻¹(√p ⊙ F w), w white: covariance F⁻¹ diag(p) F, with
+/// p(f) = A/|f|^γ for f ≠ 0, p(0) = 0 and A set so that the pixel standard deviation is `sd`.
+/// Values are not clipped to [0, 1] (clipping would break Gaussianity and Wiener optimality);
+/// with the defaults, pixels fall outside [0, 1] about 0.1% of the time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GaussianField {
+    /// Spectral exponent γ (2 is the classical natural-image value).
+    pub gamma: f64,
+    /// Mean intensity.
+    pub mean: f64,
+    /// Pixel standard deviation.
+    pub sd: f64,
+}
+
+impl Default for GaussianField {
+    fn default() -> Self {
+        Self {
+            gamma: 2.0,
+            mean: 0.5,
+            sd: 0.15,
+        }
+    }
+}
+
+impl GaussianField {
+    /// Spectrum `p[k]` per DFT coefficient (row-major `h × w`), in the units of
+    /// [`fourier::filter`] gains: the eigenvalues of the field's covariance.
+    pub fn spectrum(&self, h: usize, w: usize) -> Vec<f64> {
+        let mut p: Vec<f64> = (0..h * w)
+            .map(|i| {
+                let f = fourier::radial_freq(i / w, i % w, h, w);
+                if f == 0.0 {
+                    0.0
+                } else {
+                    f.powf(-self.gamma)
+                }
+            })
+            .collect();
+        let mean: f64 = p.iter().sum::<f64>() / (h * w) as f64;
+        let a = self.sd * self.sd / mean;
+        p.iter_mut().for_each(|v| *v *= a);
+        p
+    }
+
+    /// The exact MMSE (Wiener) denoiser of this field at noise level σ, applied to one
+    /// `h × w` image: mean + F⁻¹ diag(p/(p+σ²)) F (y − mean).
+    pub fn wiener(&self, y: &[f32], h: usize, w: usize, sigma: f64) -> Vec<f32> {
+        let gain = self.wiener_gain(h, w, sigma);
+        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
+        fourier::filter(&centred, h, w, &gain)
+            .into_iter()
+            .map(|v| v + self.mean as f32)
+            .collect()
+    }
+
+    /// Wiener gains p/(p + σ²) per coefficient: the eigenvalues of the Wiener filter's Jacobian.
+    pub fn wiener_gain(&self, h: usize, w: usize, sigma: f64) -> Vec<f64> {
+        let s2 = sigma * sigma;
+        self.spectrum(h, w)
+            .into_iter()
+            .map(|p| {
+                if p == 0.0 && s2 == 0.0 {
+                    1.0
+                } else {
+                    p / (p + s2)
+                }
+            })
+            .collect()
+    }
+
+    fn draw(&self, size: usize, p: &[f64], rng: &mut impl Rng) -> Vec<f32> {
+        let mut buf: Vec<Complex<f64>> = (0..size * size)
+            .map(|_| Complex::new(StandardNormal.sample(rng), 0.0))
+            .collect();
+        fourier::fft2(&mut buf, size, size, Direction::Forward);
+        buf.iter_mut().zip(p).for_each(|(v, p)| *v *= p.sqrt());
+        fourier::fft2(&mut buf, size, size, Direction::Inverse);
+        buf.iter().map(|v| (self.mean + v.re) as f32).collect()
+    }
+}
+
+/// C^α images: two regions, each a smooth C^α intensity, separated by the graph of a C^α
+/// function (a random contour), as in the paper's appendix. Both the contour and the region
+/// intensities are random multiscale sums Σⱼ 2^(−jα) Σₖ ξⱼₖ φ(2ʲt − k) of a cubic B-spline φ,
+/// whose Hölder regularity is α for α < 3.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CAlpha {
+    /// Regularity α of contours and regions.
+    pub alpha: f64,
+}
+
+impl Default for CAlpha {
+    fn default() -> Self {
+        Self { alpha: 1.0 }
+    }
+}
+
+/// Cubic B-spline, support [−2, 2], C² everywhere.
+fn bspline3(t: f64) -> f64 {
+    let a = t.abs();
+    if a < 1.0 {
+        (4.0 - 6.0 * a * a + 3.0 * a * a * a) / 6.0
+    } else if a < 2.0 {
+        (2.0 - a).powi(3) / 6.0
+    } else {
+        0.0
+    }
+}
+
+impl CAlpha {
+    /// A random C^α function on [0, 1], sampled at `n` points, normalised to max |g| = 1.
+    fn function_1d(&self, n: usize, rng: &mut impl Rng) -> Vec<f64> {
+        let levels = (n as f64).log2().ceil() as i32 + 1;
+        let mut g = vec![0.0; n];
+        for j in 0..levels {
+            let scale = 2f64.powi(j);
+            let amp = scale.powf(-self.alpha);
+            for k in -2..=(scale as i64 + 2) {
+                let xi: f64 = StandardNormal.sample(rng);
+                for (i, v) in g.iter_mut().enumerate() {
+                    let t = (i as f64 + 0.5) / n as f64;
+                    *v += amp * xi * bspline3(scale * t - k as f64);
+                }
+            }
+        }
+        normalise(g)
+    }
+
+    /// A random C^α function on [0, 1]², sampled on an `n × n` grid, max |u| = 1.
+    fn function_2d(&self, n: usize, rng: &mut impl Rng) -> Vec<f64> {
+        let levels = (n as f64).log2().ceil() as i32 + 1;
+        let mut u = vec![0.0; n * n];
+        for j in 0..levels {
+            let scale = 2f64.powi(j);
+            let amp = scale.powf(-self.alpha);
+            let ks = -2..=(scale as i64 + 2);
+            for ky in ks.clone() {
+                for kx in ks.clone() {
+                    let xi: f64 = StandardNormal.sample(rng);
+                    for r in 0..n {
+                        let by = bspline3(scale * (r as f64 + 0.5) / n as f64 - ky as f64);
+                        if by == 0.0 {
+                            continue;
+                        }
+                        for c in 0..n {
+                            let bx = bspline3(scale * (c as f64 + 0.5) / n as f64 - kx as f64);
+                            u[r * n + c] += amp * xi * by * bx;
+                        }
+                    }
+                }
+            }
+        }
+        normalise(u)
+    }
+
+    fn draw(&self, n: usize, rng: &mut impl Rng) -> Vec<f32> {
+        let contour = self.function_1d(n, rng);
+        let offset: f64 = rng.random_range(0.3..0.7);
+        let height: f64 = rng.random_range(0.1..0.25);
+        let transpose: bool = rng.random();
+        let regions = [self.function_2d(n, rng), self.function_2d(n, rng)];
+        let levels: [f64; 2] = [rng.random_range(0.2..0.8), rng.random_range(0.2..0.8)];
+        let mut img = vec![0.0f32; n * n];
+        for r in 0..n {
+            for c in 0..n {
+                let (along, across) = if transpose { (r, c) } else { (c, r) };
+                let edge = offset + height * contour[along];
+                let side = usize::from((across as f64 + 0.5) / n as f64 > edge);
+                let v = levels[side] + 0.15 * regions[side][r * n + c];
+                img[r * n + c] = v.clamp(0.0, 1.0) as f32;
+            }
+        }
+        img
+    }
+}
+
+fn normalise(mut v: Vec<f64>) -> Vec<f64> {
+    let m = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if m > 0.0 {
+        v.iter_mut().for_each(|x| *x /= m);
+    }
+    v
+}
+
+/// Disks on a uniform background: centre, radius, foreground and background intensity drawn
+/// uniformly; the edge is anti-aliased (pixel coverage), so images vary smoothly with the 5
+/// parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Disks {}
+
+impl Disks {
+    fn draw(&self, n: usize, rng: &mut impl Rng) -> Vec<f32> {
+        let s = n as f64;
+        let cx = rng.random_range(0.3 * s..0.7 * s);
+        let cy = rng.random_range(0.3 * s..0.7 * s);
+        let r = rng.random_range(0.1 * s..0.3 * s);
+        let fg: f64 = rng.random_range(0.0..1.0);
+        let bg: f64 = rng.random_range(0.0..1.0);
+        let mut img = vec![0.0f32; n * n];
+        for y in 0..n {
+            for x in 0..n {
+                let d = ((x as f64 + 0.5 - cx).powi(2) + (y as f64 + 0.5 - cy).powi(2)).sqrt();
+                let coverage = (r - d + 0.5).clamp(0.0, 1.0);
+                img[y * n + x] = (bg + (fg - bg) * coverage) as f32;
+            }
+        }
+        img
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_field_has_its_spectrum_and_sd() {
+        let g = GaussianField::default();
+        let n = 16;
+        let imgs = Family::Gaussian(g.clone()).generate(n, 400, 3).unwrap();
+        let p = g.spectrum(n, n);
+        // average periodogram over images vs the spectrum, pooled over all non-DC coefficients
+        let mut est = vec![0.0; n * n];
+        for i in 0..imgs.len() {
+            let centred: Vec<f32> = imgs.image(i).iter().map(|v| v - 0.5).collect();
+            for (e, q) in est.iter_mut().zip(fourier::power(&centred, n, n)) {
+                *e += q / imgs.len() as f64;
+            }
+        }
+        // low frequencies individually: each estimate has relative sd ~ 1/sqrt(400) = 5%
+        for k in [1, n, n + 1, 2] {
+            let rel = (est[k] - p[k]).abs() / p[k];
+            assert!(rel < 0.25, "coefficient {k}: {} vs {}", est[k], p[k]);
+        }
+        let var: f64 = imgs
+            .as_slice()
+            .iter()
+            .map(|&v| (v as f64 - 0.5).powi(2))
+            .sum::<f64>()
+            / imgs.as_slice().len() as f64;
+        assert!((var.sqrt() - g.sd).abs() < 0.02, "sd {}", var.sqrt());
+    }
+
+    #[test]
+    fn wiener_shrinks_towards_mean_and_is_exact_at_zero_noise() {
+        let g = GaussianField::default();
+        let n = 8;
+        let x = Family::Gaussian(g.clone()).generate(n, 1, 0).unwrap();
+        let same = g.wiener(x.image(0), n, n, 0.0);
+        for (a, b) in same.iter().zip(x.image(0)) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        let big = g.wiener(x.image(0), n, n, 100.0);
+        assert!(big.iter().all(|v| (v - 0.5).abs() < 1e-3));
+    }
+
+    #[test]
+    fn families_are_seeded_prefix_stable_and_in_range() {
+        for fam in [
+            Family::CAlpha(CAlpha::default()),
+            Family::Disks(Disks::default()),
+        ] {
+            let a = fam.generate(16, 3, 7).unwrap();
+            let b = fam.generate(16, 5, 7).unwrap();
+            let c = fam.generate(16, 3, 8).unwrap();
+            assert_eq!(a.as_slice(), &b.as_slice()[..3 * 256]);
+            assert_ne!(a, c);
+            assert!(a.as_slice().iter().all(|v| (0.0..=1.0).contains(v)));
+            // not constant
+            let img = a.image(0);
+            assert!(img.iter().any(|&v| (v - img[0]).abs() > 0.05));
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let f = Family::CAlpha(CAlpha { alpha: -1.0 });
+        assert!(f
+            .generate(16, 1, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("alpha"));
+        assert!(Family::Disks(Disks {}).generate(2, 1, 0).is_err());
+    }
+}

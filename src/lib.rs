@@ -1,0 +1,40 @@
+//! # tweedie
+//!
+//! Image denoisers as generative models, after *Generalization in diffusion models arises from
+//! geometry-adaptive harmonic representations* (Kadkhodaie, Guth, Simoncelli & Mallat, ICLR
+//! 2024). A blind, bias-free denoiser f gives the score of the noisy image density through
+//! Miyasawa/Tweedie's identity f(y) = y + σ²∇log p_σ(y), so it is also a diffusion model.
+//!
+//! This crate trains bias-free networks ([`nn`], [`train`]), puts them and closed-form oracles
+//! behind one [`Denoiser`] trait ([`denoise`]), and measures them ([`analysis`]).
+//!
+//! ```
+//! use tweedie::data::synthetic::{Family, GaussianField};
+//! use tweedie::denoise::{Denoiser, Wiener};
+//! use tweedie::analysis::metrics::denoising_table;
+//!
+//! // The Wiener filter is the exact MMSE denoiser of a Gaussian field.
+//! let field = GaussianField::default();
+//! let clean = Family::Gaussian(field.clone()).generate(16, 8, 0).unwrap();
+//! let table = denoising_table(&Wiener::new(field), &clean, &[0.1], 1).unwrap();
+//! assert!(table[0].psnr > table[0].input_psnr);
+//! ```
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod data;
+pub mod denoise;
+pub mod device;
+pub mod fourier;
+pub mod io;
+pub mod nn;
+pub mod progress;
+pub mod report;
+pub mod rng;
+pub mod run;
+pub mod train;
+
+pub use data::Images;
+pub use denoise::Denoiser;
+pub use device::DeviceSpec;
+pub use nn::{Mode, NetConfig, Network};

@@ -1,0 +1,65 @@
+//! BF-CNN: the bias-free DnCNN of Mohan et al. (ICLR 2020): a 3×3 convolution with ReLU, then
+//! `layers − 2` convolutions each with bias-free batch norm and ReLU, then a final convolution
+//! back to image channels. No additive constant anywhere.
+
+use super::bf_norm::{BfNorm, BfNormConfig};
+use super::{conv3x3, Mode};
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// Configuration of a [`BfCnn`].
+#[derive(Clone, Copy, Debug)]
+pub struct BfCnnConfig {
+    /// Image channels in and out.
+    pub image_channels: usize,
+    /// Feature channels of the hidden layers.
+    pub channels: usize,
+    /// Total number of convolutions (DnCNN uses 20), at least 3.
+    pub layers: usize,
+}
+
+impl BfCnnConfig {
+    /// Initialises the network on `device`.
+    pub fn init(&self, device: &Device) -> BfCnn {
+        let k = self.channels;
+        BfCnn {
+            first: conv3x3(self.image_channels, k, device),
+            hidden: (0..self.layers.saturating_sub(2))
+                .map(|_| CnnLayer {
+                    conv: conv3x3(k, k, device),
+                    norm: BfNormConfig { channels: k }.init(device),
+                })
+                .collect(),
+            last: conv3x3(k, self.image_channels, device),
+        }
+    }
+}
+
+/// Convolution, bias-free norm, ReLU.
+#[derive(Module, Debug)]
+pub struct CnnLayer {
+    conv: Conv2d,
+    norm: BfNorm,
+}
+
+/// The network; its output is the predicted noise (residual).
+#[derive(Module, Debug)]
+pub struct BfCnn {
+    first: Conv2d,
+    hidden: Vec<CnnLayer>,
+    last: Conv2d,
+}
+
+impl BfCnn {
+    /// # Shapes
+    /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
+    pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
+        let mut h = relu(self.first.forward(x));
+        for layer in &self.hidden {
+            h = relu(layer.norm.forward(layer.conv.forward(h), mode));
+        }
+        self.last.forward(h)
+    }
+}

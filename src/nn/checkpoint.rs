@@ -1,0 +1,236 @@
+//! Saving and loading networks as safetensors.
+//!
+//! - `model.safetensors`: the weights (and running norm statistics), with the [`NetConfig`] in
+//!   the file's metadata, so a weights file alone rebuilds its network.
+//! - `checkpoint.safetensors`: the same plus Adam's state (stored as one `u8` tensor holding
+//!   burn's optimizer record) and the [`TrainState`] in the metadata. Training randomness is
+//!   counter-based ([`crate::rng`]), so seed and step are the whole RNG state.
+//!
+//! Both are written atomically: a crash during a save leaves the previous file intact.
+
+use super::{NetConfig, Network};
+use burn::optim::ModuleOptimizer;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Bytes, Device};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Metadata key of the network configuration.
+const NET_KEY: &str = "tweedie.net";
+/// Metadata key of the training state.
+const STATE_KEY: &str = "tweedie.train_state";
+/// Tensor name of the optimizer record.
+const OPTIM_TENSOR: &str = "__tweedie.optimizer";
+
+/// Errors of saving and loading networks.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a tweedie safetensors file or is damaged.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where training stands: with the seed (in the run's config) this is the whole RNG state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// The run's seed (a check that a checkpoint is resumed with the seed it was made with).
+    pub seed: u64,
+}
+
+fn format_err(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Format {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The network's tensors as safetensors bytes, with `metadata` added.
+fn weight_bytes(
+    net: &Network,
+    metadata: &[(&str, String)],
+    path: &Path,
+) -> Result<Vec<u8>, CheckpointError> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    for (k, v) in metadata {
+        store = store.metadata(*k, v.clone());
+    }
+    net.save_into(&mut store).map_err(|e| format_err(path, e))?;
+    store.get_bytes().map_err(|e| format_err(path, e))
+}
+
+/// Writes `model.safetensors`-style weights (with the config in the metadata).
+pub fn save_weights(net: &Network, cfg: &NetConfig, path: &Path) -> Result<(), CheckpointError> {
+    let net_json = serde_json::to_string(cfg).expect("NetConfig serializes");
+    let bytes = weight_bytes(net, &[(NET_KEY, net_json)], path)?;
+    crate::io::write_atomic(path, &bytes).map_err(io_err(path))
+}
+
+/// Reads the config stored in a weights or checkpoint file.
+fn read_metadata(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        format_err(
+            path,
+            format!("not a safetensors file ({e}); was it written by tweedie?"),
+        )
+    })?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+fn net_config(meta: &HashMap<String, String>, path: &Path) -> Result<NetConfig, CheckpointError> {
+    let json = meta.get(NET_KEY).ok_or_else(|| {
+        format_err(
+            path,
+            "no network configuration in the metadata; not a tweedie model",
+        )
+    })?;
+    serde_json::from_str(json)
+        .map_err(|e| format_err(path, format!("bad network configuration ({e})")))
+}
+
+/// Loads weights into a network built from the stored config; checks every tensor was found.
+fn load_into(
+    cfg: &NetConfig,
+    weights: Vec<u8>,
+    device: &Device,
+    path: &Path,
+) -> Result<Network, CheckpointError> {
+    let mut net = cfg.init(device, 0);
+    let mut store = SafetensorsStore::from_bytes(Some(weights));
+    let result = net.load_from(&mut store).map_err(|e| format_err(path, e))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        return Err(format_err(
+            path,
+            format!(
+                "weights do not fit the stored configuration (missing: {:?}, errors: {:?})",
+                result.missing, result.errors
+            ),
+        ));
+    }
+    Ok(net)
+}
+
+/// Loads a network from a weights file written by [`save_weights`] (or a checkpoint).
+pub fn load_weights(path: &Path, device: &Device) -> Result<(Network, NetConfig), CheckpointError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let meta = read_metadata(&bytes, path)?;
+    let cfg = net_config(&meta, path)?;
+    let weights = strip_optimizer(&bytes, path)?;
+    Ok((load_into(&cfg, weights, device, path)?, cfg))
+}
+
+/// Writes weights, optimizer state and training state in one file, atomically.
+pub fn save_checkpoint(
+    net: &Network,
+    cfg: &NetConfig,
+    optim: &ModuleOptimizer,
+    state: TrainState,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let net_json = serde_json::to_string(cfg).expect("NetConfig serializes");
+    let state_json = serde_json::to_string(&state).expect("TrainState serializes");
+    let weights = weight_bytes(net, &[], path)?;
+    let optim_bytes = optim.into_bytes().map_err(|e| format_err(path, e))?;
+    let optim_bytes: &[u8] = &optim_bytes;
+
+    let st = SafeTensors::deserialize(&weights).map_err(|e| format_err(path, e))?;
+    let mut meta = read_metadata(&weights, path)?;
+    meta.insert(NET_KEY.into(), net_json);
+    meta.insert(STATE_KEY.into(), state_json);
+    let mut views: Vec<(String, TensorView<'_>)> = st.tensors();
+    views.push((
+        OPTIM_TENSOR.into(),
+        TensorView::new(Dtype::U8, vec![optim_bytes.len()], optim_bytes)
+            .map_err(|e| format_err(path, e))?,
+    ));
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e))?;
+    crate::io::write_atomic(path, &bytes).map_err(io_err(path))
+}
+
+/// A checkpoint read back: the network (on the given device), its config, the optimizer with its
+/// state restored, and the training state.
+pub struct Checkpoint {
+    /// The network.
+    pub net: Network,
+    /// Its configuration.
+    pub config: NetConfig,
+    /// The optimizer, with Adam's moments restored.
+    pub optim: ModuleOptimizer,
+    /// Step and seed.
+    pub state: TrainState,
+}
+
+/// Reads a checkpoint written by [`save_checkpoint`]; `optim` is a fresh optimizer of the same
+/// kind, whose state is replaced by the stored one.
+pub fn load_checkpoint(
+    path: &Path,
+    device: &Device,
+    optim: ModuleOptimizer,
+) -> Result<Checkpoint, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let meta = read_metadata(&bytes, path)?;
+    let config = net_config(&meta, path)?;
+    let state: TrainState = meta
+        .get(STATE_KEY)
+        .ok_or_else(|| {
+            format_err(
+                path,
+                "no training state; this is a weights file, not a checkpoint",
+            )
+        })
+        .and_then(|s| serde_json::from_str(s).map_err(|e| format_err(path, e)))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, e))?;
+    let optim_view = st
+        .tensor(OPTIM_TENSOR)
+        .map_err(|_| format_err(path, "no optimizer state in the checkpoint"))?;
+    let optim = optim
+        .from_bytes(Bytes::from_bytes_vec(optim_view.data().to_vec()))
+        .map_err(|e| format_err(path, format!("bad optimizer state ({e})")))?;
+    let weights = strip_optimizer(&bytes, path)?;
+    let net = load_into(&config, weights, device, path)?;
+    Ok(Checkpoint {
+        net,
+        config,
+        optim,
+        state,
+    })
+}
+
+/// The file without the optimizer tensor, so the network loader sees only its own tensors.
+fn strip_optimizer(bytes: &[u8], path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(path, e))?;
+    if st.names().iter().all(|n| *n != OPTIM_TENSOR) {
+        return Ok(bytes.to_vec());
+    }
+    let views: Vec<(String, TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != OPTIM_TENSOR)
+        .collect();
+    let meta = read_metadata(bytes, path)?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e))
+}

@@ -1,0 +1,326 @@
+//! Bias-free denoising networks (BF-UNet, BF-CNN) and their checkpoints.
+//!
+//! Every network here predicts the noise: the denoiser is x̂ = y − net(y) (DESIGN.md). No layer
+//! has an additive constant, so f(a·y) = a·f(y) for a > 0, and with ReLUs f is piecewise linear
+//! with f(y) = J(y)·y.
+
+mod bf_cnn;
+mod bf_norm;
+mod bf_unet;
+pub mod checkpoint;
+
+pub use bf_cnn::{BfCnn, BfCnnConfig};
+pub use bf_norm::{BfNorm, BfNormConfig};
+pub use bf_unet::{BfUnet, BfUnetConfig};
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Whether batch norms use batch statistics (and update their running ones) or the running ones.
+///
+/// Passed explicitly rather than inferred from the device: Jacobians need eval-mode behaviour on
+/// an autodiff device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics; running statistics are updated.
+    Train,
+    /// Running statistics: the network is a fixed function of its input.
+    Eval,
+}
+
+/// Network architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// Bias-free UNet (the GAHB paper's network).
+    BfUnet,
+    /// Bias-free DnCNN.
+    BfCnn,
+}
+
+/// Everything needed to rebuild a network; stored in `config.json` and in the weights' metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Image channels (1 gray, 3 RGB).
+    pub image_channels: usize,
+    /// Feature channels (BF-UNet: of the first scale, doubling at each scale).
+    pub channels: usize,
+    /// BF-UNet: number of encoder scales.
+    pub blocks: usize,
+    /// BF-CNN: number of convolutions.
+    pub layers: usize,
+}
+
+impl NetConfig {
+    /// Checks sizes before anything is allocated.
+    pub fn validate(&self) -> Result<(), String> {
+        if !matches!(self.image_channels, 1 | 3) {
+            return Err(format!(
+                "images have {} channels; 1 (gray) or 3 (RGB) are supported",
+                self.image_channels
+            ));
+        }
+        if self.channels == 0 || self.channels > 1024 {
+            return Err(format!("--channels {} must be in 1..=1024", self.channels));
+        }
+        match self.arch {
+            Arch::BfUnet if !(1..=6).contains(&self.blocks) => {
+                Err(format!("--blocks {} must be in 1..=6", self.blocks))
+            }
+            Arch::BfCnn if !(3..=100).contains(&self.layers) => {
+                Err(format!("--layers {} must be in 3..=100", self.layers))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the network on `device`, weights drawn from `seed`.
+    pub fn init(&self, device: &Device, seed: u64) -> Network {
+        device.seed(seed);
+        let net = match self.arch {
+            Arch::BfUnet => Network::Unet(
+                BfUnetConfig {
+                    image_channels: self.image_channels,
+                    channels: self.channels,
+                    blocks: self.blocks,
+                }
+                .init(device),
+            ),
+            Arch::BfCnn => Network::Cnn(
+                BfCnnConfig {
+                    image_channels: self.image_channels,
+                    channels: self.channels,
+                    layers: self.layers,
+                }
+                .init(device),
+            ),
+        };
+        number_params(net)
+    }
+}
+
+/// A bias-free denoising network of either architecture. (Boxing the larger variant would buy
+/// nothing: there is one network per run, and the variants hold handles, not weights.)
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Network {
+    /// BF-UNet.
+    Unet(BfUnet),
+    /// BF-CNN.
+    Cnn(BfCnn),
+}
+
+impl Network {
+    /// The predicted noise, net(y).
+    ///
+    /// # Shapes
+    /// `y`: `[n, c, h, w]` → `[n, c, h, w]`.
+    pub fn forward(&self, y: Tensor<4>, mode: Mode) -> Tensor<4> {
+        match self {
+            Network::Unet(n) => n.forward(y, mode),
+            Network::Cnn(n) => n.forward(y, mode),
+        }
+    }
+
+    /// Number of trainable parameters.
+    pub fn param_count(&self) -> usize {
+        self.num_params()
+    }
+
+    /// The denoised image x̂ = y − net(y).
+    ///
+    /// # Shapes
+    /// `y`: `[n, c, h, w]` → `[n, c, h, w]`.
+    pub fn denoise(&self, y: Tensor<4>, mode: Mode) -> Tensor<4> {
+        y.clone() - self.forward(y, mode)
+    }
+}
+
+/// A 3×3 convolution with padding 1 and, by construction, no bias.
+pub(crate) fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(device)
+}
+
+/// Gives parameters the ids 1, 2, 3, … in visiting order.
+///
+/// Optimizer state is keyed by parameter id, and safetensors does not store ids, so a network
+/// rebuilt from a checkpoint must get the same ids as the one that was saved for its Adam moments
+/// to find their parameters again.
+fn number_params(net: Network) -> Network {
+    struct Numbering(u64);
+    impl ModuleMapper for Numbering {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            self.0 += 1;
+            let (_, value, mapper) = param.consume();
+            Param::from_mapped_value(ParamId::from(self.0), value, mapper)
+        }
+    }
+    net.map(&mut Numbering(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::jacobian::{matvec, JacobianProbe};
+    use crate::data::Images;
+    use crate::rng::{stream, Purpose};
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn random(shape: [usize; 4], seed: u64) -> Images {
+        let mut rng = stream(seed, Purpose::Probe, 0);
+        let n = shape.iter().product();
+        Images::new(
+            (0..n).map(|_| StandardNormal.sample(&mut rng)).collect(),
+            shape,
+        )
+    }
+
+    fn small(arch: Arch) -> NetConfig {
+        NetConfig {
+            arch,
+            image_channels: 1,
+            channels: 8,
+            blocks: 2,
+            layers: 5,
+        }
+    }
+
+    /// A network whose running statistics are not all ones: a few train-mode passes.
+    fn trained_stats(cfg: &NetConfig, device: &Device) -> Network {
+        let net = cfg.init(device, 3);
+        for k in 0..3 {
+            let y = random([4, cfg.image_channels, 12, 12], 10 + k).to_tensor(device);
+            let _ = net.forward(y, Mode::Train);
+        }
+        net
+    }
+
+    fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+        let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (num / den.max(1e-30)).sqrt()
+    }
+
+    #[test]
+    fn bias_free_homogeneity_in_eval_mode() {
+        let device = Device::flex();
+        for arch in [Arch::BfUnet, Arch::BfCnn] {
+            for channels in [1, 3] {
+                let cfg = NetConfig {
+                    image_channels: channels,
+                    ..small(arch)
+                };
+                let net = trained_stats(&cfg, &device);
+                // 13×11: not a multiple of 4, so BF-UNet's padding is exercised too
+                let y = random([2, channels, 13, 11], 1);
+                let f = Images::from_tensor(net.denoise(y.to_tensor(&device), Mode::Eval));
+                for a in [0.5f32, 2.0, 7.0] {
+                    let mut ay = y.clone();
+                    ay.as_mut_slice().iter_mut().for_each(|v| *v *= a);
+                    let f_ay = Images::from_tensor(net.denoise(ay.to_tensor(&device), Mode::Eval));
+                    let af: Vec<f32> = f.as_slice().iter().map(|v| v * a).collect();
+                    let e = rel_err(f_ay.as_slice(), &af);
+                    assert!(e < 1e-4, "{arch:?} C={channels} a={a}: relative error {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn denoiser_equals_jacobian_times_input() {
+        let device = Device::flex();
+        for arch in [Arch::BfUnet, Arch::BfCnn] {
+            let net = trained_stats(&small(arch), &device);
+            let probe = JacobianProbe::new(net, &device);
+            let y = random([1, 1, 8, 8], 2);
+            let jac = probe.full(&y, 16);
+            let f = probe.denoise(&y);
+            let jy = matvec(&jac, y.as_slice());
+            let e = rel_err(&jy, f.as_slice());
+            assert!(e < 1e-4, "{arch:?}: ‖Jy − f(y)‖/‖f(y)‖ = {e}");
+        }
+    }
+
+    #[test]
+    fn vjp_jacobian_matches_finite_differences() {
+        let device = Device::flex();
+        let net = trained_stats(&small(Arch::BfUnet), &device);
+        let probe = JacobianProbe::new(net, &device);
+        let y = random([1, 1, 8, 8], 4);
+        let d = y.dim();
+        let jac = probe.full(&y, 64);
+        // central differences along a few random directions u: (f(y+εu) − f(y−εu))/2ε = J u
+        let eps = 1e-2f32;
+        for k in 0..3 {
+            let u = random([1, 1, 8, 8], 100 + k);
+            let shift = |s: f32| {
+                let mut v = y.clone();
+                v.as_mut_slice()
+                    .iter_mut()
+                    .zip(u.as_slice())
+                    .for_each(|(a, b)| *a += s * b);
+                probe.denoise(&v)
+            };
+            let (fp, fm) = (shift(eps), shift(-eps));
+            let fd: Vec<f32> = fp
+                .as_slice()
+                .iter()
+                .zip(fm.as_slice())
+                .map(|(a, b)| (a - b) / (2.0 * eps))
+                .collect();
+            let ju = matvec(&jac, u.as_slice());
+            // a ReLU network is piecewise linear: differences are exact unless a kink is crossed
+            let e = rel_err(&fd, &ju);
+            assert!(
+                e < 1e-3 * (d as f64).sqrt(),
+                "direction {k}: relative error {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_through_safetensors() {
+        let device = Device::flex();
+        let cfg = small(Arch::BfUnet);
+        let net = trained_stats(&cfg, &device);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.safetensors");
+        checkpoint::save_weights(&net, &cfg, &p).unwrap();
+        let (back, cfg2) = checkpoint::load_weights(&p, &device).unwrap();
+        assert_eq!(cfg, cfg2);
+        let y = random([2, 1, 8, 8], 7).to_tensor(&device);
+        let a = Images::from_tensor(net.denoise(y.clone(), Mode::Eval));
+        let b = Images::from_tensor(back.denoise(y, Mode::Eval));
+        assert_eq!(
+            a, b,
+            "eval outputs differ: running statistics or weights were lost"
+        );
+
+        std::fs::write(&p, b"not safetensors").unwrap();
+        let err = checkpoint::load_weights(&p, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn paper_unet_has_7_6_million_parameters() {
+        let cfg = NetConfig {
+            arch: Arch::BfUnet,
+            image_channels: 1,
+            channels: 64,
+            blocks: 3,
+            layers: 20,
+        };
+        let n = cfg.init(&Device::flex(), 0).param_count();
+        assert!((7_400_000..7_800_000).contains(&n), "{n} parameters");
+    }
+}

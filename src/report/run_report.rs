@@ -1,0 +1,185 @@
+//! The report of a training run: loss and validation-PSNR curves from `metrics.jsonl`, an
+//! evaluation table when `eval.json` exists, and `report.html` tying them together.
+
+use super::html::Html;
+use super::plot::{save_line_plot, LinePlot, Scale, Series};
+use super::ReportError;
+use crate::analysis::metrics::DenoisingRow;
+use crate::run::RunDir;
+use crate::train::{MetricsLine, RunRecord};
+use serde::{Deserialize, Serialize};
+
+/// What `tweedie eval` writes to `eval.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Rows on the training images.
+    pub train: Vec<DenoisingRow>,
+    /// Rows on held-out images.
+    pub test: Vec<DenoisingRow>,
+    /// How many images of each were used.
+    pub images: usize,
+    /// Noise seed.
+    pub seed: u64,
+}
+
+/// Reads `metrics.jsonl`, skipping a torn last line (a crash mid-append).
+pub fn read_metrics(run: &RunDir) -> std::io::Result<Vec<MetricsLine>> {
+    let text = match std::fs::read_to_string(run.metrics()) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// PSNR-vs-σ series of an evaluation.
+pub fn psnr_series(label: &str, rows: &[DenoisingRow]) -> Series {
+    Series {
+        label: label.into(),
+        points: rows.iter().map(|r| (r.sigma as f64, r.psnr)).collect(),
+    }
+}
+
+/// Writes `figures/` and `report.html` of a run.
+pub fn write(run: &RunDir) -> Result<(), ReportError> {
+    let record: RunRecord = run.read_config()?;
+    let metrics = read_metrics(run)?;
+    let figures = run.figures();
+    std::fs::create_dir_all(&figures)?;
+    let cfg = &record.config;
+    let mut html = Html::new(&format!("tweedie run: {}", run.root().display()));
+    html.heading("Configuration").table(
+        &["setting", "value"],
+        &[
+            vec!["data".into(), cfg.data.source.clone()],
+            vec![
+                "training images".into(),
+                format!(
+                    "{} (split {:?}, split seed {})",
+                    record.train_images, cfg.data.split.split, cfg.data.split.split_seed
+                ),
+            ],
+            vec![
+                "image shape (C, H, W)".into(),
+                format!("{:?}", record.image_shape),
+            ],
+            vec![
+                "network".into(),
+                format!(
+                    "{:?}, {} channels, {} blocks / {} layers, {} parameters",
+                    cfg.net.arch,
+                    cfg.net.channels,
+                    cfg.net.blocks,
+                    cfg.net.layers,
+                    record.num_params
+                ),
+            ],
+            vec![
+                "training".into(),
+                format!(
+                    "{} steps × {} images, lr {} halved every {} steps, σ ∈ [{}, {}]",
+                    cfg.steps, cfg.batch, cfg.lr, cfg.lr_halve_every, cfg.sigma_min, cfg.sigma_max
+                ),
+            ],
+            vec!["seed".into(), cfg.seed.to_string()],
+            vec!["data fingerprint".into(), record.data_fingerprint.clone()],
+            vec!["tweedie version".into(), record.tweedie_version.clone()],
+        ],
+    );
+    if !metrics.is_empty() {
+        let loss = Series {
+            label: "training loss".into(),
+            points: metrics.iter().map(|m| (m.step as f64, m.loss)).collect(),
+        };
+        save_line_plot(
+            &LinePlot {
+                title: "Training loss (sum of squares per image)".into(),
+                x_label: "step".into(),
+                y_label: "loss".into(),
+                x_scale: Scale::Linear,
+                y_scale: Scale::Log,
+            },
+            &[loss],
+            &figures.join("loss.png"),
+        )?;
+        let sigmas: Vec<f32> = metrics[0].validation.iter().map(|r| r.sigma).collect();
+        let val: Vec<Series> = sigmas
+            .iter()
+            .enumerate()
+            .map(|(j, s)| Series {
+                label: format!("σ = {:.3}", s),
+                points: metrics
+                    .iter()
+                    .filter_map(|m| m.validation.get(j).map(|r| (m.step as f64, r.psnr)))
+                    .collect(),
+            })
+            .collect();
+        save_line_plot(
+            &LinePlot {
+                title: "Validation PSNR (held-out images)".into(),
+                x_label: "step".into(),
+                y_label: "PSNR (dB)".into(),
+                x_scale: Scale::Linear,
+                y_scale: Scale::Linear,
+            },
+            &val,
+            &figures.join("validation.png"),
+        )?;
+        html.heading("Training")
+            .figure("figures/loss.png", "training loss")
+            .figure("figures/validation.png", "validation PSNR during training");
+        let last = metrics.last().expect("non-empty");
+        html.table(
+            &["σ", "PSNR (dB)", "noisy PSNR (dB)", "gain (dB)"],
+            &last
+                .validation
+                .iter()
+                .map(|r| {
+                    vec![
+                        format!("{:.4}", r.sigma),
+                        format!("{:.2}", r.psnr),
+                        format!("{:.2}", r.input_psnr),
+                        format!("{:.2}", r.psnr - r.input_psnr),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    if let Ok(text) = std::fs::read_to_string(run.file("eval.json")) {
+        if let Ok(eval) = serde_json::from_str::<EvalRecord>(&text) {
+            html.heading("Evaluation: train vs test").figure(
+                "figures/psnr_vs_sigma.png",
+                "PSNR vs σ on training and held-out images",
+            );
+            let rows: Vec<Vec<String>> = eval
+                .train
+                .iter()
+                .zip(&eval.test)
+                .map(|(a, b)| {
+                    vec![
+                        format!("{:.4}", a.sigma),
+                        format!("{:.2}", a.input_psnr),
+                        format!("{:.2}", a.psnr),
+                        format!("{:.2}", b.psnr),
+                        format!("{:.2}", a.psnr - b.psnr),
+                    ]
+                })
+                .collect();
+            html.table(
+                &["σ", "noisy (dB)", "train (dB)", "test (dB)", "gap (dB)"],
+                &rows,
+            );
+        }
+    }
+    if run.file("figures/denoised.png").exists() {
+        html.heading("Examples").figure(
+            "figures/denoised.png",
+            "held-out images: clean / noisy / denoised, one row per σ",
+        );
+    }
+    html.save(&run.file("report.html"))?;
+    Ok(())
+}

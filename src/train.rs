@@ -1,0 +1,467 @@
+//! Blind training of a bias-free denoiser (Mohan et al. 2020; Kadkhodaie et al. 2024):
+//! y = x + σz with σ uniform in [σ_min, σ_max] per image, the network predicts the noise, loss
+//! ‖net(y) − (y − x)‖² summed over pixels and averaged over the batch, Adam, learning rate halved
+//! every `lr_halve_every` steps.
+//!
+//! Everything random is counter-based ([`crate::rng`]): the images of step s come from the
+//! permutation of their epoch, the noise of step s from stream (seed, TrainNoise, s). So a run
+//! resumed from a checkpoint at step k continues exactly as the uninterrupted run would.
+
+use crate::analysis::metrics::{denoising_table, DenoisingRow};
+use crate::data::{split, DataError, DataSource, Dataset, FolderOptions, Images, SplitSpec};
+use crate::denoise::{DenoiseError, Learned};
+use crate::device::{DeviceError, DeviceSpec};
+use crate::nn::checkpoint::{self, CheckpointError, TrainState};
+use crate::nn::{Mode, NetConfig};
+use crate::progress::Progress;
+use crate::rng::{stream, Purpose};
+use crate::run::RunDir;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where the training images come from and which of them are used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// Source spelling (see [`DataSource::parse`]).
+    pub source: String,
+    /// Image folders: convert to grayscale.
+    pub gray: bool,
+    /// Image folders: centre-crop and resize to this size.
+    pub size: Option<usize>,
+    /// Hold-out size for sources without a test file (`None`: a tenth, at most 1000).
+    pub test_size: Option<usize>,
+    /// Which training set.
+    pub split: SplitSpec,
+}
+
+/// A resolved training set with the dataset it was drawn from.
+pub struct TrainingData {
+    /// Pool and test set.
+    pub dataset: Dataset,
+    /// Indices of the training images in the pool.
+    pub indices: Vec<usize>,
+    /// The training images.
+    pub train: Images,
+}
+
+impl DataConfig {
+    /// Loads the source and draws the training set.
+    pub fn resolve(&self) -> Result<TrainingData, DataError> {
+        let source = DataSource::parse(
+            &self.source,
+            FolderOptions {
+                gray: self.gray,
+                size: self.size,
+            },
+        )?;
+        let dataset = source.load(self.test_size, self.split.split_seed)?;
+        let indices = split::select(&dataset.pool, &self.split)?;
+        let train = dataset.pool.select(&indices);
+        Ok(TrainingData {
+            dataset,
+            indices,
+            train,
+        })
+    }
+}
+
+/// The whole resolved configuration of a training run (written to `config.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Data.
+    pub data: DataConfig,
+    /// Network.
+    pub net: NetConfig,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Images per step.
+    pub batch: usize,
+    /// Initial Adam learning rate.
+    pub lr: f64,
+    /// Halve the learning rate every this many steps.
+    pub lr_halve_every: u64,
+    /// Smallest training noise level.
+    pub sigma_min: f32,
+    /// Largest training noise level.
+    pub sigma_max: f32,
+    /// Seed of initialisation, batch order and noise.
+    pub seed: u64,
+    /// Write a checkpoint every this many steps.
+    pub checkpoint_every: u64,
+    /// Validate and log every this many steps.
+    pub log_every: u64,
+    /// Noise levels of the validation PSNR.
+    pub val_sigmas: Vec<f32>,
+    /// Number of held-out images used for validation.
+    pub val_count: usize,
+    /// Small training sets are repeated until an epoch holds at least this many images.
+    pub min_epoch: usize,
+    /// Device.
+    pub device: DeviceSpec,
+}
+
+impl TrainConfig {
+    /// Checks the numbers before any work starts.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.steps == 0 {
+            return bad("--steps must be at least 1".into());
+        }
+        if self.batch == 0 || self.batch > 4096 {
+            return bad(format!("--batch {} must be in 1..=4096", self.batch));
+        }
+        if !(self.lr > 0.0 && self.lr < 1.0) {
+            return bad(format!("--lr {} must be in (0, 1)", self.lr));
+        }
+        let range_ok = self.sigma_min >= 0.0
+            && self.sigma_max > 0.0
+            && self.sigma_min <= self.sigma_max
+            && self.sigma_max.is_finite();
+        if !range_ok {
+            return bad(format!(
+                "noise range [{}, {}] must satisfy 0 ≤ --sigma-min ≤ --sigma-max, --sigma-max > 0",
+                self.sigma_min, self.sigma_max
+            ));
+        }
+        if self.lr_halve_every == 0 || self.checkpoint_every == 0 || self.log_every == 0 {
+            return bad("--lr-halve-every, --checkpoint-every and --log-every must be ≥ 1".into());
+        }
+        if self.val_sigmas.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad("validation noise levels must be positive".into());
+        }
+        self.net.validate().map_err(TrainError::Config)
+    }
+
+    /// The learning rate at `step`.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        self.lr * 0.5f64.powi((step / self.lr_halve_every) as i32)
+    }
+}
+
+/// What `config.json` of a training run holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The tweedie version that made the run.
+    pub tweedie_version: String,
+    /// Fingerprint of the source's pool and test set.
+    pub data_fingerprint: String,
+    /// Fingerprint of the training images.
+    pub train_fingerprint: String,
+    /// Number of training images.
+    pub train_images: usize,
+    /// Image shape (C, H, W).
+    pub image_shape: [usize; 3],
+    /// Trainable parameters.
+    pub num_params: usize,
+}
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Bad data.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Saving or loading weights.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Device unavailable.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// Validation failed.
+    #[error(transparent)]
+    Denoise(#[from] DenoiseError),
+    /// An inconsistent configuration.
+    #[error("{0}")]
+    Config(String),
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The loss became NaN or infinite.
+    #[error("loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume")]
+    Diverged {
+        /// The step.
+        step: u64,
+        /// The loss value.
+        loss: f32,
+    },
+}
+
+/// What a finished training run reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Steps done in total.
+    pub steps: u64,
+    /// Step training started from (0, or the checkpoint's).
+    pub resumed_from: u64,
+    /// Mean loss over the last logging window.
+    pub final_loss: f64,
+    /// Validation at the end.
+    pub validation: Vec<DenoisingRow>,
+    /// Training throughput (images per second, this session).
+    pub images_per_second: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricsLine {
+    /// Steps done.
+    pub step: u64,
+    /// Mean training loss since the previous line.
+    pub loss: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Validation at each σ.
+    pub validation: Vec<DenoisingRow>,
+    /// Throughput since the previous line.
+    pub images_per_second: f64,
+}
+
+/// The images of each step, epoch by epoch: a training set of N images is repeated to fill an
+/// epoch (at least `min_epoch` images) and each epoch is shuffled by its own stream.
+struct EpochOrder {
+    n: usize,
+    len: usize,
+    seed: u64,
+    cached: Option<(u64, Vec<usize>)>,
+}
+
+impl EpochOrder {
+    fn new(n: usize, min_epoch: usize, seed: u64) -> Self {
+        Self {
+            n,
+            len: split::epoch_len(n, min_epoch),
+            seed,
+            cached: None,
+        }
+    }
+
+    /// Training-set index of the `p`-th image drawn since the start of training.
+    fn image(&mut self, p: u64) -> usize {
+        let epoch = p / self.len as u64;
+        if self.cached.as_ref().map(|c| c.0) != Some(epoch) {
+            let mut order: Vec<usize> = (0..self.len).map(|i| i % self.n).collect();
+            order.shuffle(&mut stream(self.seed, Purpose::Epoch, epoch));
+            self.cached = Some((epoch, order));
+        }
+        self.cached.as_ref().expect("filled above").1[(p % self.len as u64) as usize]
+    }
+}
+
+/// The clean batch and its noise for step `step`.
+fn batch_at(
+    cfg: &TrainConfig,
+    train: &Images,
+    order: &mut EpochOrder,
+    step: u64,
+) -> (Images, Images) {
+    let b = cfg.batch as u64;
+    let idx: Vec<usize> = (0..b).map(|i| order.image(step * b + i)).collect();
+    let x = train.select(&idx);
+    let mut noise = Images::zeros(x.shape());
+    let d = x.dim();
+    let mut rng = stream(cfg.seed, Purpose::TrainNoise, step);
+    for img in noise.as_mut_slice().chunks_exact_mut(d) {
+        let sigma: f32 = if cfg.sigma_max > cfg.sigma_min {
+            rng.random_range(cfg.sigma_min..cfg.sigma_max)
+        } else {
+            cfg.sigma_max
+        };
+        for v in img {
+            let z: f32 = StandardNormal.sample(&mut rng);
+            *v = sigma * z;
+        }
+    }
+    (x, noise)
+}
+
+fn io(path: PathBuf) -> impl FnOnce(std::io::Error) -> TrainError {
+    move |source| TrainError::Io { path, source }
+}
+
+/// Trains (or resumes, when the run folder holds a checkpoint) and writes the run folder.
+///
+/// The caller decides whether resuming is wanted: it passes `resume = true` to continue from
+/// `checkpoint.safetensors`; with `false` a folder that already holds a run is refused.
+pub fn train(
+    cfg: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<TrainReport, TrainError> {
+    cfg.validate()?;
+    let has_run = run.config().exists();
+    if has_run && !resume {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            run.root().display()
+        )));
+    }
+    let data = cfg.data.resolve()?;
+    let [c, h, w] = data.train.image_shape();
+    if c != cfg.net.image_channels {
+        return Err(TrainError::Config(format!(
+            "the network is configured for {} channel(s) but the images have {c}",
+            cfg.net.image_channels
+        )));
+    }
+    let device = cfg.device.device()?;
+    let adev = device.clone().autodiff();
+    let fresh_optim = || AdamConfig::new().init();
+
+    let checkpoint_path = run.checkpoint();
+    let (mut net, mut optim, start): (_, ModuleOptimizer, u64) = if resume
+        && checkpoint_path.exists()
+    {
+        let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
+        if ck.state.seed != cfg.seed || ck.config != cfg.net {
+            return Err(TrainError::Config(format!(
+                "{} was made with another seed or network; resume with the run's own config.json",
+                checkpoint_path.display()
+            )));
+        }
+        (ck.net, ck.optim, ck.state.step)
+    } else {
+        (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0)
+    };
+
+    let record = RunRecord {
+        config: cfg.clone(),
+        tweedie_version: env!("CARGO_PKG_VERSION").into(),
+        data_fingerprint: data.dataset.fingerprint.clone(),
+        train_fingerprint: data.train.fingerprint(),
+        train_images: data.train.len(),
+        image_shape: [c, h, w],
+        num_params: net.num_params(),
+    };
+    if has_run {
+        let old: RunRecord = run.read_config().map_err(io(run.config()))?;
+        if old.train_fingerprint != record.train_fingerprint {
+            return Err(TrainError::Config(format!(
+                "the training images differ from those {} was trained on (fingerprint {} vs {})",
+                run.root().display(),
+                record.train_fingerprint,
+                old.train_fingerprint
+            )));
+        }
+    }
+    run.write_config(&record).map_err(io(run.config()))?;
+
+    let val = data.dataset.test.take(cfg.val_count);
+    let mut order = EpochOrder::new(data.train.len(), cfg.min_epoch, cfg.seed);
+    progress.start("training", cfg.steps);
+    progress.update(start, "");
+    let started = Instant::now();
+    let mut window_start = Instant::now();
+    let (mut loss_sum, mut loss_n) = (0.0f64, 0u64);
+    let mut last_loss = f64::NAN;
+    let mut validation = Vec::new();
+
+    for step in start..cfg.steps {
+        let (x, noise) = batch_at(cfg, &data.train, &mut order, step);
+        let x = x.to_tensor(&adev);
+        let noise = noise.to_tensor(&adev);
+        let y = x + noise.clone();
+        let residual = net.forward(y, Mode::Train);
+        let loss: Tensor<1> = (residual - noise)
+            .square()
+            .sum()
+            .div_scalar(cfg.batch as f64);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let lr = cfg.lr_at(step);
+        net = optim.step(lr, net, grads);
+        let l: f32 = loss.into_scalar();
+        if !l.is_finite() {
+            return Err(TrainError::Diverged { step, loss: l });
+        }
+        loss_sum += l as f64;
+        loss_n += 1;
+        let done = step + 1;
+        progress.update(done, &format!("loss {l:.3}"));
+
+        if done % cfg.log_every == 0 || done == cfg.steps {
+            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+            let ips = (loss_n as f64 * cfg.batch as f64) / secs;
+            let learned = Learned::new(net.valid(), device.clone(), c);
+            validation = denoising_table(&learned, &val, &cfg.val_sigmas, cfg.seed ^ 0x5eed)?;
+            last_loss = loss_sum / loss_n as f64;
+            let line = MetricsLine {
+                step: done,
+                loss: last_loss,
+                lr,
+                validation: validation.clone(),
+                images_per_second: ips,
+            };
+            crate::io::append_json_line(&run.metrics(), &line).map_err(io(run.metrics()))?;
+            progress.log(&format!(
+                "step {done}: loss {last_loss:.4}, {}",
+                validation
+                    .iter()
+                    .map(|r| format!(
+                        "σ={:.3} PSNR {:.2} dB (noisy {:.2})",
+                        r.sigma, r.psnr, r.input_psnr
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            (loss_sum, loss_n) = (0.0, 0);
+            window_start = Instant::now();
+        }
+        if done % cfg.checkpoint_every == 0 || done == cfg.steps {
+            checkpoint::save_checkpoint(
+                &net,
+                &cfg.net,
+                &optim,
+                TrainState {
+                    step: done,
+                    seed: cfg.seed,
+                },
+                &checkpoint_path,
+            )?;
+        }
+    }
+    progress.finish();
+    checkpoint::save_weights(&net.valid(), &cfg.net, &run.model())?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    Ok(TrainReport {
+        steps: cfg.steps,
+        resumed_from: start,
+        final_loss: last_loss,
+        validation,
+        images_per_second: (cfg.steps - start) as f64 * cfg.batch as f64 / secs,
+    })
+}
+
+/// Loads the trained network of a run folder as a blind denoiser on `device`.
+pub fn load_denoiser(run: &RunDir, device: &Device) -> Result<(Learned, RunRecord), TrainError> {
+    let record: RunRecord = run.read_config().map_err(|source| TrainError::Io {
+        path: run.config(),
+        source,
+    })?;
+    let model = run.model();
+    if !model.exists() {
+        return Err(TrainError::Config(format!(
+            "{} has no model.safetensors yet: finish training (tweedie train --resume --out {})",
+            run.root().display(),
+            run.root().display()
+        )));
+    }
+    let (net, cfg) = checkpoint::load_weights(&model, device)?;
+    Ok((
+        Learned::new(net, device.clone(), cfg.image_channels),
+        record,
+    ))
+}

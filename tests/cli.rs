@@ -1,0 +1,334 @@
+//! End-to-end tests of the `tweedie` binary on tiny data: a temp dir, a command, a readable
+//! failure message.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn tweedie(args: &[&str]) -> Output {
+    let out = assert_cmd::Command::cargo_bin("tweedie")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "tweedie {args:?} panicked:\n{stderr}"
+    );
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = tweedie(args);
+    assert!(
+        out.status.success(),
+        "tweedie {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = tweedie(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "tweedie {args:?} succeeded unexpectedly"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("error: ")),
+        "no clear error line: {stderr}"
+    );
+    stderr
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A tiny synthetic data set of disks.
+fn disks(dir: &Path, count: usize) -> PathBuf {
+    let p = dir.join("disks.npy");
+    ok(&[
+        "data",
+        "synth",
+        "disks",
+        "--size",
+        "16",
+        "--count",
+        &count.to_string(),
+        "--seed",
+        "1",
+        "--out",
+        s(&p),
+    ]);
+    p
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--train-size",
+        "100",
+        "--arch",
+        "bf-unet",
+        "--blocks",
+        "2",
+        "--channels",
+        "16",
+        "--batch",
+        "16",
+        "--sigma-max",
+        "0.5",
+        "--lr-halve-every",
+        "150",
+        "--val-sigmas",
+        "50/255",
+        "--val-count",
+        "32",
+        "--checkpoint-every",
+        "20",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--steps",
+        steps,
+        "--out",
+        out,
+    ]
+}
+
+#[test]
+fn synth_writes_array_preview_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = disks(dir.path(), 10);
+    assert!(p.exists() && p.with_extension("png").exists());
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(meta["family"]["family"], "disks");
+    assert_eq!(meta["count"], 10);
+}
+
+#[test]
+fn training_learns_to_denoise_and_eval_denoise_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 300);
+    let run = dir.path().join("run");
+    let out = ok(&train_args(s(&data), s(&run), "300"));
+    assert!(out.contains("run folder"), "{out}");
+
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = metrics.first().unwrap()["loss"].as_f64().unwrap();
+    let last = metrics.last().unwrap();
+    assert!(
+        last["loss"].as_f64().unwrap() < 0.5 * first,
+        "loss did not fall: {first} → {last}"
+    );
+    let v = &last["validation"][0];
+    let gain = v["psnr"].as_f64().unwrap() - v["input_psnr"].as_f64().unwrap();
+    assert!(gain >= 3.0, "PSNR gain at σ = 50/255 is only {gain:.2} dB");
+
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "report.html",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["config"]["seed"], 3);
+    assert!(config["data_fingerprint"].as_str().unwrap().len() > 16);
+
+    let table = ok(&[
+        "eval",
+        "--run",
+        s(&run),
+        "--sigmas",
+        "0.1,0.2",
+        "--count",
+        "16",
+        "--device",
+        "cpu",
+    ]);
+    assert!(table.contains("train") && table.contains("test"), "{table}");
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["test"].as_array().unwrap().len(), 2);
+    assert!(run.join("figures/psnr_vs_sigma.png").exists());
+
+    // denoise a folder of PNGs written from the data, with added noise
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    for i in 0..2 {
+        image::GrayImage::from_fn(16, 16, |x, y| image::Luma([((x + y + i) * 8) as u8]))
+            .save(imgs.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let outdir = dir.path().join("clean");
+    ok(&[
+        "denoise",
+        "--run",
+        s(&run),
+        "--input",
+        s(&imgs),
+        "--output",
+        s(&outdir),
+        "--add-noise",
+        "0.1",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(image::open(outdir.join("1.png")).unwrap().width(), 16);
+
+    // a finished run is not silently overwritten
+    let again = fails(&train_args(s(&data), s(&run), "300"));
+    assert!(again.contains("--resume"), "{again}");
+}
+
+/// All tensors of a safetensors file, by name (metadata order may differ between writes).
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 240);
+    let whole = dir.path().join("whole");
+    let split = dir.path().join("split");
+    ok(&train_args(s(&data), s(&whole), "40"));
+    ok(&train_args(s(&data), s(&split), "20"));
+    let resumed = ok(&[
+        "train",
+        "--resume",
+        "--out",
+        s(&split),
+        "--steps",
+        "40",
+        "--device",
+        "cpu",
+    ]);
+    assert!(resumed.contains("resumed at step 20"), "{resumed}");
+    let (a, b) = (
+        tensors(&whole.join("model.safetensors")),
+        tensors(&split.join("model.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((na, da), (nb, db)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(da == db, "tensor {na} differs after resume");
+    }
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+
+    // corrupt PNG in an image folder
+    let folder = dir.path().join("pngs");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("broken.png"), b"\x89PNG\r\n\x1a\nnope").unwrap();
+    let e = fails(&["train", "--data", s(&folder), "--out", s(&out), "--dry-run"]);
+    assert!(e.contains("broken.png"), "{e}");
+
+    // empty folder
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = fails(&["train", "--data", s(&empty), "--out", s(&out), "--dry-run"]);
+    assert!(e.contains("empty") && e.contains("no images"), "{e}");
+
+    // truncated IDX
+    let idx = dir.path().join("train-images-idx3-ubyte");
+    let mut bytes = vec![0u8, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 4, 0, 0, 0, 4];
+    bytes.extend(vec![7u8; 50]);
+    std::fs::write(&idx, bytes).unwrap();
+    let e = fails(&["train", "--data", s(&idx), "--out", s(&out), "--dry-run"]);
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("truncated"),
+        "{e}"
+    );
+
+    // .npy with the wrong dtype
+    let npy = dir.path().join("ints.npy");
+    let mut buf = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[2, 4, 4])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend(0..32i32).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&npy, buf).unwrap();
+    let e = fails(&["train", "--data", s(&npy), "--out", s(&out), "--dry-run"]);
+    assert!(e.contains("ints.npy") && e.contains("dtype"), "{e}");
+
+    // a split larger than the data
+    let data = disks(dir.path(), 20);
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--train-size",
+        "50",
+        "--out",
+        s(&out),
+        "--dry-run",
+    ]);
+    assert!(e.contains("--train-size"), "{e}");
+
+    // missing file, absurd flags
+    let e = fails(&[
+        "train",
+        "--data",
+        "/no/such.npy",
+        "--out",
+        s(&out),
+        "--dry-run",
+    ]);
+    assert!(e.contains("/no/such.npy"), "{e}");
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--batch",
+        "0",
+        "--out",
+        s(&out),
+        "--dry-run",
+    ]);
+    assert!(e.contains("--batch"), "{e}");
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--sigma-max=-1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(e.contains("sigma"), "{e}");
+    let e = fails(&["eval", "--run", s(&dir.path().join("nothing"))]);
+    assert!(e.contains("config.json"), "{e}");
+}
