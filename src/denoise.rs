@@ -38,6 +38,12 @@ pub trait Denoiser {
 
     /// A short name for tables and figures.
     fn name(&self) -> String;
+
+    /// Whether the output ignores σ. Callers may then batch images whose noise levels differ;
+    /// for oracles they must call once per noise level.
+    fn is_blind(&self) -> bool {
+        false
+    }
 }
 
 /// A trained network used as a blind denoiser, in eval mode, batch by batch.
@@ -97,6 +103,10 @@ impl Denoiser for Learned {
 
     fn name(&self) -> String {
         "network".into()
+    }
+
+    fn is_blind(&self) -> bool {
+        true
     }
 }
 
@@ -160,21 +170,42 @@ impl Denoiser for EmpiricalOptimal {
     }
 }
 
+/// Where an oracle takes its noise level from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoiseLevel {
+    /// The σ the caller passes (an error when none is passed).
+    Given,
+    /// Estimated from each image by maximum likelihood; the passed σ is ignored. The oracle is
+    /// then blind, like a trained network, which is what the samplers assume.
+    Estimated,
+}
+
 /// The Wiener filter of a stationary Gaussian field: its exact MMSE denoiser.
 pub struct Wiener {
     field: GaussianField,
+    noise: NoiseLevel,
 }
 
 impl Wiener {
-    /// The oracle for a field.
+    /// The oracle for a field, at the noise level the caller gives.
     pub fn new(field: GaussianField) -> Self {
-        Self { field }
+        Self {
+            field,
+            noise: NoiseLevel::Given,
+        }
+    }
+
+    /// The blind oracle: each image's σ estimated by maximum likelihood.
+    pub fn blind(field: GaussianField) -> Self {
+        Self {
+            field,
+            noise: NoiseLevel::Estimated,
+        }
     }
 }
 
 impl Denoiser for Wiener {
     fn denoise(&self, y: &Images, sigma: Option<f32>) -> Result<Images, DenoiseError> {
-        let sigma = sigma.ok_or(DenoiseError::NeedsSigma("the Wiener filter"))?;
         let [_, c, h, w] = y.shape();
         if c != 1 {
             return Err(DenoiseError::Shape {
@@ -184,13 +215,23 @@ impl Denoiser for Wiener {
         }
         let mut out = Vec::with_capacity(y.as_slice().len());
         for i in 0..y.len() {
-            out.extend(self.field.wiener(y.image(i), h, w, sigma as f64));
+            let s = match self.noise {
+                NoiseLevel::Given => {
+                    sigma.ok_or(DenoiseError::NeedsSigma("the Wiener filter"))? as f64
+                }
+                NoiseLevel::Estimated => self.field.estimate_sigma(y.image(i), h, w),
+            };
+            out.extend(self.field.wiener(y.image(i), h, w, s));
         }
         Ok(Images::new(out, y.shape()))
     }
 
     fn name(&self) -> String {
         "wiener".into()
+    }
+
+    fn is_blind(&self) -> bool {
+        self.noise == NoiseLevel::Estimated
     }
 }
 

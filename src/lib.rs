@@ -32,6 +32,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sampling;
 pub mod train;
 
 pub use data::Images;

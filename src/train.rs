@@ -323,20 +323,19 @@ pub fn train(
     let fresh_optim = || AdamConfig::new().init();
 
     let checkpoint_path = run.checkpoint();
-    let (mut net, mut optim, start): (_, ModuleOptimizer, u64) = if resume
-        && checkpoint_path.exists()
-    {
-        let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
-        if ck.state.seed != cfg.seed || ck.config != cfg.net {
-            return Err(TrainError::Config(format!(
+    let (mut net, mut optim, start): (_, ModuleOptimizer, u64) =
+        if resume && checkpoint_path.exists() {
+            let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
+            if ck.state.seed != cfg.seed || ck.config != cfg.net {
+                return Err(TrainError::Config(format!(
                 "{} was made with another seed or network; resume with the run's own config.json",
                 checkpoint_path.display()
             )));
-        }
-        (ck.net, ck.optim, ck.state.step)
-    } else {
-        (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0)
-    };
+            }
+            (ck.net, ck.optim, ck.state.step)
+        } else {
+            (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0)
+        };
 
     let record = RunRecord {
         config: cfg.clone(),

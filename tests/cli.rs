@@ -190,6 +190,121 @@ fn training_learns_to_denoise_and_eval_denoise_work() {
     ]);
     assert_eq!(image::open(outdir.join("1.png")).unwrap().width(), 16);
 
+    // sampling: the same seed gives the same samples whatever the batch size
+    let (s1, s4) = (dir.path().join("s1"), dir.path().join("s4"));
+    for (out, batch) in [(&s1, "1"), (&s4, "4")] {
+        ok(&[
+            "sample",
+            "--run",
+            s(&run),
+            "--count",
+            "4",
+            "--seed",
+            "7",
+            "--batch",
+            batch,
+            "--h0",
+            "0.05",
+            "--beta",
+            "0.5",
+            "--max-steps",
+            "400",
+            "--out",
+            s(out),
+            "--device",
+            "cpu",
+        ]);
+    }
+    assert_eq!(
+        std::fs::read(s1.join("samples.npy")).unwrap(),
+        std::fs::read(s4.join("samples.npy")).unwrap(),
+        "samples depend on the batch size"
+    );
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s1.join("trajectory.json")).unwrap())
+            .unwrap();
+    assert_eq!(traj["seed"], 7);
+    assert_eq!(traj["trajectories"].as_array().unwrap().len(), 4);
+    ok(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--count",
+        "2",
+        "--sampler",
+        "euler",
+        "--steps",
+        "20",
+        "--out",
+        s(&dir.path().join("e")),
+        "--device",
+        "cpu",
+    ]);
+
+    // restoration of held-out disks: inpainting beats the zero-filled measurement
+    let test_imgs = dir.path().join("test");
+    ok(&[
+        "data",
+        "export",
+        "--data",
+        s(&data),
+        "--count",
+        "2",
+        "--out",
+        s(&test_imgs),
+    ]);
+    let rest = dir.path().join("restored");
+    ok(&[
+        "restore",
+        "--run",
+        s(&run),
+        "--task",
+        "inpaint",
+        "--mask-box",
+        "4,4,8,8",
+        "--input-folder",
+        s(&test_imgs),
+        "--reference",
+        s(&test_imgs),
+        "--out",
+        s(&rest),
+        "--h0",
+        "0.05",
+        "--beta",
+        "0.5",
+        "--device",
+        "cpu",
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rest.join("restore.json")).unwrap()).unwrap();
+    for row in summary["images"].as_array().unwrap() {
+        let (p, naive) = (
+            row["psnr"].as_f64().unwrap(),
+            row["psnr_naive"].as_f64().unwrap(),
+        );
+        assert!(
+            p > naive,
+            "inpainting PSNR {p} does not beat the measurement's {naive}"
+        );
+    }
+    assert!(rest.join("00000-compare.png").exists());
+    let e = fails(&[
+        "restore",
+        "--run",
+        s(&run),
+        "--task",
+        "superres",
+        "--factor",
+        "3",
+        "--input-folder",
+        s(&test_imgs),
+        "--out",
+        s(&rest),
+        "--device",
+        "cpu",
+    ]);
+    assert!(e.contains("--factor 3"), "{e}");
+
     // a finished run is not silently overwritten
     let again = fails(&train_args(s(&data), s(&run), "300"));
     assert!(again.contains("--resume"), "{again}");

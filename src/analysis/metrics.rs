@@ -89,3 +89,92 @@ mod tests {
         assert!((psnr_from_mse(0.01) - 20.0).abs() < 1e-9);
     }
 }
+
+/// Structural similarity (Wang et al. 2004) of two single-image `[c, h, w]` slices with values in
+/// [0, 1]: Gaussian window σ = 1.5 (radius 5), K₁ = 0.01, K₂ = 0.03, averaged over pixels and
+/// channels.
+pub fn ssim(a: &[f32], b: &[f32], shape: [usize; 3]) -> f64 {
+    let [c, h, w] = shape;
+    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    let radius = 5i64;
+    let kernel: Vec<f64> = (-radius..=radius)
+        .map(|i| (-(i * i) as f64 / (2.0 * 1.5 * 1.5)).exp())
+        .collect();
+    let ksum: f64 = kernel.iter().sum();
+    let kernel: Vec<f64> = kernel.iter().map(|k| k / ksum).collect();
+    // separable Gaussian filter with edge clamping
+    let blur = |img: &[f64]| -> Vec<f64> {
+        let mut tmp = vec![0.0; h * w];
+        let mut out = vec![0.0; h * w];
+        for y in 0..h {
+            for x in 0..w {
+                tmp[y * w + x] = kernel
+                    .iter()
+                    .enumerate()
+                    .map(|(j, k)| {
+                        let xx = (x as i64 + j as i64 - radius).clamp(0, w as i64 - 1) as usize;
+                        k * img[y * w + xx]
+                    })
+                    .sum();
+            }
+        }
+        for y in 0..h {
+            for x in 0..w {
+                out[y * w + x] = kernel
+                    .iter()
+                    .enumerate()
+                    .map(|(j, k)| {
+                        let yy = (y as i64 + j as i64 - radius).clamp(0, h as i64 - 1) as usize;
+                        k * tmp[yy * w + x]
+                    })
+                    .sum();
+            }
+        }
+        out
+    };
+    let mut total = 0.0;
+    for ch in 0..c {
+        let x: Vec<f64> = a[ch * h * w..(ch + 1) * h * w]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let y: Vec<f64> = b[ch * h * w..(ch + 1) * h * w]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let prod =
+            |p: &[f64], q: &[f64]| -> Vec<f64> { p.iter().zip(q).map(|(u, v)| u * v).collect() };
+        let (mx, my) = (blur(&x), blur(&y));
+        let (sxx, syy, sxy) = (
+            blur(&prod(&x, &x)),
+            blur(&prod(&y, &y)),
+            blur(&prod(&x, &y)),
+        );
+        for i in 0..h * w {
+            let (vx, vy, cxy) = (
+                sxx[i] - mx[i] * mx[i],
+                syy[i] - my[i] * my[i],
+                sxy[i] - mx[i] * my[i],
+            );
+            total += ((2.0 * mx[i] * my[i] + c1) * (2.0 * cxy + c2))
+                / ((mx[i] * mx[i] + my[i] * my[i] + c1) * (vx + vy + c2));
+        }
+    }
+    total / (c * h * w) as f64
+}
+
+#[cfg(test)]
+mod ssim_tests {
+    use super::*;
+    use crate::data::synthetic::{Disks, Family};
+
+    #[test]
+    fn ssim_is_one_for_identical_images_and_falls_with_noise() {
+        let x = Family::Disks(Disks {}).generate(16, 1, 2).unwrap();
+        let shape = x.image_shape();
+        assert!((ssim(x.image(0), x.image(0), shape) - 1.0).abs() < 1e-9);
+        let a = ssim(add_noise(&x, 0.05, 1).image(0), x.image(0), shape);
+        let b = ssim(add_noise(&x, 0.3, 1).image(0), x.image(0), shape);
+        assert!(1.0 > a && a > b, "{a} {b}");
+    }
+}

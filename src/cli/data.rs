@@ -10,6 +10,38 @@ use tweedie::report::grid::{save_grid, Scaling};
 pub enum DataCommand {
     /// Generate a synthetic image family (writes OUT.npy, OUT.png preview, OUT.json parameters).
     Synth(SynthArgs),
+    /// Write images of a data source as PNG files (e.g. test images to restore).
+    Export(ExportArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Part {
+    /// The held-out test images.
+    Test,
+    /// The pool the training splits are drawn from.
+    Pool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Data source (as for `tweedie train --data`).
+    #[arg(long)]
+    data: String,
+    /// Which part of the source.
+    #[arg(long, value_enum, default_value_t = Part::Test)]
+    part: Part,
+    /// Number of images (from the start).
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Image folders: convert to grayscale.
+    #[arg(long)]
+    gray: bool,
+    /// Image folders: centre-crop and resize.
+    #[arg(long)]
+    size: Option<usize>,
+    /// Output folder (files 00000.png, 00001.png, …).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -56,7 +88,33 @@ pub struct SynthArgs {
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::Synth(a) => synth(a),
+        DataCommand::Export(a) => export(a),
     }
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let source = tweedie::data::DataSource::parse(
+        &a.data,
+        tweedie::data::FolderOptions {
+            gray: a.gray,
+            size: a.size,
+        },
+    )?;
+    let data = source.load(None, 0)?;
+    let images = match a.part {
+        Part::Test => data.test,
+        Part::Pool => data.pool,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let n = a.count.min(images.len());
+    for i in 0..n {
+        tweedie::report::grid::save_image(
+            &images.select(&[i]),
+            &a.out.join(format!("{i:05}.png")),
+        )?;
+    }
+    println!("wrote {n} images to {}", a.out.display());
+    Ok(())
 }
 
 fn synth(a: SynthArgs) -> Result<()> {

@@ -7,13 +7,14 @@ mod demo;
 mod denoise;
 mod eval;
 mod progress;
+mod restore;
+mod sample;
 mod train;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
-/// Bias-free denoisers as generative models: train, evaluate, denoise (and, in later versions,
-/// sample, restore, and open the Jacobian).
+/// Bias-free denoisers as generative models: train, evaluate, denoise, sample, restore.
 #[derive(Parser, Debug)]
 #[command(name = "tweedie", version, about, long_about = None)]
 pub struct Cli {
@@ -32,6 +33,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Denoise one image or a folder with a trained run.
     Denoise(denoise::DenoiseArgs),
+    /// Draw samples from a trained denoiser's implicit prior.
+    Sample(sample::SampleArgs),
+    /// Solve a linear inverse problem (inpainting, super-resolution, …) with the learned prior.
+    Restore(restore::RestoreArgs),
     /// The small end-to-end demo: train on Fashion-MNIST (or a synthetic family), evaluate,
     /// write a report.
     Demo(demo::DemoArgs),
@@ -47,6 +52,8 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Denoise(a) => denoise::run(a),
+        Command::Sample(a) => sample::run(a),
+        Command::Restore(a) => restore::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     }

@@ -45,7 +45,7 @@ impl Progress for Terminal {
             bar.set_prefix(what.to_string());
             *self.bar.borrow_mut() = Some(bar);
         } else {
-            eprintln!("{what}: {total} steps");
+            eprintln!("{what}: 0/{total}");
         }
     }
 

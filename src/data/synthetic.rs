@@ -133,6 +133,40 @@ impl GaussianField {
             .collect()
     }
 
+    /// The maximum-likelihood noise level of an `h × w` image under y = x + σz, x drawn from this
+    /// field: minimizes Σₖ Pₖ/(pₖ + σ²) + ln(pₖ + σ²) over σ, Pₖ the power of y − mean. This is
+    /// what makes the Wiener filter blind, like a trained network.
+    pub fn estimate_sigma(&self, y: &[f32], h: usize, w: usize) -> f64 {
+        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
+        let power = fourier::power(&centred, h, w);
+        let p = self.spectrum(h, w);
+        let nll = |t: f64| {
+            let s2 = t.exp();
+            power
+                .iter()
+                .zip(&p)
+                .map(|(q, pk)| q / (pk + s2) + (pk + s2).ln())
+                .sum::<f64>()
+        };
+        // golden-section search on t = ln σ² (the objective is unimodal in practice)
+        let (mut a, mut b) = ((1e-12f64).ln(), (100.0f64).ln());
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+        let (mut fc, mut fd) = (nll(c), nll(d));
+        for _ in 0..80 {
+            if fc < fd {
+                (b, d, fd) = (d, c, fc);
+                c = b - g * (b - a);
+                fc = nll(c);
+            } else {
+                (a, c, fc) = (c, d, fd);
+                d = a + g * (b - a);
+                fd = nll(d);
+            }
+        }
+        (0.5 * (a + b)).exp().sqrt()
+    }
+
     /// Wiener gains p/(p + σ²) per coefficient: the eigenvalues of the Wiener filter's Jacobian.
     pub fn wiener_gain(&self, h: usize, w: usize, sigma: f64) -> Vec<f64> {
         let s2 = sigma * sigma;
@@ -331,6 +365,25 @@ mod tests {
         }
         let big = g.wiener(x.image(0), n, n, 100.0);
         assert!(big.iter().all(|v| (v - 0.5).abs() < 1e-3));
+    }
+
+    #[test]
+    fn noise_level_is_estimated_from_the_image() {
+        let g = GaussianField::default();
+        let n = 32;
+        let x = Family::Gaussian(g.clone()).generate(n, 1, 4).unwrap();
+        for sigma in [0.1, 0.3, 1.0] {
+            let y = crate::analysis::metrics::add_noise(&x, sigma, 9);
+            let est = g.estimate_sigma(y.image(0), n, n);
+            assert!(
+                (est / sigma as f64 - 1.0).abs() < 0.1,
+                "σ = {sigma}: estimated {est}"
+            );
+        }
+        // below the field's smallest coefficient variances the noise is hard to see, but the
+        // estimate must stay small
+        let y = crate::analysis::metrics::add_noise(&x, 0.02, 9);
+        assert!(g.estimate_sigma(y.image(0), n, n) < 0.06);
     }
 
     #[test]

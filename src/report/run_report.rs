@@ -180,6 +180,18 @@ pub fn write(run: &RunDir) -> Result<(), ReportError> {
             "held-out images: clean / noisy / denoised, one row per σ",
         );
     }
+    if run.file("samples/samples.png").exists() {
+        html.heading("Samples").figure(
+            "samples/samples.png",
+            "samples from the network's prior (stochastic coarse-to-fine ascent)",
+        );
+        if run.file("samples/trajectory.png").exists() {
+            html.figure(
+                "samples/trajectory.png",
+                "effective noise level along the ascent",
+            );
+        }
+    }
     html.save(&run.file("report.html"))?;
     Ok(())
 }
