@@ -76,6 +76,11 @@ impl Learned {
         &self.net
     }
 
+    /// Gives the network back.
+    pub fn into_net(self) -> Network {
+        self.net
+    }
+
     /// The device it runs on.
     pub fn device(&self) -> &Device {
         &self.device

@@ -305,6 +305,83 @@ fn training_learns_to_denoise_and_eval_denoise_work() {
     ]);
     assert!(e.contains("--factor 3"), "{e}");
 
+    // the Jacobian: f(y) = J·y, tr J falls with σ, a network's eigenvectors span its own
+    let jac = dir.path().join("jac");
+    ok(&[
+        "jacobian",
+        "--run",
+        s(&run),
+        "--image",
+        "test:0",
+        "--sigmas",
+        "0.05,0.4",
+        "--top",
+        "8",
+        "--compare-run",
+        s(&run),
+        "--out",
+        s(&jac),
+        "--device",
+        "cpu",
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(jac.join("jacobian.json")).unwrap()).unwrap();
+    let res = j["results"].as_array().unwrap();
+    for r in res {
+        assert!(r["homogeneity_error"].as_f64().unwrap() < 1e-4, "{r}");
+        let cos = r["principal_cosines"].as_array().unwrap();
+        assert!(
+            cos.iter().all(|c| c.as_f64().unwrap() > 0.999),
+            "self-overlap {cos:?}"
+        );
+        let eig = r["eigenvalues"].as_array().unwrap();
+        assert_eq!(eig.len(), 256, "dense method reports all eigenvalues");
+    }
+    let tr = |i: usize| res[i]["trace"].as_f64().unwrap();
+    assert!(
+        tr(0) > tr(1),
+        "tr J should fall with σ: {} vs {}",
+        tr(0),
+        tr(1)
+    );
+    for f in [
+        "spectrum.png",
+        "effective_dim.png",
+        "panel.png",
+        "eigenvectors_sigma0.050.png",
+    ] {
+        assert!(jac.join(f).exists(), "{f} missing");
+    }
+    let lz = dir.path().join("lanczos");
+    ok(&[
+        "jacobian",
+        "--run",
+        s(&run),
+        "--image",
+        "train:1",
+        "--sigmas",
+        "0.2",
+        "--top",
+        "4",
+        "--method",
+        "lanczos",
+        "--probes",
+        "16",
+        "--out",
+        s(&lz),
+        "--device",
+        "cpu",
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lz.join("jacobian.json")).unwrap()).unwrap();
+    assert_eq!(j["results"][0]["eigenvalues"].as_array().unwrap().len(), 4);
+    assert!(
+        j["results"][0]["trace_estimate"]["std_error"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
     // a finished run is not silently overwritten
     let again = fails(&train_args(s(&data), s(&run), "300"));
     assert!(again.contains("--resume"), "{again}");

@@ -6,6 +6,7 @@
 //! exactly (Kadkhodaie et al. 2024, §3); the tests check that identity.
 
 use crate::data::Images;
+use crate::denoise::{DenoiseError, Denoiser};
 use crate::nn::{Mode, Network};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -71,10 +72,218 @@ impl JacobianProbe {
     }
 }
 
+impl JacobianProbe {
+    /// J·vₖ for each vₖ by central differences (f(y + εvₖ) − f(y − εvₖ))/2ε with
+    /// ε = `rel_eps`·‖y‖/‖vₖ‖. The network is piecewise linear, so this is exact unless a ReLU
+    /// changes state within ±εvₖ; burn has no forward-mode autodiff to do better.
+    ///
+    /// # Shapes
+    /// `y`: `[1, c, h, w]`; `vs`: `[k, c, h, w]` → `[k, c, h, w]`.
+    pub fn jvp(&self, y: &Images, vs: &Images, rel_eps: f32) -> Images {
+        let d = y.dim();
+        let y_norm = y
+            .as_slice()
+            .iter()
+            .map(|v| v * v)
+            .sum::<f32>()
+            .sqrt()
+            .max(1e-12);
+        let mut plus = Vec::with_capacity(2 * vs.len() * d);
+        let mut eps = Vec::with_capacity(vs.len());
+        for sign in [1.0f32, -1.0] {
+            for k in 0..vs.len() {
+                let v = vs.image(k);
+                let v_norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
+                let e = rel_eps * y_norm / v_norm;
+                if sign > 0.0 {
+                    eps.push(e);
+                }
+                plus.extend(y.as_slice().iter().zip(v).map(|(a, b)| a + sign * e * b));
+            }
+        }
+        let [_, c, h, w] = y.shape();
+        let f = self.denoise(&Images::new(plus, [2 * vs.len(), c, h, w]));
+        let k = vs.len();
+        let data = (0..k)
+            .flat_map(|i| {
+                let (fp, fm) = (f.image(i), f.image(k + i));
+                let e = eps[i];
+                fp.iter()
+                    .zip(fm)
+                    .map(move |(a, b)| (a - b) / (2.0 * e))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Images::new(data, vs.shape())
+    }
+
+    /// (J + Jᵀ)v / 2: the symmetric part, whose eigenvectors are the GAHB, applied to one vector.
+    pub fn symmetric_product(&self, y: &Images, v: &[f32]) -> Vec<f32> {
+        let vs = Images::new(v.to_vec(), y.shape());
+        let jv = self.jvp(y, &vs, 1e-3);
+        let vj = self.vjp(y, &vs);
+        jv.as_slice()
+            .iter()
+            .zip(vj.as_slice())
+            .map(|(a, b)| 0.5 * (a + b))
+            .collect()
+    }
+}
+
+/// The full Jacobian of any denoiser (a network or an oracle) at `y` by central differences
+/// along the unit vectors, row-major. Exact for linear oracles such as the Wiener filter.
+pub fn finite_difference(
+    denoiser: &impl Denoiser,
+    y: &Images,
+    sigma: Option<f32>,
+    eps: f32,
+) -> Result<Vec<f32>, DenoiseError> {
+    let d = y.dim();
+    let [_, c, h, w] = y.shape();
+    let mut cols = vec![0.0f32; d * d]; // column j at cols[j*d..]
+    for start in (0..d).step_by(64) {
+        let end = (start + 64).min(d);
+        let n = end - start;
+        let mut batch = Vec::with_capacity(2 * n * d);
+        for sign in [1.0f32, -1.0] {
+            for j in start..end {
+                let mut v = y.as_slice().to_vec();
+                v[j] += sign * eps;
+                batch.extend(v);
+            }
+        }
+        let f = denoiser.denoise(&Images::new(batch, [2 * n, c, h, w]), sigma)?;
+        for (r, j) in (start..end).enumerate() {
+            for (i, (a, b)) in f.image(r).iter().zip(f.image(n + r)).enumerate() {
+                cols[j * d + i] = (a - b) / (2.0 * eps);
+            }
+        }
+    }
+    // transpose columns into rows
+    Ok((0..d * d)
+        .map(|idx| cols[(idx % d) * d + idx / d])
+        .collect())
+}
+
 /// y ↦ J·y for a row-major D×D matrix.
 pub fn matvec(jac: &[f32], y: &[f32]) -> Vec<f32> {
     let d = y.len();
     jac.chunks_exact(d)
         .map(|row| row.iter().zip(y).map(|(a, b)| (a * b) as f64).sum::<f64>() as f32)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::lanczos::{hutchinson, lanczos};
+    use crate::analysis::spectrum::{analyze, symmetric_eigen};
+    use crate::data::synthetic::{Family, GaussianField};
+    use crate::denoise::Wiener;
+    use crate::fourier;
+    use crate::nn::{Arch, NetConfig};
+    use burn::tensor::Device;
+
+    #[test]
+    fn wiener_jacobian_has_fourier_eigenvectors_and_wiener_gains() {
+        let (n, sigma) = (8, 0.1);
+        let field = GaussianField::default();
+        let y = Family::Gaussian(field.clone()).generate(n, 1, 2).unwrap();
+        let jac = finite_difference(&Wiener::new(field.clone()), &y, Some(sigma), 1e-2).unwrap();
+        let spec = analyze(&jac, n * n, n * n).unwrap();
+        let mut gains = field.wiener_gain(n, n, sigma as f64);
+        gains.sort_by(|a, b| b.total_cmp(a));
+        for (k, (l, g)) in spec.eigenvalues.iter().zip(&gains).enumerate() {
+            assert!((l - g).abs() < 1e-3, "eigenvalue {k}: {l} vs gain {g}");
+        }
+        assert!(spec.asymmetry < 1e-3);
+        // each eigenvector lives in the Fourier modes whose gain is its eigenvalue
+        let gain = field.wiener_gain(n, n, sigma as f64);
+        for (k, u) in spec.eigenvectors.iter().enumerate() {
+            let power = fourier::power(u, n, n);
+            let total: f64 = power.iter().sum();
+            let inside: f64 = power
+                .iter()
+                .zip(&gain)
+                .filter(|(_, g)| (*g - spec.eigenvalues[k]).abs() < 1e-3)
+                .map(|(p, _)| p)
+                .sum();
+            assert!(
+                inside > 0.99 * total,
+                "eigenvector {k}: {inside} of {total} in its eigenspace"
+            );
+        }
+    }
+
+    fn probe(size: usize) -> (JacobianProbe, Images) {
+        let device = Device::flex();
+        let cfg = NetConfig {
+            arch: Arch::BfUnet,
+            image_channels: 1,
+            channels: 8,
+            blocks: 2,
+            layers: 5,
+        };
+        let net = cfg.init(&device, 5);
+        // settle the running statistics on images like the ones we probe
+        let x = Family::Disks(Default::default())
+            .generate(size, 8, 1)
+            .unwrap();
+        for _ in 0..3 {
+            let _ = net.forward(x.to_tensor(&device), Mode::Train);
+        }
+        let y = crate::analysis::metrics::add_noise(&x.take(1), 0.2, 3);
+        (JacobianProbe::new(net, &device), y)
+    }
+
+    #[test]
+    fn lanczos_and_hutchinson_match_the_dense_jacobian_at_32x32() {
+        let (p, y) = probe(32);
+        let d = y.dim();
+        let jac = p.full(&y, 128);
+        let (dense, _) = symmetric_eigen(&jac, d).unwrap();
+        let top = lanczos(|v| p.symmetric_product(&y, v), d, 4, 60, 1);
+        for (k, (a, b)) in top.values.iter().zip(&dense).enumerate() {
+            assert!(
+                (a - b).abs() < 2e-2 * dense[0].abs(),
+                "λ{k}: Lanczos {a} vs dense {b}"
+            );
+        }
+        let exact: f64 = (0..d).map(|i| jac[i * d + i] as f64).sum();
+        let est = hutchinson(
+            |vs| {
+                let batch = Images::new(vs.concat(), [vs.len(), 1, 32, 32]);
+                let out = p.vjp(&y, &batch);
+                (0..vs.len()).map(|i| out.image(i).to_vec()).collect()
+            },
+            d,
+            64,
+            2,
+        );
+        assert!(
+            (est.mean - exact).abs() < 3.0 * est.std_error,
+            "Hutchinson {} ± {} vs tr J = {exact}",
+            est.mean,
+            est.std_error
+        );
+    }
+
+    #[test]
+    fn finite_difference_jvp_matches_vjp_jacobian() {
+        let (p, y) = probe(8);
+        let jac = p.full(&y, 64);
+        let vs = crate::analysis::metrics::add_noise(&Images::zeros([2, 1, 8, 8]), 1.0, 4);
+        let jv = p.jvp(&y, &vs, 1e-3);
+        for k in 0..2 {
+            let want = matvec(&jac, vs.image(k));
+            let err: f32 = want
+                .iter()
+                .zip(jv.image(k))
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            let norm: f32 = want.iter().map(|a| a * a).sum::<f32>().sqrt();
+            assert!(err < 1e-2 * norm, "JVP {k}: error {err} of {norm}");
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod data;
 mod demo;
 mod denoise;
 mod eval;
+mod jacobian;
 mod progress;
 mod restore;
 mod sample;
@@ -14,7 +15,8 @@ mod train;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
-/// Bias-free denoisers as generative models: train, evaluate, denoise, sample, restore.
+/// Bias-free denoisers as generative models: train, evaluate, denoise, sample, restore, and
+/// open the Jacobian.
 #[derive(Parser, Debug)]
 #[command(name = "tweedie", version, about, long_about = None)]
 pub struct Cli {
@@ -37,6 +39,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Solve a linear inverse problem (inpainting, super-resolution, …) with the learned prior.
     Restore(restore::RestoreArgs),
+    /// Jacobian of the denoiser at a noisy image: eigenvalues, GAHB eigenvectors, tr J.
+    Jacobian(jacobian::JacobianArgs),
     /// The small end-to-end demo: train on Fashion-MNIST (or a synthetic family), evaluate,
     /// write a report.
     Demo(demo::DemoArgs),
@@ -54,6 +58,7 @@ pub fn run() -> Result<()> {
         Command::Denoise(a) => denoise::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Jacobian(a) => jacobian::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     }
