@@ -25,6 +25,7 @@ pub mod analysis;
 pub mod data;
 pub mod denoise;
 pub mod device;
+pub mod experiments;
 pub mod fourier;
 pub mod io;
 pub mod nn;

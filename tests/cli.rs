@@ -524,3 +524,136 @@ fn bad_inputs_are_clear_errors() {
     let e = fails(&["eval", "--run", s(&dir.path().join("nothing"))]);
     assert!(e.contains("config.json"), "{e}");
 }
+
+#[test]
+fn generalization_study_runs_resumes_and_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 60);
+    let out = dir.path().join("study");
+    let args = [
+        "generalization",
+        "--data",
+        s(&data),
+        "--sizes",
+        "1,4",
+        "--blocks",
+        "1",
+        "--channels",
+        "8",
+        "--steps",
+        "20",
+        "--batch",
+        "8",
+        "--samples",
+        "4",
+        "--eval-count",
+        "8",
+        "--eval-sigmas",
+        "0.1,0.3",
+        "--h0",
+        "0.1",
+        "--beta",
+        "0.5",
+        "--sigma-final",
+        "0.03",
+        "--max-steps",
+        "300",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+    ];
+    let table = ok(&args);
+    assert!(table.contains("a↔b"), "{table}");
+    let study: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("study.json")).unwrap()).unwrap();
+    let sizes = study["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 2);
+    for size in sizes {
+        for side in ["network", "empirical_optimal"] {
+            let m = &size[side];
+            assert_eq!(m["paired_similarity"].as_array().unwrap().len(), 4);
+            assert_eq!(m["model_variance"].as_array().unwrap().len(), 2);
+            assert_eq!(m["test_psnr_b"].as_array().unwrap().len(), 2);
+            assert_eq!(
+                m["nearest_a"]["own_similarity"].as_array().unwrap().len(),
+                4
+            );
+        }
+        // the empirical-optimal denoiser memorizes: its samples are training images
+        let own = size["empirical_optimal"]["nearest_a"]["median_own_similarity"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            own > 0.99,
+            "empirical-optimal samples are not training images: {own}"
+        );
+    }
+    for f in [
+        "figures/similarity_vs_n.png",
+        "figures/model_variance.png",
+        "figures/psnr_vs_sigma.png",
+        "figures/similarity_histogram.png",
+        "figures/pairs_N1.png",
+        "figures/pairs_N4.png",
+        "report.html",
+        "study_config.json",
+        "runs/N4-b/model.safetensors",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+
+    // damage it: one run deleted, another's config removed, samples removed
+    std::fs::remove_dir_all(out.join("runs/N1-b")).unwrap();
+    std::fs::remove_file(out.join("runs/N4-a/config.json")).unwrap();
+    std::fs::remove_dir_all(out.join("samples")).unwrap();
+    std::fs::remove_file(out.join("study.json")).unwrap();
+    let e = fails(&[
+        "generalization",
+        "--out",
+        s(&out),
+        "--aggregate",
+        "--device",
+        "cpu",
+    ]);
+    assert!(e.contains("N1-b") && e.contains("--resume"), "{e}");
+    let resumed = tweedie(&[
+        "generalization",
+        "--out",
+        s(&out),
+        "--resume",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains("2 to train"), "{log}");
+    assert!(out.join("study.json").exists() && out.join("runs/N1-b/model.safetensors").exists());
+
+    // a cluster plan: one array task per run
+    let plan = ok(&[
+        "generalization",
+        "--out",
+        s(&out),
+        "--resume",
+        "--plan",
+        "slurm",
+    ]);
+    assert!(
+        plan.contains("#SBATCH --array=0-3") && plan.contains("--task"),
+        "{plan}"
+    );
+    ok(&[
+        "generalization",
+        "--out",
+        s(&out),
+        "--task",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+}

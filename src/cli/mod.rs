@@ -6,6 +6,7 @@ mod data;
 mod demo;
 mod denoise;
 mod eval;
+mod generalization;
 mod jacobian;
 mod progress;
 mod restore;
@@ -39,6 +40,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Solve a linear inverse problem (inpainting, super-resolution, …) with the learned prior.
     Restore(restore::RestoreArgs),
+    /// The memorization → generalization study: pairs of networks on disjoint sets over N.
+    Generalization(generalization::GeneralizationArgs),
     /// Jacobian of the denoiser at a noisy image: eigenvalues, GAHB eigenvectors, tr J.
     Jacobian(jacobian::JacobianArgs),
     /// The small end-to-end demo: train on Fashion-MNIST (or a synthetic family), evaluate,
@@ -59,6 +62,7 @@ pub fn run() -> Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Restore(a) => restore::run(a),
         Command::Jacobian(a) => jacobian::run(a),
+        Command::Generalization(a) => generalization::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     }

@@ -1,38 +1,41 @@
 //! Progress on the terminal: an `indicatif` bar when stderr is a terminal, plain log lines
-//! (about every 5%) otherwise, so logs of cluster jobs stay readable.
+//! (about every 5%) otherwise, so logs of cluster jobs stay readable. Shareable between threads
+//! (parallel training runs log through one handle).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use std::cell::{Cell, RefCell};
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Instant;
 use tweedie::progress::Progress;
 
+#[derive(Default)]
+struct State {
+    bar: Option<ProgressBar>,
+    total: u64,
+    last_line: u64,
+    what: String,
+    started: Option<Instant>,
+}
+
 /// Progress on stderr.
+#[derive(Default)]
 pub struct Terminal {
-    bar: RefCell<Option<ProgressBar>>,
-    total: Cell<u64>,
-    last_line: Cell<u64>,
-    what: RefCell<String>,
-    started: Cell<Option<std::time::Instant>>,
+    state: Mutex<State>,
 }
 
 impl Terminal {
     pub fn new() -> Self {
-        Self {
-            bar: RefCell::new(None),
-            total: Cell::new(0),
-            last_line: Cell::new(0),
-            what: RefCell::new(String::new()),
-            started: Cell::new(None),
-        }
+        Self::default()
     }
 }
 
 impl Progress for Terminal {
     fn start(&self, what: &str, total: u64) {
-        self.total.set(total);
-        self.last_line.set(0);
-        *self.what.borrow_mut() = what.to_string();
-        self.started.set(Some(std::time::Instant::now()));
+        let mut s = self.state.lock().expect("progress state");
+        s.total = total;
+        s.last_line = 0;
+        s.what = what.to_string();
+        s.started = Some(Instant::now());
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total);
             bar.set_style(
@@ -43,40 +46,38 @@ impl Progress for Terminal {
                 .progress_chars("=> "),
             );
             bar.set_prefix(what.to_string());
-            *self.bar.borrow_mut() = Some(bar);
+            s.bar = Some(bar);
         } else {
             eprintln!("{what}: 0/{total}");
         }
     }
 
     fn update(&self, pos: u64, msg: &str) {
-        if let Some(bar) = self.bar.borrow().as_ref() {
+        let mut s = self.state.lock().expect("progress state");
+        if let Some(bar) = &s.bar {
             bar.set_position(pos);
             bar.set_message(msg.to_string());
             return;
         }
-        let total = self.total.get().max(1);
+        let total = s.total.max(1);
         let every = (total / 20).max(1);
-        if pos >= self.last_line.get() + every || pos == total {
-            self.last_line.set(pos);
-            let secs = self
-                .started
-                .get()
-                .map(|s| s.elapsed().as_secs_f64())
-                .unwrap_or(0.0);
-            eprintln!("{} {pos}/{total} {msg} ({secs:.0} s)", self.what.borrow());
+        if pos >= s.last_line + every || pos == total {
+            s.last_line = pos;
+            let secs = s.started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+            eprintln!("{} {pos}/{total} {msg} ({secs:.0} s)", s.what);
         }
     }
 
     fn log(&self, line: &str) {
-        match self.bar.borrow().as_ref() {
+        let s = self.state.lock().expect("progress state");
+        match &s.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.bar.borrow_mut().take() {
+        if let Some(bar) = self.state.lock().expect("progress state").bar.take() {
             bar.finish_and_clear();
         }
     }

@@ -115,6 +115,11 @@ impl TrainArgs {
             cfg.device = self.device;
             return Ok(cfg);
         }
+        self.fresh_config()
+    }
+
+    /// The configuration the flags describe (ignoring any run in --out).
+    pub fn fresh_config(&self) -> Result<TrainConfig> {
         let Some(source) = self.data.clone() else {
             bail!("--data is required (unless --resume finds a run in --out)");
         };

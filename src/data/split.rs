@@ -146,6 +146,25 @@ mod tests {
     }
 
     #[test]
+    fn a_and_b_share_no_image_by_content() {
+        // a pool with repeated images: indices differ but contents may not, unless de-duplicated
+        let base = pool(30);
+        let p = Images::concat(&[base.clone(), base]);
+        let mut s = spec(8, Split::A);
+        s.dedup = Some(0.9999);
+        let a = select(&p, &s).unwrap();
+        s.split = Split::B;
+        let b = select(&p, &s).unwrap();
+        let hash = |i: usize| p.select(&[i]).fingerprint();
+        let ha: std::collections::HashSet<String> = a.iter().map(|&i| hash(i)).collect();
+        assert!(
+            b.iter().all(|&i| !ha.contains(&hash(i))),
+            "a and b share an image"
+        );
+        assert!(a.iter().all(|i| !b.contains(i)));
+    }
+
+    #[test]
     fn too_large_split_names_the_limit() {
         let err = select(&pool(10), &spec(6, Split::A))
             .unwrap_err()
