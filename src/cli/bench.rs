@@ -1,16 +1,18 @@
-//! `tweedie bench`: the three workloads that compare us with the paper's PyTorch code, on the
+//! `tweedie bench`: the workloads that compare us with the paper's PyTorch code, on the
 //! 7.6 M-parameter BF-UNet (3 blocks × 64 channels): an Adam training step (batch 16, 40×40),
-//! eval (batch 16, 80×80), and 16 input-VJPs at one 80×80 image. Prints medians and images/s;
-//! ratios against PyTorch come from running the reference on the same machine.
+//! eval (batch 16, 80×80), 16 input-VJPs at one 80×80 image, and the full 40×40 Jacobian with
+//! its eigendecomposition. Prints medians and `RESULT <workload> <ms>` lines that
+//! `bench/compare.sh` reads; `--scaling` prints throughput vs image and batch size.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use clap::Args;
 use std::time::Instant;
 use tweedie::analysis::jacobian::JacobianProbe;
+use tweedie::analysis::spectrum::symmetric_eigen;
 use tweedie::data::Images;
-use tweedie::nn::{Arch, Mode, NetConfig};
+use tweedie::nn::{Arch, Mode, NetConfig, Network};
 use tweedie::rng::{stream, Purpose};
 use tweedie::DeviceSpec;
 
@@ -22,6 +24,12 @@ pub struct BenchArgs {
     /// Feature channels of the first scale (64 is the paper's).
     #[arg(long, default_value_t = 64)]
     channels: usize,
+    /// Workloads, comma-separated: train, eval, vjp, jacobian.
+    #[arg(long, default_value = "train,eval,vjp")]
+    workloads: String,
+    /// Instead: throughput vs image size (28, 40, 80) and batch size, and Jacobian cost vs size.
+    #[arg(long)]
+    scaling: bool,
     /// Device: auto, cpu, cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -42,6 +50,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Median seconds of `reps` calls after 2 warm-ups.
 fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..2 {
         f();
@@ -55,6 +64,53 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
             })
             .collect(),
     )
+}
+
+/// Seconds per Adam step at `[batch, 1, size, size]`.
+fn train_step(
+    net: &mut Network,
+    device: &burn::tensor::Device,
+    batch: usize,
+    size: usize,
+    reps: usize,
+) -> f64 {
+    let mut optim = AdamConfig::new().init();
+    let x = random([batch, 1, size, size], 1).to_tensor(device);
+    let z = random([batch, 1, size, size], 2)
+        .to_tensor(device)
+        .mul_scalar(0.3);
+    time(reps, || {
+        let y = x.clone() + z.clone();
+        let loss = (net.forward(y, Mode::Train) - z.clone())
+            .square()
+            .sum()
+            .div_scalar(batch as f64);
+        let grads = GradientsParams::from_grads(loss.backward(), &*net);
+        *net = optim.step(1e-4, net.clone(), grads);
+        let _: f32 = loss.into_scalar();
+    })
+}
+
+/// Seconds per eval forward at `[batch, 1, size, size]`.
+fn eval_pass(
+    net: &Network,
+    device: &burn::tensor::Device,
+    batch: usize,
+    size: usize,
+    reps: usize,
+) -> f64 {
+    let y = random([batch, 1, size, size], 3).to_tensor(device);
+    time(reps, || {
+        let _ = net.forward(y.clone(), Mode::Eval).into_data();
+    })
+}
+
+fn report(name: &str, what: &str, secs: f64, per: Option<(f64, &str)>) {
+    match per {
+        Some((n, unit)) => println!("{what:<44} {:9.1} ms  {:8.1} {unit}", secs * 1e3, n / secs),
+        None => println!("{what:<44} {:9.1} ms", secs * 1e3),
+    }
+    println!("RESULT {name} {:.3}", secs * 1e3);
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -74,45 +130,103 @@ pub fn run(a: BenchArgs) -> Result<()> {
         a.device,
         a.reps
     );
-    let mut optim = AdamConfig::new().init();
-    let x = random([16, 1, 40, 40], 1).to_tensor(&adev);
-    let z = random([16, 1, 40, 40], 2).to_tensor(&adev).mul_scalar(0.3);
-    let train = time(a.reps, || {
-        let y = x.clone() + z.clone();
-        let loss = (net.forward(y, Mode::Train) - z.clone())
-            .square()
-            .sum()
-            .div_scalar(16.0);
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(1e-4, net.clone(), grads);
-        let _: f32 = loss.into_scalar();
-    });
+    if a.scaling {
+        return scaling(&mut net, &device, &adev, a.reps.min(5));
+    }
+    let plain = net.valid();
+    for w in a.workloads.split(',').map(str::trim) {
+        match w {
+            "train" => {
+                let s = train_step(&mut net, &adev, 16, 40, a.reps);
+                report(
+                    "train",
+                    "train (Adam step, batch 16, 40×40)",
+                    s,
+                    Some((16.0, "images/s")),
+                );
+            }
+            "eval" => {
+                let s = eval_pass(&plain, &device, 16, 80, a.reps);
+                report(
+                    "eval",
+                    "eval (batch 16, 80×80)",
+                    s,
+                    Some((16.0, "images/s")),
+                );
+            }
+            "vjp" => {
+                let probe = JacobianProbe::new(plain.clone(), &device);
+                let (y, vs) = (random([1, 1, 80, 80], 4), random([16, 1, 80, 80], 5));
+                let s = time(a.reps, || {
+                    let _ = probe.vjp(&y, &vs);
+                });
+                report(
+                    "vjp",
+                    "vjp (16 VJPs at one 80×80, batched backward)",
+                    s,
+                    Some((16.0, "VJPs/s")),
+                );
+            }
+            "jacobian" => {
+                let probe = JacobianProbe::new(plain.clone(), &device);
+                let y = random([1, 1, 40, 40], 6);
+                let t = Instant::now();
+                let jac = probe.full(&y, 64);
+                let vjp_s = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let _ = symmetric_eigen(&jac, 1600)?;
+                let eig_s = t.elapsed().as_secs_f64();
+                report(
+                    "jacobian_vjp",
+                    "full 40×40 Jacobian: 1600 VJPs (chunks of 64)",
+                    vjp_s,
+                    None,
+                );
+                report(
+                    "jacobian_eigh",
+                    "full 40×40 Jacobian: eigendecomposition",
+                    eig_s,
+                    None,
+                );
+            }
+            other => bail!("unknown workload `{other}`; use train, eval, vjp, jacobian"),
+        }
+    }
+    Ok(())
+}
+
+fn scaling(
+    net: &mut Network,
+    device: &burn::tensor::Device,
+    adev: &burn::tensor::Device,
+    reps: usize,
+) -> Result<()> {
     println!(
-        "train  (Adam step, batch 16, 40×40): {:8.1} ms  {:7.1} images/s",
-        train * 1e3,
-        16.0 / train
+        "{:>6} {:>6} {:>14} {:>14}",
+        "size", "batch", "train img/s", "eval img/s"
     );
     let plain = net.valid();
-    let y = random([16, 1, 80, 80], 3).to_tensor(&device);
-    let eval = time(a.reps, || {
-        let out = plain.forward(y.clone(), Mode::Eval);
-        let _ = out.into_data();
-    });
-    println!(
-        "eval   (batch 16, 80×80):            {:8.1} ms  {:7.1} images/s",
-        eval * 1e3,
-        16.0 / eval
-    );
-    let probe = JacobianProbe::new(plain, &device);
-    let y1 = random([1, 1, 80, 80], 4);
-    let vs = random([16, 1, 80, 80], 5);
-    let vjp = time(a.reps, || {
-        let _ = probe.vjp(&y1, &vs);
-    });
-    println!(
-        "vjp    (16 VJPs at one 80×80 image):  {:8.1} ms  {:7.1} VJPs/s (one batched backward)",
-        vjp * 1e3,
-        16.0 / vjp
-    );
+    for size in [28, 40, 80] {
+        for batch in [8, 16, 32] {
+            let tr = train_step(net, adev, batch, size, reps);
+            let ev = eval_pass(&plain, device, batch, size, reps);
+            println!(
+                "{size:>6} {batch:>6} {:>14.1} {:>14.1}",
+                batch as f64 / tr,
+                batch as f64 / ev
+            );
+        }
+    }
+    println!("{:>6} {:>14} {:>14}", "size", "J (VJPs) s", "eigh s");
+    let probe = JacobianProbe::new(plain, device);
+    for size in [16, 28, 40] {
+        let y = random([1, 1, size, size], 7);
+        let t = Instant::now();
+        let jac = probe.full(&y, 64);
+        let v = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _ = symmetric_eigen(&jac, size * size)?;
+        println!("{size:>6} {v:>14.2} {:>14.2}", t.elapsed().as_secs_f64());
+    }
     Ok(())
 }

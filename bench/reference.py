@@ -1,0 +1,163 @@
+"""PyTorch reference for `tweedie bench`: the same BF-UNet (3 scales x 64 channels, no bias,
+bias-free batch norm, average pooling, 2x2 transposed convolutions) and the same workloads,
+printing `RESULT <workload> <ms>` lines for bench/compare.sh.
+
+Usage: python reference.py [--reps N] [--workloads train,eval,vjp,jacobian]
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+K = 64
+
+
+class BiasFreeNorm(nn.Module):
+    """Divide by the batch (train) or running (eval) standard deviation, times a gain."""
+
+    def __init__(self, c):
+        super().__init__()
+        g = (torch.randn(1, c, 1, 1) * (2.0 / 9.0 / 64.0) ** 0.5).clamp(-0.025, 0.025)
+        self.gain = nn.Parameter(g)
+        self.register_buffer("running_sd", torch.ones(1, c, 1, 1))
+
+    def forward(self, x):
+        if self.training:
+            sd = torch.sqrt(x.var(dim=(0, 2, 3), keepdim=True, unbiased=False) + 1e-5)
+            with torch.no_grad():
+                self.running_sd.mul_(0.9).add_(0.1 * sd)
+            return x / sd * self.gain
+        return x / self.running_sd * self.gain
+
+
+def conv3(cin, cout):
+    return nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, first=False):
+        super().__init__()
+        self.conv1, self.conv2 = conv3(cin, cout), conv3(cout, cout)
+        self.norm1 = None if first else BiasFreeNorm(cout)
+        self.norm2 = BiasFreeNorm(cout)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        if self.norm1 is not None:
+            x = self.norm1(x)
+        return F.relu(self.norm2(self.conv2(F.relu(x))))
+
+
+class BFUNet(nn.Module):
+    def __init__(self, blocks=3):
+        super().__init__()
+        self.enc = nn.ModuleList(
+            [ConvBlock(1, K, first=True)] + [ConvBlock(K << (b - 1), K << b) for b in range(1, blocks)]
+        )
+        self.mid = ConvBlock(K << (blocks - 1), K << blocks)
+        scales = list(reversed(range(blocks)))
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(K << (b + 1), K << b, 2, stride=2, bias=False) for b in scales]
+        )
+        self.dec = nn.ModuleList([ConvBlock(K << (b + 1), K << b) for b in scales])
+        self.last = conv3(K, 1)
+
+    def forward(self, y):
+        skips, h = [], y
+        for block in self.enc:
+            h = block(h)
+            skips.append(h)
+            h = F.avg_pool2d(h, 2, 2)
+        h = self.mid(h)
+        for up, dec in zip(self.up, self.dec):
+            h = dec(torch.cat([up(h), skips.pop()], dim=1))
+        return self.last(h)
+
+
+def median_ms(fn, reps, warm=2):
+    for _ in range(warm):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def report(name, what, ms, per=None):
+    extra = f"  {per[0] / ms * 1e3:8.1f} {per[1]}" if per else ""
+    print(f"{what:<44} {ms:9.1f} ms{extra}")
+    print(f"RESULT {name} {ms:.3f}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--workloads", default="train,eval,vjp")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = BFUNet()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{sum(p.numel() for p in net.parameters())} parameters")
+    for w in args.workloads.split(","):
+        if w == "train":
+            opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+            x, z = torch.randn(16, 1, 40, 40), 0.3 * torch.randn(16, 1, 40, 40)
+
+            def step():
+                net.train()
+                loss = ((net(x + z) - z) ** 2).sum() / 16
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            report("train", "train (Adam step, batch 16, 40x40)", median_ms(step, args.reps), (16, "images/s"))
+        elif w == "eval":
+            net.eval()
+            y = torch.randn(16, 1, 80, 80)
+
+            def fwd():
+                with torch.no_grad():
+                    net(y)
+
+            report("eval", "eval (batch 16, 80x80)", median_ms(fwd, args.reps), (16, "images/s"))
+        elif w == "vjp":
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            y0, vs = torch.randn(1, 1, 80, 80), torch.randn(16, 1, 80, 80)
+
+            def vjps():
+                y = y0.clone().requires_grad_(True)
+                f = y - net(y)
+                for k in range(16):
+                    torch.autograd.grad(f, y, vs[k : k + 1], retain_graph=k < 15)
+
+            report("vjp", "vjp (16 VJPs at one 80x80, 1 fwd + 16 bwd)", median_ms(vjps, args.reps), (16, "VJPs/s"))
+            for p in net.parameters():
+                p.requires_grad_(True)
+        elif w == "jacobian":
+            net.eval()
+            y = torch.randn(1, 1, 40, 40)
+
+            def f(v):
+                return (v - net(v)).reshape(-1)
+
+            t = time.perf_counter()
+            jac = torch.func.jacrev(f)(y).reshape(1600, 1600)
+            report("jacobian_vjp", "full 40x40 Jacobian (torch.func.jacrev)", (time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            torch.linalg.eigh(0.5 * (jac + jac.T).double())
+            report("jacobian_eigh", "full 40x40 Jacobian: eigendecomposition", (time.perf_counter() - t) * 1e3)
+        else:
+            raise SystemExit(f"unknown workload {w}")
+
+
+if __name__ == "__main__":
+    main()
