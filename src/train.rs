@@ -344,7 +344,7 @@ pub fn train(
         train_fingerprint: data.train.fingerprint(),
         train_images: data.train.len(),
         image_shape: [c, h, w],
-        num_params: net.num_params(),
+        num_params: net.param_count(),
     };
     if has_run {
         let old: RunRecord = run.read_config().map_err(io(run.config()))?;

@@ -1,11 +1,14 @@
 //! `tweedie generalization`: the paper's central experiment as one resumable command.
 
 use super::progress::Terminal;
-use super::sample::AscentArgs;
+use super::sample::{AscentArgs, Sampler};
 use super::train::TrainArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use tweedie::experiments::generalization::{self as study, RunState, StudyConfig, StudyDir};
+use tweedie::experiments::generalization::{
+    self as study, RunState, StudyConfig, StudyDir, StudySampler,
+};
+use tweedie::sampling::euler::EulerParams;
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Plan {
@@ -27,8 +30,14 @@ pub struct GeneralizationArgs {
     /// Images used for PSNR and model variance.
     #[arg(long, default_value_t = 256)]
     eval_count: usize,
+    /// Sampler of the paired samples.
+    #[arg(long, value_enum, default_value_t = Sampler::Ascent)]
+    sampler: Sampler,
     #[command(flatten)]
     ascent: AscentArgs,
+    /// Euler sampler: number of steps (from --sigma0 down to --sigma-final).
+    #[arg(long, default_value_t = 100)]
+    euler_steps: usize,
     /// Print a cluster plan instead of running.
     #[arg(long, value_enum)]
     plan: Option<Plan>,
@@ -77,7 +86,16 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
                     format!("--sizes `{}`: expected numbers like 1,10,100", a.sizes)
                 })?,
             samples: a.samples,
-            sampler: a.ascent.params(64),
+            sampler: match a.sampler {
+                Sampler::Ascent => StudySampler::Ascent(a.ascent.params(64)),
+                Sampler::Euler => StudySampler::Euler(EulerParams {
+                    sigma_max: a.ascent.sigma0,
+                    sigma_min: a.ascent.sigma_final,
+                    steps: a.euler_steps,
+                    init_mean: 0.5,
+                    batch: 64,
+                }),
+            },
             eval_sigmas: super::parse_sigmas(&a.eval_sigmas)?,
             eval_count: a.eval_count,
             seed: a.train.seed,

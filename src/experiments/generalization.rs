@@ -24,6 +24,7 @@ use crate::report::plot::{save_line_plot, LinePlot, Scale, Series};
 use crate::report::ReportError;
 use crate::run::RunDir;
 use crate::sampling::ascent::{self, AscentParams};
+use crate::sampling::euler::{self, EulerParams};
 use crate::sampling::SamplingError;
 use crate::train::{self, RunRecord, TrainConfig, TrainError};
 use serde::{Deserialize, Serialize};
@@ -38,8 +39,8 @@ pub struct StudyConfig {
     pub train: TrainConfig,
     /// Paired samples per network.
     pub samples: usize,
-    /// Sampler parameters.
-    pub sampler: AscentParams,
+    /// The sampler (the same for networks and oracles).
+    pub sampler: StudySampler,
     /// Noise levels of the PSNR and model-variance measurements.
     pub eval_sigmas: Vec<f32>,
     /// Images used for PSNR and model variance.
@@ -47,6 +48,22 @@ pub struct StudyConfig {
     /// Seed of the samples (shared by the a and b networks: that is the pairing) and base of
     /// the runs' seeds.
     pub seed: u64,
+}
+
+/// How a study draws its paired samples.
+///
+/// The paper uses the stochastic ascent. Its injected noise is shared by the two networks of a
+/// pair (same seeds), but every small difference between them is amplified along the way, so
+/// networks that are not yet well converged give paired samples that drift apart; the
+/// deterministic Euler sampler from the same initial noise separates "same function" from
+/// "same trajectory" (compare both on your data).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StudySampler {
+    /// Stochastic coarse-to-fine ascent.
+    Ascent(AscentParams),
+    /// Probability-flow Euler steps.
+    Euler(EulerParams),
 }
 
 /// One run of the sweep.
@@ -167,7 +184,9 @@ impl StudyConfig {
                 "--samples, --eval-count and --eval-sigmas must be non-empty".into(),
             ));
         }
-        self.sampler.validate()?;
+        if let StudySampler::Ascent(p) = &self.sampler {
+            p.validate()?;
+        }
         self.train.validate().map_err(|source| StudyError::Train {
             run: "(template)".into(),
             source,
@@ -446,17 +465,16 @@ fn samples_cached(
             return Ok(imgs);
         }
     }
-    let out = ascent::sample(
-        denoiser,
-        shape,
-        cfg.samples,
-        0,
-        &cfg.sampler,
-        cfg.seed,
-        &Silent,
-    )?;
-    crate::data::write_npy(&out.images, path).map_err(io(path))?;
-    Ok(out.images)
+    let images = match &cfg.sampler {
+        StudySampler::Ascent(p) => {
+            ascent::sample(denoiser, shape, cfg.samples, 0, p, cfg.seed, &Silent)?.images
+        }
+        StudySampler::Euler(p) => {
+            euler::sample(denoiser, shape, cfg.samples, 0, p, cfg.seed, &Silent)?
+        }
+    };
+    crate::data::write_npy(&images, path).map_err(io(path))?;
+    Ok(images)
 }
 
 /// Samples every pair, measures everything, writes `study.json`, the figures and
@@ -590,7 +608,7 @@ fn pair_figure(
     let zoom = (56 / sa.shape()[2]).max(1);
     save_grid(
         &Images::concat(&tiles),
-        4 * 3,
+        4,
         zoom,
         Scaling::Clamp,
         &study.figures().join(format!("pairs_N{n}.png")),

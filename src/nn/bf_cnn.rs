@@ -53,6 +53,11 @@ pub struct BfCnn {
 }
 
 impl BfCnn {
+    /// Running statistics (not trained) held by the norms.
+    pub fn running_statistics(&self) -> usize {
+        self.hidden.iter().map(|l| l.norm.channels()).sum()
+    }
+
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {

@@ -49,6 +49,11 @@ pub struct BfNorm {
 }
 
 impl BfNorm {
+    /// Number of channels (and of running statistics).
+    pub fn channels(&self) -> usize {
+        self.gamma.lazy_shape().num_elements()
+    }
+
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {

@@ -38,6 +38,11 @@ impl ConvBlock {
         }
     }
 
+    /// Running statistics held by the block's norms.
+    fn running_statistics(&self) -> usize {
+        self.norm1.as_ref().map_or(0, BfNorm::channels) + self.norm2.channels()
+    }
+
     fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
         let mut h = self.conv1.forward(x);
         if let Some(n) = &self.norm1 {
@@ -111,6 +116,16 @@ pub struct BfUnet {
 }
 
 impl BfUnet {
+    /// Running statistics (not trained) held by the norms.
+    pub fn running_statistics(&self) -> usize {
+        self.enc
+            .iter()
+            .chain(std::iter::once(&self.mid))
+            .chain(&self.dec)
+            .map(ConvBlock::running_statistics)
+            .sum()
+    }
+
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`, any h, w ≥ 1.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
