@@ -216,7 +216,6 @@ mod tests {
     }
 
     fn probe(size: usize) -> (JacobianProbe, Images) {
-        let device = Device::flex();
         let cfg = NetConfig {
             arch: Arch::BfUnet,
             image_channels: 1,
@@ -224,16 +223,12 @@ mod tests {
             blocks: 2,
             layers: 5,
         };
-        let net = cfg.init(&device, 5);
-        // settle the running statistics on images like the ones we probe
+        let net = crate::nn::briefly_trained(&cfg, size, 15);
         let x = Family::Disks(Default::default())
-            .generate(size, 8, 1)
+            .generate(size, 1, 1)
             .unwrap();
-        for _ in 0..3 {
-            let _ = net.forward(x.to_tensor(&device), Mode::Train);
-        }
-        let y = crate::analysis::metrics::add_noise(&x.take(1), 0.2, 3);
-        (JacobianProbe::new(net, &device), y)
+        let y = crate::analysis::metrics::add_noise(&x, 0.2, 3);
+        (JacobianProbe::new(net, &Device::flex()), y)
     }
 
     #[test]
@@ -250,6 +245,10 @@ mod tests {
             );
         }
         let exact: f64 = (0..d).map(|i| jac[i * d + i] as f64).sum();
+        assert!(
+            exact < d as f64 - 1.0,
+            "the probe network is trivial (tr J = {exact})"
+        );
         let est = hutchinson(
             |vs| {
                 let batch = Images::new(vs.concat(), [vs.len(), 1, 32, 32]);
@@ -260,8 +259,9 @@ mod tests {
             64,
             2,
         );
+        // 3 standard errors, plus float rounding of a sum of D products
         assert!(
-            (est.mean - exact).abs() < 3.0 * est.std_error,
+            (est.mean - exact).abs() < 3.0 * est.std_error + 1e-6 * d as f64,
             "Hutchinson {} ± {} vs tr J = {exact}",
             est.mean,
             est.std_error

@@ -80,7 +80,13 @@ impl NetConfig {
     }
 
     /// Builds the network on `device`, weights drawn from `seed`.
+    ///
+    /// burn draws initial weights from the device's global generator, so seeding and building
+    /// happen under one process-wide lock: two networks built at once on different threads
+    /// (parallel runs, parallel tests) would otherwise interleave their draws.
     pub fn init(&self, device: &Device, seed: u64) -> Network {
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
         device.seed(seed);
         let net = match self.arch {
             Arch::BfUnet => Network::Unet(
@@ -154,6 +160,40 @@ pub(crate) fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
         .init(device)
 }
 
+/// Test helper: a network trained for `steps` Adam steps to denoise `size`×`size` disks.
+/// Freshly initialised gains are at most 0.025 (the paper's init), so an untrained network's
+/// residual is tiny and f(y) ≈ y; identity tests need a network whose output matters.
+#[cfg(test)]
+pub(crate) fn briefly_trained(cfg: &NetConfig, size: usize, steps: usize) -> Network {
+    use crate::data::synthetic::{Disks, Family};
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = Device::flex().autodiff();
+    let mut net = cfg.init(&device, 5);
+    let mut optim = AdamConfig::new().init();
+    let x = Family::Disks(Disks {}).generate(size, 8, 1).unwrap();
+    let x = if cfg.image_channels == 3 {
+        let [n, _, h, w] = x.shape();
+        let data = (0..n).flat_map(|i| x.image(i).repeat(3)).collect();
+        crate::data::Images::new(data, [n, 3, h, w])
+    } else {
+        x
+    };
+    for step in 0..steps {
+        let noise = crate::analysis::metrics::add_noise(
+            &crate::data::Images::zeros(x.shape()),
+            0.2,
+            step as u64,
+        );
+        let (xt, nt) = (x.to_tensor(&device), noise.to_tensor(&device));
+        let loss = (net.forward(xt + nt.clone(), Mode::Train) - nt)
+            .square()
+            .sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(1e-2, net, grads);
+    }
+    net.valid()
+}
+
 /// Gives parameters the ids 1, 2, 3, … in visiting order.
 ///
 /// Optimizer state is keyed by parameter id, and safetensors does not store ids, so a network
@@ -198,14 +238,9 @@ mod tests {
         }
     }
 
-    /// A network whose running statistics are not all ones: a few train-mode passes.
-    fn trained_stats(cfg: &NetConfig, device: &Device) -> Network {
-        let net = cfg.init(device, 3);
-        for k in 0..3 {
-            let y = random([4, cfg.image_channels, 12, 12], 10 + k).to_tensor(device);
-            let _ = net.forward(y, Mode::Train);
-        }
-        net
+    /// A network whose output matters (see [`briefly_trained`]).
+    fn trained_stats(cfg: &NetConfig, _device: &Device) -> Network {
+        briefly_trained(cfg, 12, 15)
     }
 
     fn rel_err(a: &[f32], b: &[f32]) -> f64 {
