@@ -361,6 +361,10 @@ pub fn train(
 
     let val = data.dataset.test.take(cfg.val_count);
     let mut order = EpochOrder::new(data.train.len(), cfg.min_epoch, cfg.seed);
+    progress.log(&format!(
+        "{:?}: {} parameters; {} steps of {} images on {}",
+        cfg.net.arch, record.num_params, cfg.steps, cfg.batch, cfg.device
+    ));
     progress.start("training", cfg.steps);
     progress.update(start, "");
     let started = Instant::now();

@@ -178,11 +178,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
 /// Trains, then writes the run's figures and report and prints a summary.
 pub fn train_and_report(cfg: &TrainConfig, run: &RunDir, resume: bool) -> Result<()> {
     let progress = Terminal::new();
-    let params = cfg.net.init(&cfg.device.device()?, 0).param_count();
-    eprintln!(
-        "{:?}: {params} parameters; {} steps of {} images on {}",
-        cfg.net.arch, cfg.steps, cfg.batch, cfg.device
-    );
     let report = tweedie::train::train(cfg, run, resume, &progress)?;
     tweedie::report::run_report::write(run)
         .with_context(|| format!("writing the report of {}", run.root().display()))?;
