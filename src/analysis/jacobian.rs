@@ -1,6 +1,7 @@
 //! Products with the denoiser's Jacobian J(y) = ∂f/∂y without forming it, and the full J for
-//! small images, by reverse-mode autodiff (burn): vᵀJ = ∇_y ⟨f(y), v⟩ with the weights frozen and
-//! the network in eval mode, so f is the fixed function that was trained.
+//! small images, in eval mode with the weights fixed, so f is the fixed function that was
+//! trained. vᵀJ comes from the network's exact adjoint at y's ReLU pattern (one forward pass
+//! for any number of vectors; checked against reverse-mode autodiff in the tests).
 //!
 //! For a bias-free ReLU network f is piecewise linear and homogeneous, hence f(y) = J(y)·y
 //! exactly (Kadkhodaie et al. 2024, §3); the tests check that identity.
@@ -9,20 +10,21 @@ use crate::data::Images;
 use crate::denoise::{DenoiseError, Denoiser};
 use crate::nn::{Mode, Network};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
-/// A network prepared for Jacobian products: on an autodiff device, weights frozen.
+/// A network prepared for Jacobian products: eval mode, weights fixed.
 pub struct JacobianProbe {
     net: Network,
     device: Device,
 }
 
 impl JacobianProbe {
-    /// Moves `net` to the autodiff version of `device` and freezes its weights.
+    /// Moves `net` to `device` (without autodiff: products with J use the network's exact
+    /// adjoint at a frozen ReLU pattern, see [`Network::linearize`]).
     pub fn new(net: Network, device: &Device) -> Self {
-        let device = device.clone().autodiff();
+        let device = device.clone().inner();
         Self {
-            net: net.to_device(&device).no_grad(),
+            net: net.to_device(&device),
             device,
         }
     }
@@ -30,11 +32,12 @@ impl JacobianProbe {
     /// f(y) for one image, in eval mode.
     pub fn denoise(&self, y: &Images) -> Images {
         let t = y.to_tensor(&self.device);
-        Images::from_tensor(self.net.denoise(t, Mode::Eval).detach())
+        Images::from_tensor(self.net.denoise(t, Mode::Eval))
     }
 
-    /// vₖᵀ J(y) for every vector vₖ of `vs`, in one batched backward pass over copies of y
-    /// (exact: in eval mode images of a batch do not interact).
+    /// vₖᵀ J(y) for every vector vₖ of `vs`: one forward pass at y records the ReLU pattern,
+    /// then the adjoint of the frozen (linear) network runs on all vₖ at once. With
+    /// f(y) = y − net(y), vᵀJ = v − vᵀ∂net/∂y.
     ///
     /// # Shapes
     /// `y`: `[1, c, h, w]`; `vs`: `[k, c, h, w]` → `[k, c, h, w]`.
@@ -45,13 +48,9 @@ impl JacobianProbe {
             vs.image_shape(),
             "vectors must be image-shaped"
         );
-        let k = vs.len();
-        let y_rep: Tensor<4> = y.to_tensor(&self.device).repeat_dim(0, k).require_grad();
+        let lin = self.net.linearize(y.to_tensor(&self.device));
         let v = vs.to_tensor(&self.device);
-        let f = self.net.denoise(y_rep.clone(), Mode::Eval);
-        let grads = (f * v).sum().backward();
-        let g = y_rep.grad(&grads).expect("y requires grad");
-        Images::from_tensor(g)
+        Images::from_tensor(v.clone() - lin.vjp(v))
     }
 
     /// The full D×D Jacobian, row-major (row i is ∂fᵢ/∂y), built from D VJPs with the unit

@@ -3,10 +3,11 @@
 //! back to image channels. No additive constant anywhere.
 
 use super::bf_norm::{BfNorm, BfNormConfig};
-use super::{conv3x3, Mode};
+use super::bf_unet::{pop_mask, relu_recorded};
+use super::conv::{conv3x3, conv3x3_adjoint};
+use super::{new_conv3x3, Mode};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 /// Configuration of a [`BfCnn`].
@@ -25,14 +26,14 @@ impl BfCnnConfig {
     pub fn init(&self, device: &Device) -> BfCnn {
         let k = self.channels;
         BfCnn {
-            first: conv3x3(self.image_channels, k, device),
+            first: new_conv3x3(self.image_channels, k, device),
             hidden: (0..self.layers.saturating_sub(2))
                 .map(|_| CnnLayer {
-                    conv: conv3x3(k, k, device),
+                    conv: new_conv3x3(k, k, device),
                     norm: BfNormConfig { channels: k }.init(device),
                 })
                 .collect(),
-            last: conv3x3(k, self.image_channels, device),
+            last: new_conv3x3(k, self.image_channels, device),
         }
     }
 }
@@ -61,10 +62,32 @@ impl BfCnn {
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
-        let mut h = relu(self.first.forward(x));
+        self.forward_recorded(x, mode, None)
+    }
+
+    /// [`Self::forward`], pushing every ReLU's pattern to `masks` when given.
+    pub fn forward_recorded(
+        &self,
+        x: Tensor<4>,
+        mode: Mode,
+        mut masks: Option<&mut Vec<Tensor<4>>>,
+    ) -> Tensor<4> {
+        let mut h = relu_recorded(conv3x3(&self.first, x), masks.as_deref_mut());
         for layer in &self.hidden {
-            h = relu(layer.norm.forward(layer.conv.forward(h), mode));
+            let pre = layer.norm.forward(conv3x3(&layer.conv, h), mode);
+            h = relu_recorded(pre, masks.as_deref_mut());
         }
-        self.last.forward(h)
+        conv3x3(&self.last, h)
+    }
+
+    /// vᵀ·∂net/∂x at the input whose eval-mode ReLU pattern is `masks`; see
+    /// [`super::BfUnet::adjoint`].
+    pub fn adjoint(&self, v: Tensor<4>, mut masks: Vec<Tensor<4>>) -> Tensor<4> {
+        let mut g = conv3x3_adjoint(&self.last, v);
+        for layer in self.hidden.iter().rev() {
+            g = g * pop_mask(&mut masks) * layer.norm.eval_scale();
+            g = conv3x3_adjoint(&layer.conv, g);
+        }
+        conv3x3_adjoint(&self.first, g * pop_mask(&mut masks))
     }
 }

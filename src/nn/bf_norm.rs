@@ -54,6 +54,15 @@ impl BfNorm {
         self.gamma.lazy_shape().num_elements()
     }
 
+    /// γ / running sd as `[1, c, 1, 1]`: in eval mode the norm is this diagonal map, which is
+    /// its own adjoint.
+    pub fn eval_scale(&self) -> Tensor<4> {
+        let c = self.channels();
+        let gamma = self.gamma.val();
+        let sd = self.running_sd.value().to_device(&gamma.device());
+        gamma.reshape([1, c, 1, 1]) / sd.reshape([1, c, 1, 1])
+    }
+
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {

@@ -10,12 +10,14 @@
 //! the output cropped back; zero padding is linear, so homogeneity is kept.
 
 use super::bf_norm::{BfNorm, BfNormConfig};
-use super::{conv3x3, Mode};
+use super::conv::{conv3x3, conv3x3_adjoint};
+use super::{new_conv3x3, Mode};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::ops::PadMode;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor};
 
 /// Two convolutions, each followed by bias-free norm and ReLU. The very first convolution of the
@@ -31,9 +33,9 @@ pub struct ConvBlock {
 impl ConvBlock {
     fn new(c_in: usize, c_out: usize, first: bool, device: &Device) -> Self {
         Self {
-            conv1: conv3x3(c_in, c_out, device),
+            conv1: new_conv3x3(c_in, c_out, device),
             norm1: (!first).then(|| BfNormConfig { channels: c_out }.init(device)),
-            conv2: conv3x3(c_out, c_out, device),
+            conv2: new_conv3x3(c_out, c_out, device),
             norm2: BfNormConfig { channels: c_out }.init(device),
         }
     }
@@ -43,14 +45,42 @@ impl ConvBlock {
         self.norm1.as_ref().map_or(0, BfNorm::channels) + self.norm2.channels()
     }
 
-    fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
-        let mut h = self.conv1.forward(x);
+    fn forward(
+        &self,
+        x: Tensor<4>,
+        mode: Mode,
+        mut masks: Option<&mut Vec<Tensor<4>>>,
+    ) -> Tensor<4> {
+        let mut h = conv3x3(&self.conv1, x);
         if let Some(n) = &self.norm1 {
             h = n.forward(h, mode);
         }
-        let h = relu(h);
-        relu(self.norm2.forward(self.conv2.forward(h), mode))
+        let h = relu_recorded(h, masks.as_deref_mut());
+        relu_recorded(self.norm2.forward(conv3x3(&self.conv2, h), mode), masks)
     }
+
+    /// The adjoint of the eval-mode block with the ReLU pattern `masks` (popped, last first).
+    fn adjoint(&self, v: Tensor<4>, masks: &mut Vec<Tensor<4>>) -> Tensor<4> {
+        let v = v * pop_mask(masks) * self.norm2.eval_scale();
+        let mut v = conv3x3_adjoint(&self.conv2, v) * pop_mask(masks);
+        if let Some(n) = &self.norm1 {
+            v = v * n.eval_scale();
+        }
+        conv3x3_adjoint(&self.conv1, v)
+    }
+}
+
+/// ReLU, recording where it passed its input (1) or cut it (0) when `masks` is given.
+pub(super) fn relu_recorded(x: Tensor<4>, masks: Option<&mut Vec<Tensor<4>>>) -> Tensor<4> {
+    let y = relu(x);
+    if let Some(masks) = masks {
+        masks.push(y.clone().greater_elem(0.0).float());
+    }
+    y
+}
+
+pub(super) fn pop_mask(masks: &mut Vec<Tensor<4>>) -> Tensor<4> {
+    masks.pop().expect("one recorded mask per ReLU")
 }
 
 /// Configuration of a [`BfUnet`].
@@ -98,7 +128,7 @@ impl BfUnetConfig {
             mid,
             up,
             dec,
-            last: conv3x3(k, self.image_channels, device),
+            last: new_conv3x3(k, self.image_channels, device),
             pool: AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
         }
     }
@@ -129,9 +159,25 @@ impl BfUnet {
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`, any h, w ≥ 1.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
+        self.forward_recorded(x, mode, None)
+    }
+
+    /// The padding that makes h and w multiples of 2^blocks.
+    fn padding(&self, h: usize, w: usize) -> (usize, usize) {
         let m = 1 << self.enc.len();
-        let (ph, pw) = (h.div_ceil(m) * m - h, w.div_ceil(m) * m - w);
+        (h.div_ceil(m) * m - h, w.div_ceil(m) * m - w)
+    }
+
+    /// [`Self::forward`], pushing every ReLU's pattern to `masks` when given (in eval mode
+    /// this is what [`Self::adjoint`] needs).
+    pub fn forward_recorded(
+        &self,
+        x: Tensor<4>,
+        mode: Mode,
+        mut masks: Option<&mut Vec<Tensor<4>>>,
+    ) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let (ph, pw) = self.padding(h, w);
         let x = if ph + pw > 0 {
             x.pad((0, pw, 0, ph), PadMode::Constant(0.0))
         } else {
@@ -140,20 +186,68 @@ impl BfUnet {
         let mut skips = Vec::with_capacity(self.enc.len());
         let mut h_ = x;
         for block in &self.enc {
-            let s = block.forward(h_, mode);
+            let s = block.forward(h_, mode, masks.as_deref_mut());
             h_ = self.pool.forward(s.clone());
             skips.push(s);
         }
-        h_ = self.mid.forward(h_, mode);
+        h_ = self.mid.forward(h_, mode, masks.as_deref_mut());
         for (up, dec) in self.up.iter().zip(&self.dec) {
             let s = skips.pop().expect("one skip per scale");
-            h_ = dec.forward(Tensor::cat(vec![up.forward(h_), s], 1), mode);
+            h_ = dec.forward(
+                Tensor::cat(vec![up.forward(h_), s], 1),
+                mode,
+                masks.as_deref_mut(),
+            );
         }
-        let out = self.last.forward(h_);
+        let out = conv3x3(&self.last, h_);
         if ph + pw > 0 {
             out.slice([0..n, 0..c, 0..h, 0..w])
         } else {
             out
+        }
+    }
+
+    /// vᵀ·∂net/∂x for each v of the batch `v`, at the input whose eval-mode ReLU pattern is
+    /// `masks` (from [`Self::forward_recorded`] on one image; the network is linear once the
+    /// pattern is fixed, so this is exact). Consumes `masks`.
+    ///
+    /// # Shapes
+    /// `v`: `[k, c, h, w]` → `[k, c, h, w]`; masks broadcast over the k vectors.
+    pub fn adjoint(&self, v: Tensor<4>, mut masks: Vec<Tensor<4>>) -> Tensor<4> {
+        let [k, c, h, w] = v.dims();
+        let (ph, pw) = self.padding(h, w);
+        let v = if ph + pw > 0 {
+            v.pad((0, pw, 0, ph), PadMode::Constant(0.0))
+        } else {
+            v
+        };
+        let mut g = conv3x3_adjoint(&self.last, v);
+        let mut skip_grads = Vec::with_capacity(self.enc.len());
+        for (up, dec) in self.up.iter().zip(&self.dec).rev() {
+            g = dec.adjoint(g, &mut masks);
+            let up_channels = up.weight.dims()[1];
+            let skip_channels = g.dims()[1] - up_channels;
+            skip_grads.push(g.clone().narrow(1, up_channels, skip_channels));
+            let options = ConvOptions::new([2, 2], [0, 0], [1, 1], 1);
+            g = conv2d(g.narrow(1, 0, up_channels), up.weight.val(), None, options);
+        }
+        g = self.mid.adjoint(g, &mut masks);
+        for block in self.enc.iter().rev() {
+            let [n, ch, sh, sw] = g.dims();
+            // average pooling's adjoint: each value spread over its 2×2 window, divided by 4
+            let spread = g
+                .reshape([n, ch, sh, 1, sw, 1])
+                .expand([n, ch, sh, 2, sw, 2])
+                .reshape([n, ch, 2 * sh, 2 * sw])
+                .mul_scalar(0.25);
+            let skip = skip_grads.pop().expect("one skip gradient per scale");
+            g = block.adjoint(spread + skip, &mut masks);
+        }
+        debug_assert!(masks.is_empty(), "every recorded mask is used");
+        if ph + pw > 0 {
+            g.slice([0..k, 0..c, 0..h, 0..w])
+        } else {
+            g
         }
     }
 }

@@ -8,6 +8,8 @@ mod bf_cnn;
 mod bf_norm;
 mod bf_unet;
 pub mod checkpoint;
+pub mod conv;
+pub mod winograd;
 
 pub use bf_cnn::{BfCnn, BfCnnConfig};
 pub use bf_norm::{BfNorm, BfNormConfig};
@@ -133,6 +135,18 @@ impl Network {
         }
     }
 
+    /// The network at `y` (one image, eval mode) with its ReLU pattern frozen: a linear map,
+    /// exactly the Jacobian of net at y (bias-free and piecewise linear), whose adjoint
+    /// [`Linearized::vjp`] applies to many vectors for the price of this one forward pass.
+    pub fn linearize(&self, y: Tensor<4>) -> Linearized<'_> {
+        let mut masks = Vec::new();
+        match self {
+            Network::Unet(n) => n.forward_recorded(y, Mode::Eval, Some(&mut masks)),
+            Network::Cnn(n) => n.forward_recorded(y, Mode::Eval, Some(&mut masks)),
+        };
+        Linearized { net: self, masks }
+    }
+
     /// Number of trainable parameters (burn's count also includes the norms' running
     /// statistics, which are not trained).
     pub fn param_count(&self) -> usize {
@@ -152,8 +166,28 @@ impl Network {
     }
 }
 
+/// A network linearized at one input; see [`Network::linearize`].
+pub struct Linearized<'a> {
+    net: &'a Network,
+    masks: Vec<Tensor<4>>,
+}
+
+impl Linearized<'_> {
+    /// vₖᵀ·∂net/∂y for each vₖ of the batch `vs`.
+    ///
+    /// # Shapes
+    /// `vs`: `[k, c, h, w]` (the linearization point's c, h, w) → `[k, c, h, w]`.
+    pub fn vjp(&self, vs: Tensor<4>) -> Tensor<4> {
+        let masks = self.masks.clone();
+        match self.net {
+            Network::Unet(n) => n.adjoint(vs, masks),
+            Network::Cnn(n) => n.adjoint(vs, masks),
+        }
+    }
+}
+
 /// A 3×3 convolution with padding 1 and, by construction, no bias.
-pub(crate) fn conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
+pub(crate) fn new_conv3x3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .with_bias(false)
@@ -271,6 +305,29 @@ mod tests {
                     assert!(e < 1e-4, "{arch:?} C={channels} a={a}: relative error {e}");
                 }
             }
+        }
+    }
+
+    /// The linearized network's adjoint is the same map that reverse-mode autodiff computes
+    /// through the full network (BF-UNet at an odd size, so padding is part of it).
+    #[test]
+    fn linearized_vjp_equals_autodiff() {
+        let device = Device::flex();
+        let adev = device.clone().autodiff();
+        for arch in [Arch::BfUnet, Arch::BfCnn] {
+            let net = trained_stats(&small(arch), &device);
+            let (y, vs) = (random([1, 1, 13, 11], 7), random([3, 1, 13, 11], 8));
+            let ours = Images::from_tensor(
+                net.linearize(y.to_tensor(&device))
+                    .vjp(vs.to_tensor(&device)),
+            );
+            let anet = net.clone().to_device(&adev).no_grad();
+            let y_rep = y.to_tensor(&adev).repeat_dim(0, 3).require_grad();
+            let out = anet.forward(y_rep.clone(), Mode::Eval);
+            let grads = (out * vs.to_tensor(&adev)).sum().backward();
+            let want = Images::from_tensor(y_rep.grad(&grads).expect("tracked"));
+            let e = rel_err(ours.as_slice(), want.as_slice());
+            assert!(e < 1e-5, "{arch:?}: relative error {e}");
         }
     }
 

@@ -1,0 +1,781 @@
+//! 3×3 convolutions (stride 1, zero padding 1, no bias) by Winograd's minimal filtering
+//! F(2×2, 3×3) (Lavin & Gray 2016): each 2×2 output tile costs 16 multiplies per channel pair
+//! instead of 36, so the channel-mixing GEMMs do 2.25× fewer flops than im2col. These three
+//! functions are the forward pass and both gradients of the BF-UNet's convolutions, on host
+//! data in NCHW order; the backward passes reuse the same transforms, so all three run at the
+//! same speed (burn's CPU backend computes the weight gradient as a convolution with an
+//! image-sized kernel, which is where most of a training step went).
+//!
+//! Layouts: transformed images are `[channel][ξ][tile]` (ξ the 16 positions of the 4×4
+//! Winograd domain, tiles ordered batch, tile row, tile column), so each channel is
+//! transformed independently and each ξ is one GEMM over strided rows; transformed kernels
+//! are `[ξ][c_out][c_in]`. Rounding: the transforms use ±1 and ±½ only; the result differs
+//! from direct summation by a few ulps of the largest term (tested).
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Shape of a convolution: `[batch, c_in, h, w]` in, `[batch, c_out, h, w]` out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Image height (input and output).
+    pub h: usize,
+    /// Image width (input and output).
+    pub w: usize,
+}
+
+impl ConvShape {
+    fn tiles_h(&self) -> usize {
+        self.h.div_ceil(2)
+    }
+    fn tiles_w(&self) -> usize {
+        self.w.div_ceil(2)
+    }
+    /// Number of 2×2 output tiles over the whole batch.
+    fn tiles(&self) -> usize {
+        self.batch * self.tiles_h() * self.tiles_w()
+    }
+    /// The shape of the data-gradient convolution: channels swapped.
+    fn transposed(&self) -> Self {
+        Self {
+            c_in: self.c_out,
+            c_out: self.c_in,
+            ..*self
+        }
+    }
+}
+
+/// y = conv(x, weight): `x` `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`.
+///
+/// Works in blocks of whole tile rows, each transformed, multiplied and transformed back while
+/// its buffers are still in cache; blocks run in parallel.
+pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
+    check(x.len(), s.batch * s.c_in * s.h * s.w, "input");
+    check(weight.len(), s.c_out * s.c_in * 9, "weight");
+    let (th, tw) = (s.tiles_h(), s.tiles_w());
+    let u = transform_weight(weight, s.c_out, s.c_in);
+    // about 1 MiB of transformed input and output per block, at least one tile row
+    let rows_per_block = (BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw)).clamp(1, th);
+    if rows_per_block * tw < MIN_BLOCK_TILES && th > rows_per_block {
+        return forward_whole(x, &u, s);
+    }
+    let blocks_per_image = th.div_ceil(rows_per_block);
+    let plane_len = s.h * s.w;
+    let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
+    let out = SharedOut(y.as_mut_ptr());
+    (0..s.batch * blocks_per_image)
+        .into_par_iter()
+        .for_each(|block| {
+            let (b, blk) = (block / blocks_per_image, block % blocks_per_image);
+            let rows = blk * rows_per_block..((blk + 1) * rows_per_block).min(th);
+            let tb = rows.len() * tw;
+            let (mut v, mut m) = SCRATCH.with_borrow_mut(std::mem::take);
+            // every element is overwritten below: by the transform (v) and the GEMMs (m)
+            v.resize(16 * s.c_in * tb, 0.0);
+            m.resize(16 * s.c_out * tb, 0.0);
+            let mut scratch = RowScratch::new(tw);
+            for ci in 0..s.c_in {
+                let plane = &x[(b * s.c_in + ci) * plane_len..][..plane_len];
+                for (r, i) in rows.clone().enumerate() {
+                    scratch.input_row(plane, s.h, s.w, i, &mut v, s.c_in * tb, ci * tb + r * tw);
+                }
+            }
+            for xi in 0..16 {
+                let lhs = MatRef::from_row_major_slice(
+                    &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                    s.c_out,
+                    s.c_in,
+                );
+                let rhs =
+                    MatRef::from_row_major_slice(&v[xi * s.c_in * tb..][..s.c_in * tb], s.c_in, tb);
+                let dst = MatMut::from_row_major_slice_mut(
+                    &mut m[xi * s.c_out * tb..][..s.c_out * tb],
+                    s.c_out,
+                    tb,
+                );
+                matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+            }
+            for co in 0..s.c_out {
+                // SAFETY: block (b, blk) writes only rows 2·rows.start .. 2·rows.end of the
+                // output planes of image b; blocks cover disjoint row ranges.
+                let plane = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.at((b * s.c_out + co) * plane_len),
+                        plane_len,
+                    )
+                };
+                for (r, i) in rows.clone().enumerate() {
+                    let base = co * tb + r * tw;
+                    let tiles: [&[f32]; 16] =
+                        std::array::from_fn(|xi| &m[xi * s.c_out * tb + base..][..tw]);
+                    scratch.output_row(&tiles, plane, s.h, s.w, i);
+                }
+            }
+            SCRATCH.set((v, m));
+        });
+    y
+}
+
+thread_local! {
+    /// Each worker's block buffers, kept between calls: allocating them afresh cost more in
+    /// page faults than the transforms themselves.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = Default::default();
+}
+
+/// [`forward`] for deep layers (many channels, few tiles), where blocks that fit in cache
+/// would be too narrow for efficient GEMMs: one GEMM per ξ over all tiles, in parallel over ξ.
+fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
+    let (th, tw, t) = (s.tiles_h(), s.tiles_w(), s.tiles());
+    let v = transform_input(x, s.batch, s.c_in, s.h, s.w);
+    let mut m = vec![0.0f32; 16 * s.c_out * t];
+    m.par_chunks_mut(s.c_out * t)
+        .enumerate()
+        .for_each(|(xi, m_xi)| {
+            let lhs = MatRef::from_row_major_slice(
+                &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                s.c_out,
+                s.c_in,
+            );
+            let rhs = strided_rows(&v, xi, s.c_in, t);
+            let dst = MatMut::from_row_major_slice_mut(m_xi, s.c_out, t);
+            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+        });
+    let plane_len = s.h * s.w;
+    let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
+    y.par_chunks_mut(plane_len)
+        .enumerate()
+        .for_each(|(idx, plane)| {
+            let (b, co) = (idx / s.c_out, idx % s.c_out);
+            let mut scratch = RowScratch::new(tw);
+            for i in 0..th {
+                let base = co * t + (b * th + i) * tw;
+                let tiles: [&[f32]; 16] =
+                    std::array::from_fn(|xi| &m[xi * s.c_out * t + base..][..tw]);
+                scratch.output_row(&tiles, plane, s.h, s.w, i);
+            }
+        });
+    y
+}
+
+/// Below this many tiles a cache-sized block makes GEMMs too narrow; see [`forward_whole`].
+const MIN_BLOCK_TILES: usize = 64;
+
+/// Floats of transformed input and output a forward block aims to hold (1 MiB).
+const BLOCK_FLOATS: usize = 1 << 18;
+
+/// The output buffer shared by parallel blocks that write disjoint rows of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: used only for writes to disjoint ranges (see `forward`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: offsets stay within the allocation (plane starts of the output).
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Scratch rows for transforming one tile row at a time.
+struct RowScratch {
+    tw: usize,
+    /// Input rows split into even and odd padded columns, then Bᵀ applied: 8 rows of tw + 1.
+    even: Vec<f32>,
+    odd: Vec<f32>,
+    /// Output: four accumulated columns of Aᵀ m, then two output rows.
+    acc: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl RowScratch {
+    fn new(tw: usize) -> Self {
+        Self {
+            tw,
+            even: vec![0.0; 4 * (tw + 1)],
+            odd: vec![0.0; 4 * (tw + 1)],
+            acc: vec![0.0; 4 * tw],
+            out: vec![0.0; 4 * tw],
+        }
+    }
+
+    /// Bᵀ d B for the tiles of tile row `i` of `plane` (input rows 2i−1…2i+2, zero outside):
+    /// tile j's value ξ goes to `out[ξ·xi_stride + offset + j]`.
+    /// Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]]. The padded row p (one zero on the
+    /// left) is split into even columns e[k] = p[2k] and odd o[k] = p[2k+1], so tile j reads
+    /// e[j], o[j], e[j+1], o[j+1] and every loop runs over contiguous slices.
+    #[allow(clippy::too_many_arguments)]
+    fn input_row(
+        &mut self,
+        plane: &[f32],
+        h: usize,
+        w: usize,
+        i: usize,
+        out: &mut [f32],
+        xi_stride: usize,
+        offset: usize,
+    ) {
+        let (tw, n) = (self.tw, self.tw + 1);
+        self.even.fill(0.0);
+        self.odd.fill(0.0);
+        for r in 0..4 {
+            let Some(y) = (2 * i + r).checked_sub(1).filter(|&y| y < h) else {
+                continue;
+            };
+            let row = &plane[y * w..(y + 1) * w];
+            let (e, o) = (&mut self.even[r * n..][..n], &mut self.odd[r * n..][..n]);
+            // p[c + 1] = row[c]: odd columns hold row[0], row[2], …; even (from 1) row[1], …
+            for (dst, src) in o.iter_mut().zip(row.iter().step_by(2)) {
+                *dst = *src;
+            }
+            for (dst, src) in e[1..].iter_mut().zip(row.iter().skip(1).step_by(2)) {
+                *dst = *src;
+            }
+        }
+        for rows in [&mut self.even, &mut self.odd] {
+            let (d0, rest) = rows.split_at_mut(n);
+            let (d1, rest) = rest.split_at_mut(n);
+            let (d2, d3) = rest.split_at_mut(n);
+            for k in 0..n {
+                let (a, b, c, d) = (d0[k], d1[k], d2[k], d3[k]);
+                d0[k] = a - c;
+                d1[k] = b + c;
+                d2[k] = c - b;
+                d3[k] = b - d;
+            }
+        }
+        for r in 0..4 {
+            let (e, o) = (&self.even[r * n..][..n], &self.odd[r * n..][..n]);
+            let base = r * 4 * xi_stride + offset;
+            let (o0, rest) = out[base..].split_at_mut(xi_stride);
+            let (o1, rest) = rest.split_at_mut(xi_stride);
+            let (o2, o3) = rest.split_at_mut(xi_stride);
+            let (o0, o1, o2, o3) = (&mut o0[..tw], &mut o1[..tw], &mut o2[..tw], &mut o3[..tw]);
+            let (e0, e1, od0, od1) = (&e[..tw], &e[1..], &o[..tw], &o[1..]);
+            for j in 0..tw {
+                o0[j] = e0[j] - e1[j];
+                o1[j] = od0[j] + e1[j];
+                o2[j] = e1[j] - od0[j];
+                o3[j] = od0[j] - od1[j];
+            }
+        }
+    }
+
+    /// Aᵀ m A for the tiles of tile row `i`, `tiles[ξ][j]` the Winograd-domain values of tile j,
+    /// written to output rows 2i, 2i+1 of `plane` (cropped). Aᵀ = [[1,1,1,0],[0,1,−1,−1]].
+    fn output_row(
+        &mut self,
+        tiles: &[&[f32]; 16],
+        plane: &mut [f32],
+        h: usize,
+        w: usize,
+        i: usize,
+    ) {
+        let tw = self.tw;
+        for r in 0..2 {
+            for q in 0..4 {
+                let a = &mut self.acc[q * tw..][..tw];
+                let (m0, m1, m2, m3) = (
+                    &tiles[q][..tw],
+                    &tiles[4 + q][..tw],
+                    &tiles[8 + q][..tw],
+                    &tiles[12 + q][..tw],
+                );
+                if r == 0 {
+                    for j in 0..tw {
+                        a[j] = m0[j] + m1[j] + m2[j];
+                    }
+                } else {
+                    for j in 0..tw {
+                        a[j] = m1[j] - m2[j] - m3[j];
+                    }
+                }
+            }
+            let (c0, rest) = self.acc.split_at(tw);
+            let (c1, rest) = rest.split_at(tw);
+            let (c2, c3) = rest.split_at(tw);
+            let out_row = &mut self.out[r * 2 * tw..][..2 * tw];
+            for (j, pair) in out_row.chunks_exact_mut(2).enumerate() {
+                pair[0] = c0[j] + c1[j] + c2[j];
+                pair[1] = c1[j] - c2[j] - c3[j];
+            }
+        }
+        for r in 0..2 {
+            let yr = 2 * i + r;
+            if yr < h {
+                plane[yr * w..(yr + 1) * w].copy_from_slice(&self.out[r * 2 * tw..][..w]);
+            }
+        }
+    }
+}
+
+/// ∂L/∂x from ∂L/∂y: the adjoint of [`forward`], a convolution with the kernel flipped in space
+/// and its channel axes swapped.
+pub fn backward_data(dy: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
+    let mut flipped = vec![0.0f32; weight.len()];
+    for co in 0..s.c_out {
+        for ci in 0..s.c_in {
+            for k in 0..9 {
+                flipped[(ci * s.c_out + co) * 9 + (8 - k)] = weight[(co * s.c_in + ci) * 9 + k];
+            }
+        }
+    }
+    forward(dy, &flipped, s.transposed())
+}
+
+/// ∂L/∂weight from the input `x` and ∂L/∂y: `[c_out, c_in, 3, 3]`.
+pub fn backward_weight(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
+    check(x.len(), s.batch * s.c_in * s.h * s.w, "input");
+    check(dy.len(), s.batch * s.c_out * s.h * s.w, "output gradient");
+    let du = if 16 * s.c_out * s.c_in <= BLOCK_FLOATS {
+        weight_grad_blocked(x, dy, s)
+    } else {
+        weight_grad_whole(x, dy, s)
+    };
+    // dg = Gᵀ du G for each channel pair.
+    let mut dw = vec![0.0f32; s.c_out * s.c_in * 9];
+    dw.par_chunks_mut(9).enumerate().for_each(|(pair, out)| {
+        let mut d = [[0.0f32; 4]; 4];
+        for (xi, v) in d.iter_mut().flatten().enumerate() {
+            *v = du[xi * s.c_out * s.c_in + pair];
+        }
+        // (Gᵀ d G)[i][j] with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
+        let mut tmp = [[0.0f32; 4]; 3]; // Gᵀ d: 3×4
+        for col in 0..4 {
+            let (a, b, c, e) = (d[0][col], d[1][col], d[2][col], d[3][col]);
+            tmp[0][col] = a + 0.5 * (b + c);
+            tmp[1][col] = 0.5 * (b - c);
+            tmp[2][col] = 0.5 * (b + c) + e;
+        }
+        for (row, t) in tmp.iter().enumerate() {
+            let (a, b, c, e) = (t[0], t[1], t[2], t[3]);
+            out[row * 3] = a + 0.5 * (b + c);
+            out[row * 3 + 1] = 0.5 * (b - c);
+            out[row * 3 + 2] = 0.5 * (b + c) + e;
+        }
+    });
+    dw
+}
+
+/// du[ξ] = Σ over tiles of g[ξ] (c_out × tiles) · v[ξ]ᵀ (tiles × c_in), accumulated block by
+/// block (blocks of whole tile rows, as in [`forward`]) into one accumulator per worker; for
+/// layers whose `[16][c_out][c_in]` accumulator is small.
+fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
+    let (th, tw) = (s.tiles_h(), s.tiles_w());
+    let rows_per_block = (BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw)).clamp(1, th);
+    let blocks_per_image = th.div_ceil(rows_per_block);
+    let blocks = s.batch * blocks_per_image;
+    let workers = rayon::current_num_threads().max(1);
+    let plane_len = s.h * s.w;
+    let len = 16 * s.c_out * s.c_in;
+    (0..blocks)
+        .into_par_iter()
+        .with_min_len(blocks.div_ceil(workers))
+        .fold(
+            || vec![0.0f32; len],
+            |mut du, block| {
+                let (b, blk) = (block / blocks_per_image, block % blocks_per_image);
+                let rows = blk * rows_per_block..((blk + 1) * rows_per_block).min(th);
+                let tb = rows.len() * tw;
+                let (mut v, mut g) = SCRATCH.with_borrow_mut(std::mem::take);
+                v.resize(16 * s.c_in * tb, 0.0);
+                g.resize(16 * s.c_out * tb, 0.0);
+                let mut scratch = RowScratch::new(tw);
+                for ci in 0..s.c_in {
+                    let plane = &x[(b * s.c_in + ci) * plane_len..][..plane_len];
+                    for (r, i) in rows.clone().enumerate() {
+                        let offset = ci * tb + r * tw;
+                        scratch.input_row(plane, s.h, s.w, i, &mut v, s.c_in * tb, offset);
+                    }
+                }
+                for co in 0..s.c_out {
+                    let plane = &dy[(b * s.c_out + co) * plane_len..][..plane_len];
+                    for (r, i) in rows.clone().enumerate() {
+                        let offset = co * tb + r * tw;
+                        output_grad_row(plane, s.h, s.w, i, tw, &mut g, s.c_out * tb, offset);
+                    }
+                }
+                for xi in 0..16 {
+                    let lhs = MatRef::from_row_major_slice(
+                        &g[xi * s.c_out * tb..][..s.c_out * tb],
+                        s.c_out,
+                        tb,
+                    );
+                    let rhs = MatRef::from_row_major_slice(
+                        &v[xi * s.c_in * tb..][..s.c_in * tb],
+                        s.c_in,
+                        tb,
+                    );
+                    let dst = MatMut::from_row_major_slice_mut(
+                        &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                        s.c_out,
+                        s.c_in,
+                    );
+                    matmul(dst, Accum::Add, lhs, rhs.transpose(), 1.0f32, Par::Seq);
+                }
+                SCRATCH.set((v, g));
+                du
+            },
+        )
+        .reduce(
+            || vec![0.0f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+/// [`weight_grad_blocked`] for deep layers: whole transforms, one GEMM per ξ over all tiles.
+fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
+    let t = s.tiles();
+    let v = transform_input(x, s.batch, s.c_in, s.h, s.w);
+    let g = transform_output_grad(dy, s);
+    let mut du = vec![0.0f32; 16 * s.c_out * s.c_in];
+    du.par_chunks_mut(s.c_out * s.c_in)
+        .enumerate()
+        .for_each(|(xi, du_xi)| {
+            let lhs = strided_rows(&g, xi, s.c_out, t);
+            let rhs = strided_rows(&v, xi, s.c_in, t).transpose();
+            let dst = MatMut::from_row_major_slice_mut(du_xi, s.c_out, s.c_in);
+            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+        });
+    du
+}
+
+/// A e Aᵀ for the 2×2 output-gradient tiles e of tile row `i` (zero outside the image), the
+/// adjoint of [`RowScratch::output_row`]: tile j's value ξ goes to
+/// `out[ξ·xi_stride + offset + j]`. With A = [[1,0],[1,1],[1,−1],[0,−1]] and e = [[a,b],[c,d]],
+/// row 0 of e Aᵀ is p = (a, a+b, a−b, −b), row 1 is q = (c, c+d, c−d, −d), and the four rows
+/// of the result are p, p+q, p−q, −q.
+#[allow(clippy::too_many_arguments)]
+fn output_grad_row(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    i: usize,
+    tw: usize,
+    out: &mut [f32],
+    xi_stride: usize,
+    offset: usize,
+) {
+    let at = |r: usize, c: usize| -> f32 {
+        if r < h && c < w {
+            plane[r * w + c]
+        } else {
+            0.0
+        }
+    };
+    for j in 0..tw {
+        let (a, b) = (at(2 * i, 2 * j), at(2 * i, 2 * j + 1));
+        let (c, d) = (at(2 * i + 1, 2 * j), at(2 * i + 1, 2 * j + 1));
+        let p = [a, a + b, a - b, -b];
+        let q = [c, c + d, c - d, -d];
+        for k in 0..4 {
+            out[k * xi_stride + offset + j] = p[k];
+            out[(4 + k) * xi_stride + offset + j] = p[k] + q[k];
+            out[(8 + k) * xi_stride + offset + j] = p[k] - q[k];
+            out[(12 + k) * xi_stride + offset + j] = -q[k];
+        }
+    }
+}
+
+fn check(len: usize, expected: usize, what: &str) {
+    assert_eq!(len, expected, "winograd: {what} has the wrong length");
+}
+
+/// Rows `[c][ξ][·]` of a `[channels][16][tiles]` buffer as a `channels × tiles` matrix.
+fn strided_rows(buf: &[f32], xi: usize, channels: usize, tiles: usize) -> MatRef<'_, f32> {
+    let start = xi * tiles;
+    let len = (channels - 1) * 16 * tiles + tiles;
+    MatRef::from_row_major_slice_with_stride(&buf[start..start + len], channels, tiles, 16 * tiles)
+}
+
+/// Bᵀ d B for every 4×4 input patch: `[batch, c, h, w]` → `[c][16][tiles]`.
+fn transform_input(x: &[f32], batch: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let t = batch * th * tw;
+    let mut v = vec![0.0f32; c * 16 * t];
+    v.par_chunks_mut(16 * t).enumerate().for_each(|(ch, vc)| {
+        let mut scratch = RowScratch::new(tw);
+        for b in 0..batch {
+            let plane = &x[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+            for i in 0..th {
+                scratch.input_row(plane, h, w, i, vc, t, (b * th + i) * tw);
+            }
+        }
+    });
+    v
+}
+
+/// G g Gᵀ for every 3×3 kernel: `[c_out, c_in, 3, 3]` → `[16][c_out][c_in]`.
+fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    let pairs = c_out * c_in;
+    let mut u = vec![0.0f32; 16 * pairs];
+    for pair in 0..pairs {
+        let g = &weight[pair * 9..pair * 9 + 9];
+        let mut tmp = [[0.0f32; 3]; 4]; // G g: 4×3
+        for col in 0..3 {
+            let (a, b, c) = (g[col], g[3 + col], g[6 + col]);
+            tmp[0][col] = a;
+            tmp[1][col] = 0.5 * (a + b + c);
+            tmp[2][col] = 0.5 * (a - b + c);
+            tmp[3][col] = c;
+        }
+        for (row, t) in tmp.iter().enumerate() {
+            let (a, b, c) = (t[0], t[1], t[2]);
+            let vals = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+            for (col, v) in vals.into_iter().enumerate() {
+                u[(row * 4 + col) * pairs + pair] = v;
+            }
+        }
+    }
+    u
+}
+
+/// A g Aᵀ for every 2×2 tile of the output gradient (zero outside the image): the adjoint of
+/// [`inverse_output`], `[batch, c_out, h, w]` → `[c_out][16][tiles]`.
+fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
+    let (th, tw, t) = (s.tiles_h(), s.tiles_w(), s.tiles());
+    let mut g = vec![0.0f32; s.c_out * 16 * t];
+    g.par_chunks_mut(16 * t).enumerate().for_each(|(co, gc)| {
+        for b in 0..s.batch {
+            let plane = &dy[(b * s.c_out + co) * s.h * s.w..(b * s.c_out + co + 1) * s.h * s.w];
+            for i in 0..th {
+                for j in 0..tw {
+                    let mut e = [[0.0f32; 2]; 2];
+                    for (r, row) in e.iter_mut().enumerate() {
+                        for (cc, v) in row.iter_mut().enumerate() {
+                            let (yr, yc) = (2 * i + r, 2 * j + cc);
+                            if yr < s.h && yc < s.w {
+                                *v = plane[yr * s.w + yc];
+                            }
+                        }
+                    }
+                    // A e Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]]: 4×4
+                    let col = |row: [f32; 2]| [row[0], row[0] + row[1], row[0] - row[1], -row[1]];
+                    let (r0, r1) = (col(e[0]), col(e[1]));
+                    let tile = (b * th + i) * tw + j;
+                    for k in 0..4 {
+                        let vals = [r0[k], r0[k] + r1[k], r0[k] - r1[k], -r1[k]];
+                        for (row, v) in vals.into_iter().enumerate() {
+                            gc[(row * 4 + k) * t + tile] = v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// Direct summation in f64, the definition.
+    fn direct(x: &[f32], w: &[f32], s: ConvShape) -> Vec<f64> {
+        let mut y = vec![0.0f64; s.batch * s.c_out * s.h * s.w];
+        for b in 0..s.batch {
+            for co in 0..s.c_out {
+                for r in 0..s.h {
+                    for c in 0..s.w {
+                        let mut acc = 0.0f64;
+                        for ci in 0..s.c_in {
+                            for kr in 0..3 {
+                                for kc in 0..3 {
+                                    let (ir, ic) = (r as isize + kr - 1, c as isize + kc - 1);
+                                    if ir < 0 || ic < 0 || ir >= s.h as isize || ic >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * s.c_in + ci) * s.h + ir as usize) * s.w
+                                        + ic as usize];
+                                    let wv = w[(co * s.c_in + ci) * 9 + (kr * 3 + kc) as usize];
+                                    acc += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((b * s.c_out + co) * s.h + r) * s.w + c] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn max_err(a: &[f32], b: &[f64]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 - y).abs())
+            .fold(0.0, f64::max)
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    /// Shapes that take the other code paths: several blocks per image (shallow, wide image)
+    /// and whole-image transforms (deep, small image).
+    #[test]
+    fn gradients_are_adjoints_on_blocked_and_whole_paths() {
+        let shapes = [
+            ConvShape {
+                batch: 2,
+                c_in: 64,
+                c_out: 64,
+                h: 38,
+                w: 40,
+            },
+            ConvShape {
+                batch: 2,
+                c_in: 128,
+                c_out: 160,
+                h: 10,
+                w: 10,
+            },
+        ];
+        assert!(16 * shapes[0].c_in * shapes[0].c_out <= BLOCK_FLOATS);
+        assert!(16 * shapes[1].c_in * shapes[1].c_out > BLOCK_FLOATS);
+        for (k, s) in shapes.into_iter().enumerate() {
+            let x = random(s.batch * s.c_in * s.h * s.w, 40 + k as u64);
+            let w = random(s.c_out * s.c_in * 9, 50 + k as u64);
+            let dy = random(s.batch * s.c_out * s.h * s.w, 60 + k as u64);
+            let loss = dot(&forward(&x, &w, s), &dy);
+            let via_x = dot(&x, &backward_data(&dy, &w, s));
+            let via_w = dot(&w, &backward_weight(&x, &dy, s));
+            let tol = 1e-4 * loss.abs().max(1.0);
+            assert!((loss - via_x).abs() < tol, "{s:?}: {loss} vs {via_x}");
+            assert!((loss - via_w).abs() < tol, "{s:?}: {loss} vs {via_w}");
+        }
+    }
+
+    const SHAPES: [ConvShape; 3] = [
+        ConvShape {
+            batch: 2,
+            c_in: 3,
+            c_out: 5,
+            h: 8,
+            w: 8,
+        },
+        ConvShape {
+            batch: 1,
+            c_in: 4,
+            c_out: 2,
+            h: 7,
+            w: 5,
+        },
+        ConvShape {
+            batch: 3,
+            c_in: 1,
+            c_out: 3,
+            h: 1,
+            w: 2,
+        },
+    ];
+
+    #[test]
+    fn forward_matches_direct_summation_on_even_and_odd_sizes() {
+        for (k, s) in SHAPES.into_iter().enumerate() {
+            let x = random(s.batch * s.c_in * s.h * s.w, k as u64);
+            let w = random(s.c_out * s.c_in * 9, 100 + k as u64);
+            let err = max_err(&forward(&x, &w, s), &direct(&x, &w, s));
+            assert!(err < 1e-5, "{s:?}: max error {err}");
+        }
+    }
+
+    /// Wide enough that `forward` splits each image into several blocks, the last one short.
+    #[test]
+    fn forward_in_several_blocks_matches_direct_summation() {
+        let s = ConvShape {
+            batch: 2,
+            c_in: 64,
+            c_out: 64,
+            h: 38,
+            w: 40,
+        };
+        let tw = s.tiles_w();
+        let rows_per_block = BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw);
+        assert!(rows_per_block < s.tiles_h() && s.tiles_h() % rows_per_block != 0);
+        let x = random(s.batch * s.c_in * s.h * s.w, 1);
+        let w = random(s.c_out * s.c_in * 9, 2);
+        let err = max_err(&forward(&x, &w, s), &direct(&x, &w, s));
+        assert!(err < 1e-4, "max error {err}");
+    }
+
+    /// Deep and small: too few tiles for cache-sized blocks, so one GEMM per ξ over all tiles.
+    #[test]
+    fn forward_of_a_deep_layer_matches_direct_summation() {
+        let s = ConvShape {
+            batch: 1,
+            c_in: 512,
+            c_out: 256,
+            h: 10,
+            w: 10,
+        };
+        let rows_per_block = BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * s.tiles_w());
+        assert!(rows_per_block * s.tiles_w() < MIN_BLOCK_TILES && rows_per_block < s.tiles_h());
+        let x = random(s.batch * s.c_in * s.h * s.w, 3);
+        let w = random(s.c_out * s.c_in * 9, 4);
+        let err = max_err(&forward(&x, &w, s), &direct(&x, &w, s));
+        assert!(err < 1e-4, "max error {err}");
+    }
+
+    /// ⟨conv(x), dy⟩ = ⟨x, backward_data(dy)⟩ = ⟨w, backward_weight(x, dy)⟩: both gradients are
+    /// exact adjoints (the loss is bilinear in x and w).
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward_pass() {
+        for (k, s) in SHAPES.into_iter().enumerate() {
+            let x = random(s.batch * s.c_in * s.h * s.w, 10 + k as u64);
+            let w = random(s.c_out * s.c_in * 9, 20 + k as u64);
+            let dy = random(s.batch * s.c_out * s.h * s.w, 30 + k as u64);
+            let loss = dot(&forward(&x, &w, s), &dy);
+            let via_x = dot(&x, &backward_data(&dy, &w, s));
+            let via_w = dot(&w, &backward_weight(&x, &dy, s));
+            let tol = 1e-4 * (1.0 + loss.abs());
+            assert!((loss - via_x).abs() < tol, "{s:?}: {loss} vs {via_x}");
+            assert!((loss - via_w).abs() < tol, "{s:?}: {loss} vs {via_w}");
+        }
+    }
+
+    /// The weight gradient against its definition, entry by entry.
+    #[test]
+    fn weight_gradient_matches_direct_summation() {
+        let s = ConvShape {
+            batch: 2,
+            c_in: 2,
+            c_out: 3,
+            h: 5,
+            w: 6,
+        };
+        let x = random(s.batch * s.c_in * s.h * s.w, 7);
+        let dy = random(s.batch * s.c_out * s.h * s.w, 8);
+        let dw = backward_weight(&x, &dy, s);
+        for (idx, got) in dw.iter().enumerate() {
+            let mut unit = vec![0.0f32; dw.len()];
+            unit[idx] = 1.0;
+            let want: f64 = direct(&x, &unit, s)
+                .iter()
+                .zip(&dy)
+                .map(|(a, b)| a * *b as f64)
+                .sum();
+            assert!(
+                (*got as f64 - want).abs() < 1e-4,
+                "entry {idx}: {got} vs {want}"
+            );
+        }
+    }
+}
