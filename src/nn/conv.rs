@@ -1,6 +1,6 @@
 //! The networks' 3×3 convolutions (stride 1, padding 1, no bias) on the CPU backend, as a
 //! burn backend extension with its own backward pass: forward, data gradient and weight
-//! gradient all run through [`winograd`](super::winograd). On other devices (CUDA, libtorch)
+//! gradient all run through [`super::winograd`]. On other devices (CUDA, libtorch)
 //! the layers use burn's own `conv2d`.
 //!
 //! Why an extension rather than burn's `Conv2d`: burn's CPU backend computes the weight
