@@ -85,7 +85,7 @@ impl BfCnn {
     pub fn adjoint(&self, v: Tensor<4>, mut masks: Vec<Tensor<4>>) -> Tensor<4> {
         let mut g = conv3x3_adjoint(&self.last, v);
         for layer in self.hidden.iter().rev() {
-            g = g * pop_mask(&mut masks) * layer.norm.eval_scale();
+            g = g * (pop_mask(&mut masks) * layer.norm.eval_scale());
             g = conv3x3_adjoint(&layer.conv, g);
         }
         conv3x3_adjoint(&self.first, g * pop_mask(&mut masks))

@@ -61,12 +61,13 @@ impl ConvBlock {
 
     /// The adjoint of the eval-mode block with the ReLU pattern `masks` (popped, last first).
     fn adjoint(&self, v: Tensor<4>, masks: &mut Vec<Tensor<4>>) -> Tensor<4> {
-        let v = v * pop_mask(masks) * self.norm2.eval_scale();
-        let mut v = conv3x3_adjoint(&self.conv2, v) * pop_mask(masks);
+        // masks and scales are single images: combine them before touching the batch
+        let v = v * (pop_mask(masks) * self.norm2.eval_scale());
+        let mut mask1 = pop_mask(masks);
         if let Some(n) = &self.norm1 {
-            v = v * n.eval_scale();
+            mask1 = mask1 * n.eval_scale();
         }
-        conv3x3_adjoint(&self.conv1, v)
+        conv3x3_adjoint(&self.conv1, conv3x3_adjoint(&self.conv2, v) * mask1)
     }
 }
 

@@ -189,9 +189,8 @@ struct RowScratch {
     /// Input rows split into even and odd padded columns, then Bᵀ applied: 8 rows of tw + 1.
     even: Vec<f32>,
     odd: Vec<f32>,
-    /// Output: four accumulated columns of Aᵀ m, then two output rows.
+    /// Output: the four columns of both rows of Aᵀ m.
     acc: Vec<f32>,
-    out: Vec<f32>,
 }
 
 impl RowScratch {
@@ -200,8 +199,7 @@ impl RowScratch {
             tw,
             even: vec![0.0; 4 * (tw + 1)],
             odd: vec![0.0; 4 * (tw + 1)],
-            acc: vec![0.0; 4 * tw],
-            out: vec![0.0; 4 * tw],
+            acc: vec![0.0; 8 * tw],
         }
     }
 
@@ -278,38 +276,36 @@ impl RowScratch {
         i: usize,
     ) {
         let tw = self.tw;
-        for r in 0..2 {
-            for q in 0..4 {
-                let a = &mut self.acc[q * tw..][..tw];
-                let (m0, m1, m2, m3) = (
-                    &tiles[q][..tw],
-                    &tiles[4 + q][..tw],
-                    &tiles[8 + q][..tw],
-                    &tiles[12 + q][..tw],
-                );
-                if r == 0 {
-                    for j in 0..tw {
-                        a[j] = m0[j] + m1[j] + m2[j];
-                    }
-                } else {
-                    for j in 0..tw {
-                        a[j] = m1[j] - m2[j] - m3[j];
-                    }
-                }
-            }
-            let (c0, rest) = self.acc.split_at(tw);
-            let (c1, rest) = rest.split_at(tw);
-            let (c2, c3) = rest.split_at(tw);
-            let out_row = &mut self.out[r * 2 * tw..][..2 * tw];
-            for (j, pair) in out_row.chunks_exact_mut(2).enumerate() {
-                pair[0] = c0[j] + c1[j] + c2[j];
-                pair[1] = c1[j] - c2[j] - c3[j];
+        // rows 0 and 1 of Aᵀ m, column q of each at acc[(2q + r)·tw + j]: one pass over m
+        for q in 0..4 {
+            let (a0, a1) = self.acc[2 * q * tw..(2 * q + 2) * tw].split_at_mut(tw);
+            let (m0, m1, m2, m3) = (
+                &tiles[q][..tw],
+                &tiles[4 + q][..tw],
+                &tiles[8 + q][..tw],
+                &tiles[12 + q][..tw],
+            );
+            for j in 0..tw {
+                a0[j] = m0[j] + m1[j] + m2[j];
+                a1[j] = m1[j] - m2[j] - m3[j];
             }
         }
         for r in 0..2 {
             let yr = 2 * i + r;
-            if yr < h {
-                plane[yr * w..(yr + 1) * w].copy_from_slice(&self.out[r * 2 * tw..][..w]);
+            if yr >= h {
+                continue;
+            }
+            let col = |q: usize| &self.acc[(2 * q + r) * tw..][..tw];
+            let (c0, c1, c2, c3) = (col(0), col(1), col(2), col(3));
+            let row = &mut plane[yr * w..(yr + 1) * w];
+            let (pairs, last) = row.split_at_mut(w / 2 * 2);
+            for (j, pair) in pairs.chunks_exact_mut(2).enumerate() {
+                pair[0] = c0[j] + c1[j] + c2[j];
+                pair[1] = c1[j] - c2[j] - c3[j];
+            }
+            if let Some(v) = last.first_mut() {
+                let j = w / 2;
+                *v = c0[j] + c1[j] + c2[j];
             }
         }
     }
