@@ -15,9 +15,10 @@ if [ ! -x bench/.venv/bin/python ]; then
   bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}" numpy
 fi
 cargo build --release -q
+bin="${CARGO_TARGET_DIR:-target}/release/tweedie"
 out=$(mktemp -d)
 for r in $(seq 1 "$rounds"); do
-  ./target/release/tweedie bench --device cpu --reps "$reps" --workloads "$workloads" | tee -a "$out/ours"
+  "$bin" bench --device cpu --reps "$reps" --workloads "$workloads" | tee -a "$out/ours"
   bench/.venv/bin/python bench/reference.py --reps "$reps" --workloads "$workloads" | tee -a "$out/torch"
 done
 python3 - "$out/ours" "$out/torch" <<'PY'

@@ -40,6 +40,16 @@ pub trait Conv3x3Kernels: Backend {
 pub trait Conv3x3: Backend {
     /// 3×3 convolution, stride 1, zero padding 1, no bias.
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The adjoint of [`Conv3x3::conv3x3`] in x for fixed `weight` (`[c_out, c_in, 3, 3]`):
+    /// the convolution with the kernel flipped in space and its channel axes swapped,
+    /// `[b, c_out, h, w]` → `[b, c_in, h, w]`. By default composed from differentiable
+    /// primitives; the CPU backend flips on the host instead (burn's strided copy of a flipped
+    /// view cost more than the flip is worth in every Jacobian product).
+    fn conv3x3_adjoint(v: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let flipped = Self::float_swap_dims(Self::float_flip(weight, &[2, 3]), 0, 1);
+        Self::conv3x3(v, flipped)
+    }
 }
 
 fn host(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
@@ -114,6 +124,10 @@ impl Conv3x3 for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         Self::conv3x3_forward(x, weight)
     }
+
+    fn conv3x3_adjoint(v: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        Self::conv3x3_backward_data(v, weight)
+    }
 }
 
 #[derive(Debug)]
@@ -167,22 +181,38 @@ pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// The adjoint of [`conv3x3`] with `conv`'s weights: the convolution with the kernel flipped in
 /// space and its channel axes swapped.
 pub fn conv3x3_adjoint(conv: &Conv2d, v: Tensor<4>) -> Tensor<4> {
-    conv3x3_with(v, conv.weight.val().flip([2, 3]).swap_dims(0, 1))
+    let weight = conv.weight.val();
+    if !on_flex(&v) {
+        return plain_conv3x3(v, weight.flip([2, 3]).swap_dims(0, 1));
+    }
+    Tensor::from_dispatch(<Dispatch as Conv3x3>::conv3x3_adjoint(
+        v.into_dispatch(),
+        weight.into_dispatch(),
+    ))
 }
 
 fn conv3x3_with(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
-    let on_flex = matches!(
-        x.device().as_dispatch().clone().inner(),
-        DispatchDevice::Flex(_)
-    );
-    if !on_flex || x.dtype() != DType::F32 {
-        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        return burn::tensor::module::conv2d(x, weight, None, options);
+    if !on_flex(&x) {
+        return plain_conv3x3(x, weight);
     }
     Tensor::from_dispatch(<Dispatch as Conv3x3>::conv3x3(
         x.into_dispatch(),
         weight.into_dispatch(),
     ))
+}
+
+/// Whether `x` is an f32 tensor on the CPU backend (with or without autodiff), where the
+/// extension runs.
+fn on_flex(x: &Tensor<4>) -> bool {
+    matches!(
+        x.device().as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    ) && x.dtype() == DType::F32
+}
+
+fn plain_conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    burn::tensor::module::conv2d(x, weight, None, options)
 }
 
 #[cfg(test)]
@@ -193,6 +223,25 @@ mod tests {
 
     fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
         (a - b).abs().max().into_scalar()
+    }
+
+    /// ⟨conv(x), v⟩ = ⟨x, adjoint(v)⟩ on the plain CPU device (host flip) and on the autodiff
+    /// device (the trait's default body).
+    #[test]
+    fn adjoint_is_the_transpose_on_both_routes() {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let conv = new_conv3x3(4, 6, &device);
+            let x: Tensor<4> =
+                Tensor::random([2, 4, 7, 10], Distribution::Normal(0.0, 1.0), &device);
+            let v: Tensor<4> =
+                Tensor::random([2, 6, 7, 10], Distribution::Normal(0.0, 1.0), &device);
+            let lhs: f32 = (conv3x3(&conv, x.clone()) * v.clone()).sum().into_scalar();
+            let rhs: f32 = (x * conv3x3_adjoint(&conv, v)).sum().into_scalar();
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
+        }
     }
 
     /// The extension and burn's `conv2d` agree on the output and on both gradients.
