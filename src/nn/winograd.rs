@@ -360,22 +360,23 @@ pub fn backward_weight(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
 }
 
 /// du[ξ] = Σ over tiles of g[ξ] (c_out × tiles) · v[ξ]ᵀ (tiles × c_in), accumulated block by
-/// block (blocks of whole tile rows, as in [`forward`]) into one accumulator per worker; for
-/// layers whose `[16][c_out][c_in]` accumulator is small.
+/// block (blocks of whole tile rows, as in [`forward`]) into [`PARTIAL_SUMS`] accumulators;
+/// for layers whose `[16][c_out][c_in]` accumulator is small.
 fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
     let (th, tw) = (s.tiles_h(), s.tiles_w());
     let rows_per_block = (BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw)).clamp(1, th);
     let blocks_per_image = th.div_ceil(rows_per_block);
     let blocks = s.batch * blocks_per_image;
-    let workers = rayon::current_num_threads().max(1);
     let plane_len = s.h * s.w;
     let len = 16 * s.c_out * s.c_in;
-    (0..blocks)
+    // A fixed number of partial sums, added in a fixed order: the gradient must not depend on
+    // how rayon happens to split the work, or training would not be reproducible.
+    let parts = blocks.min(PARTIAL_SUMS);
+    let partials: Vec<Vec<f32>> = (0..parts)
         .into_par_iter()
-        .with_min_len(blocks.div_ceil(workers))
-        .fold(
-            || vec![0.0f32; len],
-            |mut du, block| {
+        .map(|part| {
+            let mut du = vec![0.0f32; len];
+            for block in part * blocks / parts..(part + 1) * blocks / parts {
                 let (b, blk) = (block / blocks_per_image, block % blocks_per_image);
                 let rows = blk * rows_per_block..((blk + 1) * rows_per_block).min(th);
                 let tb = rows.len() * tw;
@@ -416,17 +417,20 @@ fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
                     matmul(dst, Accum::Add, lhs, rhs.transpose(), 1.0f32, Par::Seq);
                 }
                 SCRATCH.set((v, g));
-                du
-            },
-        )
-        .reduce(
-            || vec![0.0f32; len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        )
+            }
+            du
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut du = partials.next().unwrap_or_else(|| vec![0.0f32; len]);
+    for p in partials {
+        du.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    du
 }
+
+/// Partial sums of the blocked weight gradient (a constant, for reproducibility).
+const PARTIAL_SUMS: usize = 8;
 
 /// [`weight_grad_blocked`] for deep layers: whole transforms, one GEMM per ξ over all tiles.
 fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
@@ -657,6 +661,29 @@ mod tests {
             assert!((loss - via_x).abs() < tol, "{s:?}: {loss} vs {via_x}");
             assert!((loss - via_w).abs() < tol, "{s:?}: {loss} vs {via_w}");
         }
+    }
+
+    /// Bit-identical results whatever the number of threads: training must be reproducible.
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        let s = ConvShape {
+            batch: 3,
+            c_in: 32,
+            c_out: 48,
+            h: 40,
+            w: 40,
+        };
+        let x = random(s.batch * s.c_in * s.h * s.w, 70);
+        let dy = random(s.batch * s.c_out * s.h * s.w, 71);
+        let w = random(s.c_out * s.c_in * 9, 72);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            pool.install(|| (backward_weight(&x, &dy, s), forward(&x, &w, s)))
+        };
+        assert!(run(1) == run(3), "results differ between 1 and 3 threads");
     }
 
     const SHAPES: [ConvShape; 3] = [
