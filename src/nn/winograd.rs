@@ -102,20 +102,22 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
                 );
                 matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
             }
+            // this block's output rows: 2·rows.start up to 2·rows.end (cropped to h)
+            let (y0, y1) = (2 * rows.start, (2 * rows.end).min(s.h));
             for co in 0..s.c_out {
-                // SAFETY: block (b, blk) writes only rows 2·rows.start .. 2·rows.end of the
-                // output planes of image b; blocks cover disjoint row ranges.
-                let plane = unsafe {
+                // SAFETY: the rows y0..y1 of plane (b, co) are written by this block only:
+                // blocks of one image cover disjoint tile rows, and the slice stays inside `y`.
+                let band = unsafe {
                     std::slice::from_raw_parts_mut(
-                        out.at((b * s.c_out + co) * plane_len),
-                        plane_len,
+                        out.at((b * s.c_out + co) * plane_len + y0 * s.w),
+                        (y1 - y0) * s.w,
                     )
                 };
-                for (r, i) in rows.clone().enumerate() {
+                for r in 0..rows.len() {
                     let base = co * tb + r * tw;
                     let tiles: [&[f32]; 16] =
                         std::array::from_fn(|xi| &m[xi * s.c_out * tb + base..][..tw]);
-                    scratch.output_row(&tiles, plane, s.h, s.w, i);
+                    scratch.output_row(&tiles, band, y1 - y0, s.w, r);
                 }
             }
             SCRATCH.set((v, m));
