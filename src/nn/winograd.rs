@@ -231,11 +231,13 @@ impl RowScratch {
             let row = &plane[y * w..(y + 1) * w];
             let (e, o) = (&mut self.even[r * n..][..n], &mut self.odd[r * n..][..n]);
             // p[c + 1] = row[c]: odd columns hold row[0], row[2], …; even (from 1) row[1], …
-            for (dst, src) in o.iter_mut().zip(row.iter().step_by(2)) {
-                *dst = *src;
+            let pairs = row.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                o[w / 2] = *last;
             }
-            for (dst, src) in e[1..].iter_mut().zip(row.iter().skip(1).step_by(2)) {
-                *dst = *src;
+            for ((pair, o), e) in pairs.zip(o.iter_mut()).zip(e[1..].iter_mut()) {
+                *o = pair[0];
+                *e = pair[1];
             }
         }
         for rows in [&mut self.even, &mut self.odd] {
