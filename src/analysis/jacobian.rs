@@ -8,7 +8,7 @@
 
 use crate::data::Images;
 use crate::denoise::{DenoiseError, Denoiser};
-use crate::nn::{Mode, Network};
+use crate::nn::{Linearized, Mode, Network};
 use burn::module::Module;
 use burn::tensor::Device;
 
@@ -49,23 +49,30 @@ impl JacobianProbe {
             "vectors must be image-shaped"
         );
         let lin = self.net.linearize(y.to_tensor(&self.device));
+        self.vjp_linearized(&lin, vs)
+    }
+
+    /// vₖᵀ J at the point `lin` was linearized at (f = y − net(y), so vᵀJ = v − vᵀ∂net/∂y).
+    fn vjp_linearized(&self, lin: &Linearized<'_>, vs: &Images) -> Images {
         let v = vs.to_tensor(&self.device);
         Images::from_tensor(v.clone() - lin.vjp(v))
     }
 
     /// The full D×D Jacobian, row-major (row i is ∂fᵢ/∂y), built from D VJPs with the unit
-    /// vectors, `chunk` at a time. Cost: D/chunk backward passes; use for D up to a few thousand.
+    /// vectors, `chunk` at a time. Cost: one forward pass, then D/chunk adjoint passes; use
+    /// for D up to a few thousand.
     pub fn full(&self, y: &Images, chunk: usize) -> Vec<f32> {
         let d = y.dim();
         let [_, c, h, w] = y.shape();
         let mut jac = Vec::with_capacity(d * d);
+        let lin = self.net.linearize(y.to_tensor(&self.device));
         for start in (0..d).step_by(chunk.max(1)) {
             let end = (start + chunk.max(1)).min(d);
             let mut basis = Images::zeros([end - start, c, h, w]);
             for (r, i) in (start..end).enumerate() {
                 basis.as_mut_slice()[r * d + i] = 1.0;
             }
-            jac.extend(self.vjp(y, &basis).into_vec());
+            jac.extend(self.vjp_linearized(&lin, &basis).into_vec());
         }
         jac
     }

@@ -162,7 +162,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 });
                 report(
                     "vjp",
-                    "vjp (16 VJPs at one 80×80, batched backward)",
+                    "vjp (16 VJPs at one 80×80: 1 fwd + 1 adjoint)",
                     s,
                     Some((16.0, "VJPs/s")),
                 );

@@ -67,56 +67,44 @@ fn flex(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     )
 }
 
-fn conv_shape(x: &FlexTensor, weight: &FlexTensor) -> ConvShape {
-    let xs = x.shape();
-    let ws = x_dims(weight);
+/// The shape of a convolution from its input `[b, c_in, h, w]` and its output channels.
+fn conv_shape(x: &FlexTensor, c_out: usize) -> ConvShape {
+    let [batch, c_in, h, w] = dims(x);
     ConvShape {
-        batch: xs[0],
-        c_in: xs[1],
-        c_out: ws[0],
-        h: xs[2],
-        w: xs[3],
+        batch,
+        c_in,
+        c_out,
+        h,
+        w,
     }
 }
 
-fn x_dims(t: &FlexTensor) -> [usize; 4] {
+fn dims(t: &FlexTensor) -> [usize; 4] {
     let s = t.shape();
     [s[0], s[1], s[2], s[3]]
 }
 
 impl Conv3x3Kernels for Flex {
     fn conv3x3_forward(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        let s = conv_shape(&x, &weight);
+        let s = conv_shape(&x, dims(&weight)[0]);
         let y = winograd::forward(&host(&x), &host(&weight), s);
         flex(y, [s.batch, s.c_out, s.h, s.w])
     }
 
     fn conv3x3_backward_data(dy: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        let [batch, c_out, h, w] = x_dims(&dy);
-        let c_in = x_dims(&weight)[1];
+        let [c_out, c_in, _, _] = dims(&weight);
         let s = ConvShape {
-            batch,
             c_in,
-            c_out,
-            h,
-            w,
+            ..conv_shape(&dy, c_out)
         };
         let dx = winograd::backward_data(&host(&dy), &host(&weight), s);
-        flex(dx, [batch, c_in, h, w])
+        flex(dx, [s.batch, c_in, s.h, s.w])
     }
 
     fn conv3x3_backward_weight(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
-        let [batch, c_in, h, w] = x_dims(&x);
-        let c_out = x_dims(&dy)[1];
-        let s = ConvShape {
-            batch,
-            c_in,
-            c_out,
-            h,
-            w,
-        };
+        let s = conv_shape(&x, dims(&dy)[1]);
         let dw = winograd::backward_weight(&host(&x), &host(&dy), s);
-        flex(dw, [c_out, c_in, 3, 3])
+        flex(dw, [s.c_out, s.c_in, 3, 3])
     }
 }
 

@@ -59,69 +59,58 @@ impl ConvShape {
 pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
     check(x.len(), s.batch * s.c_in * s.h * s.w, "input");
     check(weight.len(), s.c_out * s.c_in * 9, "weight");
-    let (th, tw) = (s.tiles_h(), s.tiles_w());
+    let tw = s.tiles_w();
     let u = transform_weight(weight, s.c_out, s.c_in);
-    // about 1 MiB of transformed input and output per block, at least one tile row
-    let rows_per_block = (BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw)).clamp(1, th);
-    if rows_per_block * tw < MIN_BLOCK_TILES && th > rows_per_block {
+    let blocks = Blocks::new(s);
+    if blocks.too_narrow() {
         return forward_whole(x, &u, s);
     }
-    let blocks_per_image = th.div_ceil(rows_per_block);
     let plane_len = s.h * s.w;
     let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
     let out = SharedOut(y.as_mut_ptr());
-    (0..s.batch * blocks_per_image)
-        .into_par_iter()
-        .for_each(|block| {
-            let (b, blk) = (block / blocks_per_image, block % blocks_per_image);
-            let rows = blk * rows_per_block..((blk + 1) * rows_per_block).min(th);
-            let tb = rows.len() * tw;
-            let (mut v, mut m) = SCRATCH.with_borrow_mut(std::mem::take);
-            // every element is overwritten below: by the transform (v) and the GEMMs (m)
-            v.resize(16 * s.c_in * tb, 0.0);
-            m.resize(16 * s.c_out * tb, 0.0);
-            let mut scratch = RowScratch::new(tw);
-            for ci in 0..s.c_in {
-                let plane = &x[(b * s.c_in + ci) * plane_len..][..plane_len];
-                for (r, i) in rows.clone().enumerate() {
-                    scratch.input_row(plane, s.h, s.w, i, &mut v, s.c_in * tb, ci * tb + r * tw);
-                }
+    (0..blocks.count()).into_par_iter().for_each(|block| {
+        let (b, rows) = blocks.get(block);
+        let tb = rows.len() * tw;
+        let (mut v, mut m) = SCRATCH.with_borrow_mut(std::mem::take);
+        // every element is overwritten below: by the transform (v) and the GEMMs (m)
+        m.resize(16 * s.c_out * tb, 0.0);
+        let mut scratch = RowScratch::new(tw);
+        transform_block(x, s.c_in, s, b, rows.clone(), &mut scratch, &mut v);
+        for xi in 0..16 {
+            let lhs = MatRef::from_row_major_slice(
+                &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                s.c_out,
+                s.c_in,
+            );
+            let rhs =
+                MatRef::from_row_major_slice(&v[xi * s.c_in * tb..][..s.c_in * tb], s.c_in, tb);
+            let dst = MatMut::from_row_major_slice_mut(
+                &mut m[xi * s.c_out * tb..][..s.c_out * tb],
+                s.c_out,
+                tb,
+            );
+            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+        }
+        // this block's output rows: 2·rows.start up to 2·rows.end (cropped to h)
+        let (y0, y1) = (2 * rows.start, (2 * rows.end).min(s.h));
+        for co in 0..s.c_out {
+            // SAFETY: the rows y0..y1 of plane (b, co) are written by this block only:
+            // blocks of one image cover disjoint tile rows, and the slice stays inside `y`.
+            let band = unsafe {
+                std::slice::from_raw_parts_mut(
+                    out.at((b * s.c_out + co) * plane_len + y0 * s.w),
+                    (y1 - y0) * s.w,
+                )
+            };
+            for r in 0..rows.len() {
+                let base = co * tb + r * tw;
+                let tiles: [&[f32]; 16] =
+                    std::array::from_fn(|xi| &m[xi * s.c_out * tb + base..][..tw]);
+                scratch.output_row(&tiles, band, y1 - y0, s.w, r);
             }
-            for xi in 0..16 {
-                let lhs = MatRef::from_row_major_slice(
-                    &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                    s.c_out,
-                    s.c_in,
-                );
-                let rhs =
-                    MatRef::from_row_major_slice(&v[xi * s.c_in * tb..][..s.c_in * tb], s.c_in, tb);
-                let dst = MatMut::from_row_major_slice_mut(
-                    &mut m[xi * s.c_out * tb..][..s.c_out * tb],
-                    s.c_out,
-                    tb,
-                );
-                matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-            }
-            // this block's output rows: 2·rows.start up to 2·rows.end (cropped to h)
-            let (y0, y1) = (2 * rows.start, (2 * rows.end).min(s.h));
-            for co in 0..s.c_out {
-                // SAFETY: the rows y0..y1 of plane (b, co) are written by this block only:
-                // blocks of one image cover disjoint tile rows, and the slice stays inside `y`.
-                let band = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out.at((b * s.c_out + co) * plane_len + y0 * s.w),
-                        (y1 - y0) * s.w,
-                    )
-                };
-                for r in 0..rows.len() {
-                    let base = co * tb + r * tw;
-                    let tiles: [&[f32]; 16] =
-                        std::array::from_fn(|xi| &m[xi * s.c_out * tb + base..][..tw]);
-                    scratch.output_row(&tiles, band, y1 - y0, s.w, r);
-                }
-            }
-            SCRATCH.set((v, m));
-        });
+        }
+        SCRATCH.set((v, m));
+    });
     y
 }
 
@@ -169,7 +158,69 @@ fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
 /// Below this many tiles a cache-sized block makes GEMMs too narrow; see [`forward_whole`].
 const MIN_BLOCK_TILES: usize = 64;
 
-/// Floats of transformed input and output a forward block aims to hold (1 MiB).
+/// How [`forward`] and [`weight_grad_blocked`] cut the batch into blocks of whole tile rows
+/// holding about [`BLOCK_FLOATS`] of transformed input and output each (at least one row).
+struct Blocks {
+    th: usize,
+    rows_per_block: usize,
+    per_image: usize,
+    batch: usize,
+    tw: usize,
+}
+
+impl Blocks {
+    fn new(s: ConvShape) -> Self {
+        let (th, tw) = (s.tiles_h(), s.tiles_w());
+        let rows_per_block = (BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw)).clamp(1, th);
+        Self {
+            th,
+            rows_per_block,
+            per_image: th.div_ceil(rows_per_block),
+            batch: s.batch,
+            tw,
+        }
+    }
+
+    /// Whether cache-sized blocks would make GEMMs too narrow (see [`forward_whole`]).
+    fn too_narrow(&self) -> bool {
+        self.rows_per_block * self.tw < MIN_BLOCK_TILES && self.th > self.rows_per_block
+    }
+
+    fn count(&self) -> usize {
+        self.batch * self.per_image
+    }
+
+    /// Block `k`: its image and its tile rows.
+    fn get(&self, k: usize) -> (usize, std::ops::Range<usize>) {
+        let (b, blk) = (k / self.per_image, k % self.per_image);
+        let start = blk * self.rows_per_block;
+        (b, start..(start + self.rows_per_block).min(self.th))
+    }
+}
+
+/// Bᵀ d B for tile rows `rows` of image `b` of `x` (`channels` planes of `s.h × s.w`) into
+/// `v`, laid out `[ξ][channel][tile of the block]`.
+fn transform_block(
+    x: &[f32],
+    channels: usize,
+    s: ConvShape,
+    b: usize,
+    rows: std::ops::Range<usize>,
+    scratch: &mut RowScratch,
+    v: &mut Vec<f32>,
+) {
+    let (tw, plane_len) = (s.tiles_w(), s.h * s.w);
+    let tb = rows.len() * tw;
+    v.resize(16 * channels * tb, 0.0);
+    for c in 0..channels {
+        let plane = &x[(b * channels + c) * plane_len..][..plane_len];
+        for (r, i) in rows.clone().enumerate() {
+            scratch.input_row(plane, s.h, s.w, i, v, channels * tb, c * tb + r * tw);
+        }
+    }
+}
+
+/// Floats of transformed input and output a block aims to hold (1 MiB).
 const BLOCK_FLOATS: usize = 1 << 18;
 
 /// The output buffer shared by parallel blocks that write disjoint rows of it.
@@ -367,10 +418,9 @@ pub fn backward_weight(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
 /// block (blocks of whole tile rows, as in [`forward`]) into [`PARTIAL_SUMS`] accumulators;
 /// for layers whose `[16][c_out][c_in]` accumulator is small.
 fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
-    let (th, tw) = (s.tiles_h(), s.tiles_w());
-    let rows_per_block = (BLOCK_FLOATS / (16 * (s.c_in + s.c_out) * tw)).clamp(1, th);
-    let blocks_per_image = th.div_ceil(rows_per_block);
-    let blocks = s.batch * blocks_per_image;
+    let tw = s.tiles_w();
+    let geometry = Blocks::new(s);
+    let blocks = geometry.count();
     let plane_len = s.h * s.w;
     let len = 16 * s.c_out * s.c_in;
     // A fixed number of partial sums, added in a fixed order: the gradient must not depend on
@@ -381,20 +431,12 @@ fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
         .map(|part| {
             let mut du = vec![0.0f32; len];
             for block in part * blocks / parts..(part + 1) * blocks / parts {
-                let (b, blk) = (block / blocks_per_image, block % blocks_per_image);
-                let rows = blk * rows_per_block..((blk + 1) * rows_per_block).min(th);
+                let (b, rows) = geometry.get(block);
                 let tb = rows.len() * tw;
                 let (mut v, mut g) = SCRATCH.with_borrow_mut(std::mem::take);
-                v.resize(16 * s.c_in * tb, 0.0);
                 g.resize(16 * s.c_out * tb, 0.0);
                 let mut scratch = RowScratch::new(tw);
-                for ci in 0..s.c_in {
-                    let plane = &x[(b * s.c_in + ci) * plane_len..][..plane_len];
-                    for (r, i) in rows.clone().enumerate() {
-                        let offset = ci * tb + r * tw;
-                        scratch.input_row(plane, s.h, s.w, i, &mut v, s.c_in * tb, offset);
-                    }
-                }
+                transform_block(x, s.c_in, s, b, rows.clone(), &mut scratch, &mut v);
                 for co in 0..s.c_out {
                     let plane = &dy[(b * s.c_out + co) * plane_len..][..plane_len];
                     for (r, i) in rows.clone().enumerate() {
@@ -547,32 +589,13 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
 /// [`inverse_output`], `[batch, c_out, h, w]` → `[c_out][16][tiles]`.
 fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
     let (th, tw, t) = (s.tiles_h(), s.tiles_w(), s.tiles());
+    let plane_len = s.h * s.w;
     let mut g = vec![0.0f32; s.c_out * 16 * t];
     g.par_chunks_mut(16 * t).enumerate().for_each(|(co, gc)| {
         for b in 0..s.batch {
-            let plane = &dy[(b * s.c_out + co) * s.h * s.w..(b * s.c_out + co + 1) * s.h * s.w];
+            let plane = &dy[(b * s.c_out + co) * plane_len..][..plane_len];
             for i in 0..th {
-                for j in 0..tw {
-                    let mut e = [[0.0f32; 2]; 2];
-                    for (r, row) in e.iter_mut().enumerate() {
-                        for (cc, v) in row.iter_mut().enumerate() {
-                            let (yr, yc) = (2 * i + r, 2 * j + cc);
-                            if yr < s.h && yc < s.w {
-                                *v = plane[yr * s.w + yc];
-                            }
-                        }
-                    }
-                    // A e Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]]: 4×4
-                    let col = |row: [f32; 2]| [row[0], row[0] + row[1], row[0] - row[1], -row[1]];
-                    let (r0, r1) = (col(e[0]), col(e[1]));
-                    let tile = (b * th + i) * tw + j;
-                    for k in 0..4 {
-                        let vals = [r0[k], r0[k] + r1[k], r0[k] - r1[k], -r1[k]];
-                        for (row, v) in vals.into_iter().enumerate() {
-                            gc[(row * 4 + k) * t + tile] = v;
-                        }
-                    }
-                }
+                output_grad_row(plane, s.h, s.w, i, tw, gc, t, (b * th + i) * tw);
             }
         }
     });
