@@ -1,7 +1,7 @@
 //! Blind training of a bias-free denoiser (Mohan et al. 2020; Kadkhodaie et al. 2024):
 //! y = x + σz with σ uniform in [σ_min, σ_max] per image, the network predicts the noise, loss
-//! ‖net(y) − (y − x)‖² summed over pixels and averaged over the batch, Adam, learning rate halved
-//! every `lr_halve_every` steps.
+//! ‖net(y) − (y − x)‖² summed over pixels, weighted by a function of σ ([`LossWeighting`]) and
+//! averaged over the batch, Adam, learning rate halved every `lr_halve_every` steps.
 //!
 //! Everything random is counter-based ([`crate::rng`]): the images of step s come from the
 //! permutation of their epoch, the noise of step s from stream (seed, TrainNoise, s). So a run
@@ -39,6 +39,37 @@ pub struct DataConfig {
     pub test_size: Option<usize>,
     /// Which training set.
     pub split: SplitSpec,
+}
+
+/// How each image's squared error ‖net(y) − σz‖² enters the loss, as a function of its σ.
+///
+/// The plain sum (the paper's objective) is dominated by the noisiest images, since the error
+/// grows like σ²: on a short budget the network then denoises low noise worse than doing
+/// nothing, and a sampler, which ends at low noise, inherits that. Dividing by σ balances the
+/// levels; dividing by σ² makes every level count alike. Both are scaled to weigh 1 at σ_max,
+/// with a floor of σ_max/100 under σ so that nearly clean images do not dominate instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossWeighting {
+    /// Plain squared error (the paper's): weight 1.
+    #[default]
+    Uniform,
+    /// Weight σ_max / (σ + σ_max/100).
+    InvSigma,
+    /// Weight σ_max² / (σ + σ_max/100)².
+    InvVariance,
+}
+
+impl LossWeighting {
+    /// The weight of an image with noise level `sigma` when training over [·, `sigma_max`].
+    pub fn weight(self, sigma: f32, sigma_max: f32) -> f32 {
+        let relative = sigma / sigma_max + 0.01;
+        match self {
+            Self::Uniform => 1.0,
+            Self::InvSigma => 1.0 / relative,
+            Self::InvVariance => 1.0 / (relative * relative),
+        }
+    }
 }
 
 /// A resolved training set with the dataset it was drawn from.
@@ -91,6 +122,10 @@ pub struct TrainConfig {
     pub sigma_min: f32,
     /// Largest training noise level.
     pub sigma_max: f32,
+    /// Weight of each image's squared error as a function of its noise level (runs written
+    /// before this field existed used the plain sum).
+    #[serde(default)]
+    pub loss_weighting: LossWeighting,
     /// Seed of initialisation, batch order and noise.
     pub seed: u64,
     /// Write a checkpoint every this many steps.
@@ -267,25 +302,27 @@ fn batch_at(
     train: &Images,
     order: &mut EpochOrder,
     step: u64,
-) -> (Images, Images) {
+) -> (Images, Images, Vec<f32>) {
     let b = cfg.batch as u64;
     let idx: Vec<usize> = (0..b).map(|i| order.image(step * b + i)).collect();
     let x = train.select(&idx);
     let mut noise = Images::zeros(x.shape());
     let d = x.dim();
     let mut rng = stream(cfg.seed, Purpose::TrainNoise, step);
+    let mut weights = Vec::with_capacity(cfg.batch);
     for img in noise.as_mut_slice().chunks_exact_mut(d) {
         let sigma: f32 = if cfg.sigma_max > cfg.sigma_min {
             rng.random_range(cfg.sigma_min..cfg.sigma_max)
         } else {
             cfg.sigma_max
         };
+        weights.push(cfg.loss_weighting.weight(sigma, cfg.sigma_max));
         for v in img {
             let z: f32 = StandardNormal.sample(&mut rng);
             *v = sigma * z;
         }
     }
-    (x, noise)
+    (x, noise, weights)
 }
 
 fn io(path: PathBuf) -> impl FnOnce(std::io::Error) -> TrainError {
@@ -374,15 +411,20 @@ pub fn train(
     let mut validation = Vec::new();
 
     for step in start..cfg.steps {
-        let (x, noise) = batch_at(cfg, &data.train, &mut order, step);
+        let (x, noise, weights) = batch_at(cfg, &data.train, &mut order, step);
         let x = x.to_tensor(&adev);
         let noise = noise.to_tensor(&adev);
         let y = x + noise.clone();
         let residual = net.forward(y, Mode::Train);
-        let loss: Tensor<1> = (residual - noise)
-            .square()
-            .sum()
-            .div_scalar(cfg.batch as f64);
+        let error = (residual - noise).square();
+        let error = match cfg.loss_weighting {
+            LossWeighting::Uniform => error,
+            _ => {
+                let w = Tensor::<1>::from_floats(weights.as_slice(), &adev);
+                error * w.reshape([cfg.batch, 1, 1, 1])
+            }
+        };
+        let loss: Tensor<1> = error.sum().div_scalar(cfg.batch as f64);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let lr = cfg.lr_at(step);
         net = optim.step(lr, net, grads);
@@ -467,4 +509,45 @@ pub fn load_denoiser(run: &RunDir, device: &Device) -> Result<(Learned, RunRecor
         Learned::new(net, device.clone(), cfg.image_channels),
         record,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_weights_are_one_at_sigma_max_and_fall_with_sigma_as_documented() {
+        let (max, floor) = (0.5f32, 0.005f32);
+        for s in [0.0f32, 0.01, 0.1, 0.5] {
+            assert_eq!(LossWeighting::Uniform.weight(s, max), 1.0);
+            let inv = LossWeighting::InvSigma.weight(s, max);
+            assert!((inv - max / (s + floor)).abs() < 1e-3 * inv, "{s}: {inv}");
+            let var = LossWeighting::InvVariance.weight(s, max);
+            assert!((var - inv * inv).abs() < 1e-3 * var, "{s}: {var}");
+        }
+        assert!((LossWeighting::InvSigma.weight(max, max) - 1.0 / 1.01).abs() < 1e-6);
+        assert!(
+            LossWeighting::InvSigma.weight(0.1, max) > LossWeighting::InvSigma.weight(0.2, max)
+        );
+    }
+
+    /// A `config.json` written before the field existed resumes with the objective it was
+    /// trained with.
+    #[test]
+    fn configs_without_a_loss_weighting_read_as_uniform() {
+        let mut json = serde_json::json!({
+            "data": {"source": "fashion-mnist", "gray": false, "size": null, "test_size": null,
+                     "split": {"train_size": 10, "split": "a", "split_seed": 0, "dedup": null}},
+            "net": {"arch": "bf-unet", "image_channels": 1, "channels": 8, "blocks": 2,
+                    "layers": 20},
+            "steps": 10, "batch": 4, "lr": 0.001, "lr_halve_every": 5, "sigma_min": 0.0,
+            "sigma_max": 1.0, "seed": 0, "checkpoint_every": 5, "log_every": 5,
+            "val_sigmas": [0.1], "val_count": 4, "min_epoch": 10, "device": "cpu"
+        });
+        let old: TrainConfig = serde_json::from_value(json.clone()).expect("old config");
+        assert_eq!(old.loss_weighting, LossWeighting::Uniform);
+        json["loss_weighting"] = "inv-sigma".into();
+        let new: TrainConfig = serde_json::from_value(json).expect("new config");
+        assert_eq!(new.loss_weighting, LossWeighting::InvSigma);
+    }
 }

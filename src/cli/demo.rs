@@ -10,7 +10,7 @@ use tweedie::data::synthetic::{Disks, Family};
 use tweedie::data::{DataSource, Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::RunDir;
-use tweedie::train::{DataConfig, TrainConfig};
+use tweedie::train::{DataConfig, LossWeighting, TrainConfig};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -67,6 +67,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         lr_halve_every: (a.steps / 3).max(1),
         sigma_min: 0.0,
         sigma_max: 0.5,
+        loss_weighting: LossWeighting::InvSigma,
         seed: a.seed,
         checkpoint_every: 200,
         log_every: (a.steps / 10).max(1),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::RunDir;
-use tweedie::train::{DataConfig, RunRecord, TrainConfig};
+use tweedie::train::{DataConfig, LossWeighting, RunRecord, TrainConfig};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -68,6 +68,10 @@ pub struct TrainArgs {
     /// Largest training noise level.
     #[arg(long, default_value = "1", value_parser = sigma_arg)]
     pub sigma_max: f32,
+    /// Weight of each image's squared error by its noise level: `uniform` is the paper's plain
+    /// sum; `inv-sigma` (1/σ) keeps low noise levels from being drowned out on a short budget.
+    #[arg(long, value_enum, default_value_t = LossWeighting::InvSigma)]
+    pub loss_weighting: LossWeighting,
     /// Seed of initialisation, batch order and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -150,6 +154,7 @@ impl TrainArgs {
             lr_halve_every: self.lr_halve_every.unwrap_or((steps / 4).max(1)),
             sigma_min: self.sigma_min,
             sigma_max: self.sigma_max,
+            loss_weighting: self.loss_weighting,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             log_every: self.log_every.unwrap_or((steps / 20).max(1)),
