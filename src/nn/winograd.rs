@@ -74,7 +74,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
         let (mut v, mut m) = SCRATCH.with_borrow_mut(std::mem::take);
         // every element is overwritten below: by the transform (v) and the GEMMs (m)
         m.resize(16 * s.c_out * tb, 0.0);
-        let mut scratch = RowScratch::new(tw);
+        let mut scratch = TileScratch::new(tw);
         transform_block(x, s.c_in, s, b, rows.clone(), &mut scratch, &mut v);
         for xi in 0..16 {
             let lhs = MatRef::from_row_major_slice(
@@ -102,12 +102,9 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
                     (y1 - y0) * s.w,
                 )
             };
-            for r in 0..rows.len() {
-                let base = co * tb + r * tw;
-                let tiles: [&[f32]; 16] =
-                    std::array::from_fn(|xi| &m[xi * s.c_out * tb + base..][..tw]);
-                scratch.output_row(&tiles, band, y1 - y0, s.w, r);
-            }
+            let tiles: [&[f32]; 16] =
+                std::array::from_fn(|xi| &m[xi * s.c_out * tb + co * tb..][..tb]);
+            scratch.output_tiles(&tiles, band, y1 - y0, s.w);
         }
         SCRATCH.set((v, m));
     });
@@ -144,13 +141,10 @@ fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
         .enumerate()
         .for_each(|(idx, plane)| {
             let (b, co) = (idx / s.c_out, idx % s.c_out);
-            let mut scratch = RowScratch::new(tw);
-            for i in 0..th {
-                let base = co * t + (b * th + i) * tw;
-                let tiles: [&[f32]; 16] =
-                    std::array::from_fn(|xi| &m[xi * s.c_out * t + base..][..tw]);
-                scratch.output_row(&tiles, plane, s.h, s.w, i);
-            }
+            let base = co * t + b * th * tw;
+            let tiles: [&[f32]; 16] =
+                std::array::from_fn(|xi| &m[xi * s.c_out * t + base..][..th * tw]);
+            TileScratch::new(tw).output_tiles(&tiles, plane, s.h, s.w);
         });
     y
 }
@@ -206,7 +200,7 @@ fn transform_block(
     s: ConvShape,
     b: usize,
     rows: std::ops::Range<usize>,
-    scratch: &mut RowScratch,
+    scratch: &mut TileScratch,
     v: &mut Vec<f32>,
 ) {
     let (tw, plane_len) = (s.tiles_w(), s.h * s.w);
@@ -214,9 +208,7 @@ fn transform_block(
     v.resize(16 * channels * tb, 0.0);
     for c in 0..channels {
         let plane = &x[(b * channels + c) * plane_len..][..plane_len];
-        for (r, i) in rows.clone().enumerate() {
-            scratch.input_row(plane, s.h, s.w, i, v, channels * tb, c * tb + r * tw);
-        }
+        scratch.input_tiles(plane, s.h, s.w, rows.clone(), v, channels * tb, c * tb);
     }
 }
 
@@ -236,134 +228,234 @@ impl SharedOut {
     }
 }
 
-/// Scratch rows for transforming one tile row at a time.
-struct RowScratch {
+/// Scratch for transforming the tiles of several tile rows of one plane at once.
+///
+/// The plane's values are first dealt into contiguous arrays by row parity and column offset
+/// (`deal_row`), so that each transform is a few passes of plain vector arithmetic over all the
+/// block's tiles. Looping tile row by tile row instead left the vector units mostly idle: deep
+/// layers have 3 to 10 tiles per row, fewer than one 16-float register.
+struct TileScratch {
     tw: usize,
-    /// Input rows split into even and odd padded columns, then Bᵀ applied: 8 rows of tw + 1.
-    even: Vec<f32>,
-    odd: Vec<f32>,
-    /// Output: the four columns of both rows of Aᵀ m.
-    acc: Vec<f32>,
+    /// Dealt input: 8 (input) or 4 (output gradient) arrays of tiles.
+    dealt: Vec<f32>,
+    /// Output transform: the even and odd output columns of one output row per tile.
+    cols: Vec<f32>,
 }
 
-impl RowScratch {
+impl TileScratch {
     fn new(tw: usize) -> Self {
         Self {
             tw,
-            even: vec![0.0; 4 * (tw + 1)],
-            odd: vec![0.0; 4 * (tw + 1)],
-            acc: vec![0.0; 8 * tw],
+            dealt: Vec::new(),
+            cols: Vec::new(),
         }
     }
 
-    /// Bᵀ d B for the tiles of tile row `i` of `plane` (input rows 2i−1…2i+2, zero outside):
-    /// tile j's value ξ goes to `out[ξ·xi_stride + offset + j]`.
-    /// Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]]. The padded row p (one zero on the
-    /// left) is split into even columns e[k] = p[2k] and odd o[k] = p[2k+1], so tile j reads
-    /// e[j], o[j], e[j+1], o[j+1] and every loop runs over contiguous slices.
+    /// Bᵀ d B for the tiles of tile rows `rows` of `plane` (4×4 patches of input rows
+    /// 2i−1…2i+2, zero outside the image): the value ξ of the tile in row `rows.start + t`,
+    /// column j goes to `out[ξ·xi_stride + offset + t·tw + j]`.
+    /// Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]].
     #[allow(clippy::too_many_arguments)]
-    fn input_row(
+    fn input_tiles(
         &mut self,
         plane: &[f32],
         h: usize,
         w: usize,
-        i: usize,
+        rows: std::ops::Range<usize>,
         out: &mut [f32],
         xi_stride: usize,
         offset: usize,
     ) {
-        let (tw, n) = (self.tw, self.tw + 1);
-        self.even.fill(0.0);
-        self.odd.fill(0.0);
-        for r in 0..4 {
-            let Some(y) = (2 * i + r).checked_sub(1).filter(|&y| y < h) else {
-                continue;
+        let tw = self.tw;
+        let (len, plen) = (rows.len() * tw, (rows.len() + 1) * tw);
+        // dealt[4ρ + q][t·tw + j] = padded row 2(rows.start + t) + ρ, padded column 2j + q,
+        // where padded row/column k is the image's k − 1: the patch of tile (t, j) is rows
+        // ρ = 0, 1 of pair t and of pair t + 1, columns q = 0…3.
+        self.dealt.resize(8 * plen, 0.0);
+        for t in 0..=rows.len() {
+            for rho in 0..2 {
+                let y = (2 * (rows.start + t) + rho)
+                    .checked_sub(1)
+                    .filter(|&y| y < h);
+                let row = y.map(|y| &plane[y * w..][..w]);
+                let start = 4 * rho * plen + t * tw;
+                let [q0, q1, q2, q3] = runs_mut(&mut self.dealt, start, plen, tw);
+                deal_row(row, q1, q2);
+                // q0[j] is column 2j − 1 = q2[j − 1]; q3[j] is column 2j + 2 = q1[j + 1]
+                q0[0] = 0.0;
+                q0[1..].copy_from_slice(&q2[..tw - 1]);
+                q3[..tw - 1].copy_from_slice(&q1[1..]);
+                q3[tw - 1] = 0.0;
+            }
+        }
+        let d = &self.dealt;
+        let at = |rho: usize, pair: usize| -> [&[f32]; 4] {
+            std::array::from_fn(|q| &d[(4 * rho + q) * plen + pair * tw..][..len])
+        };
+        // patch rows 0…3: (ρ, pair) = (0, t), (1, t), (0, t + 1), (1, t + 1)
+        let (r0, r1, r2, r3) = (at(0, 0), at(1, 0), at(0, 1), at(1, 1));
+        let sub = |a: f32, b: f32| a - b;
+        let run = |k: usize| 4 * k * xi_stride + offset;
+        bt_row_then_columns(r0, r2, sub, runs_mut(out, run(0), xi_stride, len));
+        bt_row_then_columns(r1, r2, |a, b| a + b, runs_mut(out, run(1), xi_stride, len));
+        bt_row_then_columns(r2, r1, sub, runs_mut(out, run(2), xi_stride, len));
+        bt_row_then_columns(r1, r3, sub, runs_mut(out, run(3), xi_stride, len));
+    }
+
+    /// Aᵀ m A for the tiles of a band of output rows: `tiles[ξ][t·tw + j]` holds value ξ of the
+    /// tile in tile row t, column j, written to rows 2t, 2t + 1 of `band` (`band_h` rows of
+    /// width `w`, cropped). Aᵀ = [[1,1,1,0],[0,1,−1,−1]].
+    fn output_tiles(&mut self, tiles: &[&[f32]; 16], band: &mut [f32], band_h: usize, w: usize) {
+        let tw = self.tw;
+        let len = band_h.div_ceil(2) * tw;
+        self.cols.resize(2 * len, 0.0);
+        let m: [&[f32]; 16] = std::array::from_fn(|xi| &tiles[xi][..len]);
+        for r in 0..2 {
+            let (even, odd) = self.cols.split_at_mut(len);
+            // row r of Aᵀ m: s[b] for the four columns b
+            let s = |b: usize, f: usize| -> f32 {
+                if r == 0 {
+                    m[b][f] + m[4 + b][f] + m[8 + b][f]
+                } else {
+                    m[4 + b][f] - m[8 + b][f] - m[12 + b][f]
+                }
             };
-            let row = &plane[y * w..(y + 1) * w];
-            let (e, o) = (&mut self.even[r * n..][..n], &mut self.odd[r * n..][..n]);
-            // p[c + 1] = row[c]: odd columns hold row[0], row[2], …; even (from 1) row[1], …
-            let pairs = row.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                o[w / 2] = *last;
+            for (f, (e, o)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
+                let (s0, s1, s2, s3) = (s(0, f), s(1, f), s(2, f), s(3, f));
+                *e = s0 + s1 + s2;
+                *o = s1 - s2 - s3;
             }
-            for ((pair, o), e) in pairs.zip(o.iter_mut()).zip(e[1..].iter_mut()) {
-                *o = pair[0];
-                *e = pair[1];
-            }
-        }
-        for rows in [&mut self.even, &mut self.odd] {
-            let (d0, rest) = rows.split_at_mut(n);
-            let (d1, rest) = rest.split_at_mut(n);
-            let (d2, d3) = rest.split_at_mut(n);
-            for k in 0..n {
-                let (a, b, c, d) = (d0[k], d1[k], d2[k], d3[k]);
-                d0[k] = a - c;
-                d1[k] = b + c;
-                d2[k] = c - b;
-                d3[k] = b - d;
-            }
-        }
-        for r in 0..4 {
-            let (e, o) = (&self.even[r * n..][..n], &self.odd[r * n..][..n]);
-            let base = r * 4 * xi_stride + offset;
-            let (o0, rest) = out[base..].split_at_mut(xi_stride);
-            let (o1, rest) = rest.split_at_mut(xi_stride);
-            let (o2, o3) = rest.split_at_mut(xi_stride);
-            let (o0, o1, o2, o3) = (&mut o0[..tw], &mut o1[..tw], &mut o2[..tw], &mut o3[..tw]);
-            let (e0, e1, od0, od1) = (&e[..tw], &e[1..], &o[..tw], &o[1..]);
-            for j in 0..tw {
-                o0[j] = e0[j] - e1[j];
-                o1[j] = od0[j] + e1[j];
-                o2[j] = e1[j] - od0[j];
-                o3[j] = od0[j] - od1[j];
+            for t in 0..len / tw {
+                let y = 2 * t + r;
+                if y >= band_h {
+                    continue;
+                }
+                let row = &mut band[y * w..][..w];
+                let (e, o) = (&even[t * tw..][..tw], &odd[t * tw..][..tw]);
+                let (pairs, last) = row.split_at_mut(w / 2 * 2);
+                for ((pair, e), o) in pairs.chunks_exact_mut(2).zip(e).zip(o) {
+                    pair[0] = *e;
+                    pair[1] = *o;
+                }
+                if let Some(v) = last.first_mut() {
+                    *v = e[tw - 1];
+                }
             }
         }
     }
 
-    /// Aᵀ m A for the tiles of tile row `i`, `tiles[ξ][j]` the Winograd-domain values of tile j,
-    /// written to output rows 2i, 2i+1 of `plane` (cropped). Aᵀ = [[1,1,1,0],[0,1,−1,−1]].
-    fn output_row(
+    /// A e Aᵀ for the 2×2 output-gradient tiles e of tile rows `rows` of `plane` (zero outside
+    /// the image), the adjoint of [`Self::output_tiles`], laid out as in [`Self::input_tiles`].
+    /// With A = [[1,0],[1,1],[1,−1],[0,−1]] and e = [[a,b],[c,d]], row 0 of e Aᵀ is
+    /// p = (a, a+b, a−b, −b), row 1 is q = (c, c+d, c−d, −d), and the four rows of the result
+    /// are p, p+q, p−q, −q.
+    #[allow(clippy::too_many_arguments)]
+    fn output_grad_tiles(
         &mut self,
-        tiles: &[&[f32]; 16],
-        plane: &mut [f32],
+        plane: &[f32],
         h: usize,
         w: usize,
-        i: usize,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+        xi_stride: usize,
+        offset: usize,
     ) {
         let tw = self.tw;
-        // rows 0 and 1 of Aᵀ m, column q of each at acc[(2q + r)·tw + j]: one pass over m
-        for q in 0..4 {
-            let (a0, a1) = self.acc[2 * q * tw..(2 * q + 2) * tw].split_at_mut(tw);
-            let (m0, m1, m2, m3) = (
-                &tiles[q][..tw],
-                &tiles[4 + q][..tw],
-                &tiles[8 + q][..tw],
-                &tiles[12 + q][..tw],
-            );
-            for j in 0..tw {
-                a0[j] = m0[j] + m1[j] + m2[j];
-                a1[j] = m1[j] - m2[j] - m3[j];
+        let len = rows.len() * tw;
+        // dealt[2r + q][t·tw + j] = plane row 2(rows.start + t) + r, column 2j + q
+        self.dealt.resize(4 * len, 0.0);
+        for t in 0..rows.len() {
+            for r in 0..2 {
+                let y = 2 * (rows.start + t) + r;
+                let row = (y < h).then(|| &plane[y * w..][..w]);
+                let [even, odd] = runs_mut(&mut self.dealt, 2 * r * len + t * tw, len, tw);
+                deal_row(row, even, odd);
             }
         }
-        for r in 0..2 {
-            let yr = 2 * i + r;
-            if yr >= h {
-                continue;
-            }
-            let col = |q: usize| &self.acc[(2 * q + r) * tw..][..tw];
-            let (c0, c1, c2, c3) = (col(0), col(1), col(2), col(3));
-            let row = &mut plane[yr * w..(yr + 1) * w];
-            let (pairs, last) = row.split_at_mut(w / 2 * 2);
-            for (j, pair) in pairs.chunks_exact_mut(2).enumerate() {
-                pair[0] = c0[j] + c1[j] + c2[j];
-                pair[1] = c1[j] - c2[j] - c3[j];
-            }
-            if let Some(v) = last.first_mut() {
-                let j = w / 2;
-                *v = c0[j] + c1[j] + c2[j];
+        let [a, b, c, d]: [&[f32]; 4] = std::array::from_fn(|k| &self.dealt[k * len..][..len]);
+        let run = |k: usize| 4 * k * xi_stride + offset;
+        let p = |f: usize| [a[f], a[f] + b[f], a[f] - b[f], -b[f]];
+        let q = |f: usize| [c[f], c[f] + d[f], c[f] - d[f], -d[f]];
+        let rows_of_result: [&dyn Fn(usize) -> [f32; 4]; 4] = [
+            &p,
+            &|f| {
+                let (p, q) = (p(f), q(f));
+                std::array::from_fn(|k| p[k] + q[k])
+            },
+            &|f| {
+                let (p, q) = (p(f), q(f));
+                std::array::from_fn(|k| p[k] - q[k])
+            },
+            &|f| q(f).map(|v| -v),
+        ];
+        for (k, row) in rows_of_result.iter().enumerate() {
+            let [o0, o1, o2, o3] = runs_mut(out, run(k), xi_stride, len);
+            for f in 0..len {
+                let v = row(f);
+                o0[f] = v[0];
+                o1[f] = v[1];
+                o2[f] = v[2];
+                o3[f] = v[3];
             }
         }
     }
+}
+
+/// Deals an image row (or zeros, for `None`) into its even columns and its odd columns (zero
+/// past the end of an odd-width row).
+fn deal_row(row: Option<&[f32]>, even: &mut [f32], odd: &mut [f32]) {
+    let Some(row) = row else {
+        even.fill(0.0);
+        odd.fill(0.0);
+        return;
+    };
+    let pairs = row.chunks_exact(2);
+    if let [last] = pairs.remainder() {
+        even[row.len() / 2] = *last;
+        odd[row.len() / 2] = 0.0;
+    }
+    for ((pair, e), o) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
+        *e = pair[0];
+        *o = pair[1];
+    }
+}
+
+/// Row k of Bᵀ d B for all tiles at once: `w[q] = op(l[q], r[q])` is row k of Bᵀ d (column q
+/// of the patch), then the four outputs are the columns of w B.
+fn bt_row_then_columns(
+    l: [&[f32]; 4],
+    r: [&[f32]; 4],
+    op: impl Fn(f32, f32) -> f32,
+    out: [&mut [f32]; 4],
+) {
+    let [o0, o1, o2, o3] = out;
+    let n = o0.len();
+    let (o1, o2, o3) = (&mut o1[..n], &mut o2[..n], &mut o3[..n]);
+    let [l0, l1, l2, l3] = l.map(|s| &s[..n]);
+    let [r0, r1, r2, r3] = r.map(|s| &s[..n]);
+    for f in 0..n {
+        let (w0, w1, w2, w3) = (
+            op(l0[f], r0[f]),
+            op(l1[f], r1[f]),
+            op(l2[f], r2[f]),
+            op(l3[f], r3[f]),
+        );
+        o0[f] = w0 - w2;
+        o1[f] = w1 + w2;
+        o2[f] = w2 - w1;
+        o3[f] = w1 - w3;
+    }
+}
+
+/// `K` disjoint runs of `len` floats of `buf`, `stride` apart from `start`.
+fn runs_mut<const K: usize>(
+    buf: &mut [f32],
+    start: usize,
+    stride: usize,
+    len: usize,
+) -> [&mut [f32]; K] {
+    let mut chunks = buf[start..].chunks_mut(stride);
+    std::array::from_fn(|_| &mut chunks.next().expect("run inside the buffer")[..len])
 }
 
 /// ∂L/∂x from ∂L/∂y: the adjoint of [`forward`], a convolution with the kernel flipped in space
@@ -435,14 +527,20 @@ fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
                 let tb = rows.len() * tw;
                 let (mut v, mut g) = SCRATCH.with_borrow_mut(std::mem::take);
                 g.resize(16 * s.c_out * tb, 0.0);
-                let mut scratch = RowScratch::new(tw);
+                let mut scratch = TileScratch::new(tw);
                 transform_block(x, s.c_in, s, b, rows.clone(), &mut scratch, &mut v);
                 for co in 0..s.c_out {
                     let plane = &dy[(b * s.c_out + co) * plane_len..][..plane_len];
-                    for (r, i) in rows.clone().enumerate() {
-                        let offset = co * tb + r * tw;
-                        output_grad_row(plane, s.h, s.w, i, tw, &mut g, s.c_out * tb, offset);
-                    }
+                    let (xi_stride, offset) = (s.c_out * tb, co * tb);
+                    scratch.output_grad_tiles(
+                        plane,
+                        s.h,
+                        s.w,
+                        rows.clone(),
+                        &mut g,
+                        xi_stride,
+                        offset,
+                    );
                 }
                 for xi in 0..16 {
                     let lhs = MatRef::from_row_major_slice(
@@ -495,43 +593,6 @@ fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
     du
 }
 
-/// A e Aᵀ for the 2×2 output-gradient tiles e of tile row `i` (zero outside the image), the
-/// adjoint of [`RowScratch::output_row`]: tile j's value ξ goes to
-/// `out[ξ·xi_stride + offset + j]`. With A = [[1,0],[1,1],[1,−1],[0,−1]] and e = [[a,b],[c,d]],
-/// row 0 of e Aᵀ is p = (a, a+b, a−b, −b), row 1 is q = (c, c+d, c−d, −d), and the four rows
-/// of the result are p, p+q, p−q, −q.
-#[allow(clippy::too_many_arguments)]
-fn output_grad_row(
-    plane: &[f32],
-    h: usize,
-    w: usize,
-    i: usize,
-    tw: usize,
-    out: &mut [f32],
-    xi_stride: usize,
-    offset: usize,
-) {
-    let at = |r: usize, c: usize| -> f32 {
-        if r < h && c < w {
-            plane[r * w + c]
-        } else {
-            0.0
-        }
-    };
-    for j in 0..tw {
-        let (a, b) = (at(2 * i, 2 * j), at(2 * i, 2 * j + 1));
-        let (c, d) = (at(2 * i + 1, 2 * j), at(2 * i + 1, 2 * j + 1));
-        let p = [a, a + b, a - b, -b];
-        let q = [c, c + d, c - d, -d];
-        for k in 0..4 {
-            out[k * xi_stride + offset + j] = p[k];
-            out[(4 + k) * xi_stride + offset + j] = p[k] + q[k];
-            out[(8 + k) * xi_stride + offset + j] = p[k] - q[k];
-            out[(12 + k) * xi_stride + offset + j] = -q[k];
-        }
-    }
-}
-
 fn check(len: usize, expected: usize, what: &str) {
     assert_eq!(len, expected, "winograd: {what} has the wrong length");
 }
@@ -549,12 +610,10 @@ fn transform_input(x: &[f32], batch: usize, c: usize, h: usize, w: usize) -> Vec
     let t = batch * th * tw;
     let mut v = vec![0.0f32; c * 16 * t];
     v.par_chunks_mut(16 * t).enumerate().for_each(|(ch, vc)| {
-        let mut scratch = RowScratch::new(tw);
+        let mut scratch = TileScratch::new(tw);
         for b in 0..batch {
             let plane = &x[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
-            for i in 0..th {
-                scratch.input_row(plane, h, w, i, vc, t, (b * th + i) * tw);
-            }
+            scratch.input_tiles(plane, h, w, 0..th, vc, t, b * th * tw);
         }
     });
     v
@@ -586,17 +645,16 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
 }
 
 /// A g Aᵀ for every 2×2 tile of the output gradient (zero outside the image): the adjoint of
-/// [`inverse_output`], `[batch, c_out, h, w]` → `[c_out][16][tiles]`.
+/// [`TileScratch::output_tiles`], `[batch, c_out, h, w]` → `[c_out][16][tiles]`.
 fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
     let (th, tw, t) = (s.tiles_h(), s.tiles_w(), s.tiles());
     let plane_len = s.h * s.w;
     let mut g = vec![0.0f32; s.c_out * 16 * t];
     g.par_chunks_mut(16 * t).enumerate().for_each(|(co, gc)| {
+        let mut scratch = TileScratch::new(tw);
         for b in 0..s.batch {
             let plane = &dy[(b * s.c_out + co) * plane_len..][..plane_len];
-            for i in 0..th {
-                output_grad_row(plane, s.h, s.w, i, tw, gc, t, (b * th + i) * tw);
-            }
+            scratch.output_grad_tiles(plane, s.h, s.w, 0..th, gc, t, b * th * tw);
         }
     });
     g
