@@ -11,13 +11,13 @@
 
 use super::bf_norm::{BfNorm, BfNormConfig};
 use super::conv::{conv3x3, conv3x3_adjoint};
+use super::upsample::{upsample, upsample_adjoint};
 use super::{new_conv3x3, Mode};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 /// Two convolutions, each followed by bias-free norm and ReLU. The very first convolution of the
@@ -195,7 +195,7 @@ impl BfUnet {
         for (up, dec) in self.up.iter().zip(&self.dec) {
             let s = skips.pop().expect("one skip per scale");
             h_ = dec.forward(
-                Tensor::cat(vec![up.forward(h_), s], 1),
+                Tensor::cat(vec![upsample(up, h_), s], 1),
                 mode,
                 masks.as_deref_mut(),
             );
@@ -229,8 +229,7 @@ impl BfUnet {
             let up_channels = up.weight.dims()[1];
             let skip_channels = g.dims()[1] - up_channels;
             skip_grads.push(g.clone().narrow(1, up_channels, skip_channels));
-            let options = ConvOptions::new([2, 2], [0, 0], [1, 1], 1);
-            g = conv2d(g.narrow(1, 0, up_channels), up.weight.val(), None, options);
+            g = upsample_adjoint(up, g.narrow(1, 0, up_channels));
         }
         g = self.mid.adjoint(g, &mut masks);
         for block in self.enc.iter().rev() {

@@ -8,20 +8,19 @@
 //! forward and data-gradient passes together; with Winograd's transforms all three passes cost
 //! the same, 2.25× fewer multiplies than im2col (`tweedie bench` has the figures).
 
+use super::host::{dims, flex, host, on_flex};
 use super::winograd::{self, ConvShape};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    backend_extension, Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
-};
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Shape, Tensor};
+use burn::tensor::Tensor;
 
 /// Kernels a backend provides for the extension's forward and backward passes.
 pub trait Conv3x3Kernels: Backend {
@@ -52,21 +51,6 @@ pub trait Conv3x3: Backend {
     }
 }
 
-fn host(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) if t.is_contiguous() => std::borrow::Cow::Borrowed(s),
-        _ => std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
-    }
-}
-
-fn flex(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::new(
-        burn::tensor::Bytes::from_elems(data),
-        Layout::contiguous(Shape::from(shape.to_vec())),
-        DType::F32,
-    )
-}
-
 /// The shape of a convolution from its input `[b, c_in, h, w]` and its output channels.
 fn conv_shape(x: &FlexTensor, c_out: usize) -> ConvShape {
     let [batch, c_in, h, w] = dims(x);
@@ -77,11 +61,6 @@ fn conv_shape(x: &FlexTensor, c_out: usize) -> ConvShape {
         h,
         w,
     }
-}
-
-fn dims(t: &FlexTensor) -> [usize; 4] {
-    let s = t.shape();
-    [s[0], s[1], s[2], s[3]]
 }
 
 impl Conv3x3Kernels for Flex {
@@ -187,15 +166,6 @@ fn conv3x3_with(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
         x.into_dispatch(),
         weight.into_dispatch(),
     ))
-}
-
-/// Whether `x` is an f32 tensor on the CPU backend (with or without autodiff), where the
-/// extension runs.
-fn on_flex(x: &Tensor<4>) -> bool {
-    matches!(
-        x.device().as_dispatch().clone().inner(),
-        DispatchDevice::Flex(_)
-    ) && x.dtype() == DType::F32
 }
 
 fn plain_conv3x3(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {

@@ -9,6 +9,8 @@ mod bf_norm;
 mod bf_unet;
 pub mod checkpoint;
 pub mod conv;
+mod host;
+pub mod upsample;
 pub mod winograd;
 
 pub use bf_cnn::{BfCnn, BfCnnConfig};
