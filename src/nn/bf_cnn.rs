@@ -3,7 +3,7 @@
 //! back to image channels. No additive constant anywhere.
 
 use super::bf_norm::{BfNorm, BfNormConfig};
-use super::bf_unet::{pop_mask, relu_recorded};
+use super::bf_unet::{norm_relu_recorded, pop_mask, relu_recorded};
 use super::conv::{conv3x3, conv3x3_adjoint};
 use super::{new_conv3x3, Mode};
 use burn::module::Module;
@@ -74,8 +74,8 @@ impl BfCnn {
     ) -> Tensor<4> {
         let mut h = relu_recorded(conv3x3(&self.first, x), masks.as_deref_mut());
         for layer in &self.hidden {
-            let pre = layer.norm.forward(conv3x3(&layer.conv, h), mode);
-            h = relu_recorded(pre, masks.as_deref_mut());
+            let pre = conv3x3(&layer.conv, h);
+            h = norm_relu_recorded(&layer.norm, pre, mode, masks.as_deref_mut());
         }
         conv3x3(&self.last, h)
     }

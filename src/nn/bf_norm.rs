@@ -8,10 +8,10 @@
 
 use super::Mode;
 use burn::module::{Module, Param, RunningState};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 
-/// Added to the batch variance before the square root.
-const EPS: f64 = 1e-5;
+use super::norm_relu::{norm_relu, EPS};
 /// Weight of the newest batch in the running standard deviation.
 const MOMENTUM: f64 = 0.1;
 
@@ -74,17 +74,34 @@ impl BfNorm {
                 let mean = x.clone().mean_dims(&[0, 2, 3]); // [1, c, 1, 1]
                 let mean_sq = x.clone().square().mean_dims(&[0, 2, 3]);
                 let sd = (mean_sq - mean.square()).add_scalar(EPS).sqrt();
-                let running = self
-                    .running_sd
-                    .value_sync()
-                    .to_device(&x.device())
-                    .mul_scalar(1.0 - MOMENTUM)
-                    + sd.clone().detach().reshape([c]).mul_scalar(MOMENTUM);
-                self.running_sd.update(running.detach());
+                self.update_running_sd(sd.clone().reshape([c]));
                 self.gamma.val().reshape([1, c, 1, 1]) / sd
             }
             Mode::Eval => self.eval_scale().to_device(&x.device()),
         };
         x * scale
+    }
+
+    /// relu(self.forward(x, mode)), fused into one operation for training on the CPU backend
+    /// (see [`super::norm_relu`]).
+    pub fn forward_relu(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
+        if mode == Mode::Train {
+            if let Some((y, sd)) = norm_relu(x.clone(), self.gamma.val()) {
+                self.update_running_sd(sd);
+                return y;
+            }
+        }
+        relu(self.forward(x, mode))
+    }
+
+    /// Moves the running standard deviation towards the batch's `sd` (`[c]`).
+    fn update_running_sd(&self, sd: Tensor<1>) {
+        let running = self
+            .running_sd
+            .value_sync()
+            .to_device(&sd.device())
+            .mul_scalar(1.0 - MOMENTUM)
+            + sd.detach().mul_scalar(MOMENTUM);
+        self.running_sd.update(running.detach());
     }
 }

@@ -51,12 +51,12 @@ impl ConvBlock {
         mode: Mode,
         mut masks: Option<&mut Vec<Tensor<4>>>,
     ) -> Tensor<4> {
-        let mut h = conv3x3(&self.conv1, x);
-        if let Some(n) = &self.norm1 {
-            h = n.forward(h, mode);
-        }
-        let h = relu_recorded(h, masks.as_deref_mut());
-        relu_recorded(self.norm2.forward(conv3x3(&self.conv2, h), mode), masks)
+        let h = conv3x3(&self.conv1, x);
+        let h = match &self.norm1 {
+            Some(n) => norm_relu_recorded(n, h, mode, masks.as_deref_mut()),
+            None => relu_recorded(h, masks.as_deref_mut()),
+        };
+        norm_relu_recorded(&self.norm2, conv3x3(&self.conv2, h), mode, masks)
     }
 
     /// The adjoint of the eval-mode block with the ReLU pattern `masks` (popped, last first).
@@ -78,6 +78,20 @@ pub(super) fn relu_recorded(x: Tensor<4>, masks: Option<&mut Vec<Tensor<4>>>) ->
         masks.push(y.clone().greater_elem(0.0).float());
     }
     y
+}
+
+/// relu(norm(x)), recording the ReLU pattern when `masks` is given (and fused into one
+/// operation when not: see [`BfNorm::forward_relu`]).
+pub(super) fn norm_relu_recorded(
+    norm: &BfNorm,
+    x: Tensor<4>,
+    mode: Mode,
+    masks: Option<&mut Vec<Tensor<4>>>,
+) -> Tensor<4> {
+    match masks {
+        Some(masks) => relu_recorded(norm.forward(x, mode), Some(masks)),
+        None => norm.forward_relu(x, mode),
+    }
 }
 
 pub(super) fn pop_mask(masks: &mut Vec<Tensor<4>>) -> Tensor<4> {

@@ -10,6 +10,7 @@ mod bf_unet;
 pub mod checkpoint;
 pub mod conv;
 mod host;
+pub mod norm_relu;
 pub mod upsample;
 pub mod winograd;
 
