@@ -35,13 +35,8 @@ pub fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f3
             let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
             for b in 0..n {
                 let p = &x[(b * c + ch) * plane..][..plane];
-                // f32 partial sums per plane, f64 across planes: vectorizes, and planes are
-                // small enough (≤ 10⁵ values) for f32 partial sums of these magnitudes
-                let (s, s2) = p
-                    .iter()
-                    .fold((0.0f32, 0.0f32), |(s, s2), v| (s + v, s2 + v * v));
-                sum += s as f64;
-                sum_sq += s2 as f64;
+                sum += lane_sum(p, |v| v) as f64;
+                sum_sq += lane_sum(p, |v| v * v) as f64;
             }
             let mean = sum / m;
             let var = (sum_sq / m - mean * mean).max(0.0);
@@ -87,10 +82,7 @@ pub fn backward(
             planes(ch)
                 .map(|start| {
                     let (x, g) = (&x[start..][..plane], &dy[start..][..plane]);
-                    x.iter().zip(g).fold(
-                        0.0f32,
-                        |acc, (x, g)| if x * s > 0.0 { acc + g * x } else { acc },
-                    ) as f64
+                    lane_dot(x, g, |x, g| passed(x * s) * g * x) as f64
                 })
                 .sum::<f64>() as f32
         })
@@ -102,12 +94,57 @@ pub fn backward(
         let coef = gamma[ch] * s_sum[ch] / (m * sd[ch] * sd[ch] * sd[ch]);
         let (x, g) = (&x[k * plane..][..plane], &dy[k * plane..][..plane]);
         for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
-            let pass = if x * s > 0.0 { g * s } else { 0.0 };
-            *dx = pass - coef * (x - mean[ch]);
+            *dx = passed(x * s) * g * s - coef * (x - mean[ch]);
         }
     });
     let dgamma = s_sum.iter().zip(sd).map(|(s, sd)| s / sd).collect();
     (dx, dgamma)
+}
+
+/// 1 where the ReLU passes `z`, else 0 (a select, so that loops using it vectorize).
+#[inline(always)]
+fn passed(z: f32) -> f32 {
+    if z > 0.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Lanes of partial sums: a plain fold over f32 is a serial chain the compiler may not
+/// reorder, so it runs one value at a time. The order is fixed, so results are reproducible.
+const LANES: usize = 16;
+
+/// Σ f(v) over `p`, in [`LANES`] partial sums (f32: a plane holds at most ~10⁵ values; the
+/// planes are summed in f64).
+fn lane_sum(p: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = p.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|v| f(*v)).sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += f(*v);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ f(a, b) over pairs of `a` and `b`, in [`LANES`] partial sums.
+fn lane_dot(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(a, b)| f(*a, *b))
+        .sum();
+    for (a, b) in ca.zip(cb) {
+        for ((s, a), b) in acc.iter_mut().zip(a).zip(b) {
+            *s += f(*a, *b);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Kernels a backend provides for the extension's forward and backward passes.
