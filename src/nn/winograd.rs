@@ -175,9 +175,11 @@ impl Blocks {
         }
     }
 
-    /// Whether cache-sized blocks would make GEMMs too narrow (see [`forward_whole`]).
+    /// Whether cache-sized blocks would make GEMMs too narrow (see [`forward_whole`]): also
+    /// when a whole small image fits in a block (the BF-UNet's middle block has 3×3 tiles an
+    /// image, GEMMs of 9 columns; over the batch they have 144).
     fn too_narrow(&self) -> bool {
-        self.rows_per_block * self.tw < MIN_BLOCK_TILES && self.th > self.rows_per_block
+        self.rows_per_block * self.tw < MIN_BLOCK_TILES
     }
 
     fn count(&self) -> usize {
