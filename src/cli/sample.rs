@@ -101,6 +101,7 @@ struct TrajectoryFile<'a> {
     euler: Option<&'a EulerParams>,
     step_cap: usize,
     diverged: usize,
+    stalled: usize,
     trajectories: &'a [Trajectory],
 }
 
@@ -182,6 +183,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     };
     let count_of = |o: Outcome| trajectories.iter().filter(|t| t.outcome == o).count();
     let (step_cap, diverged) = (count_of(Outcome::StepCap), count_of(Outcome::Diverged));
+    let stalled = count_of(Outcome::Stalled);
     tweedie::data::write_npy(&images, &a.out.join("samples.npy"))?;
     let cols = (a.count as f64).sqrt().ceil() as usize;
     save_grid(
@@ -200,6 +202,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
         euler: matches!(a.sampler, Sampler::Euler).then_some(&euler_params),
         step_cap,
         diverged,
+        stalled,
         trajectories: &trajectories,
     };
     tweedie::io::write_json(&a.out.join("trajectory.json"), &file)?;
@@ -243,6 +246,18 @@ pub fn run(a: SampleArgs) -> Result<()> {
         eprintln!(
             "warning: {step_cap} of {} samples hit --max-steps {} before σₜ fell below --sigma-final {}; raise --max-steps or --h0, or train the network longer at low noise",
             a.count, a.ascent.max_steps, a.ascent.sigma_final
+        );
+    }
+    if stalled > 0 {
+        let floors: Vec<f32> = trajectories
+            .iter()
+            .filter(|t| t.outcome == Outcome::Stalled)
+            .map(|t| t.sigma.iter().copied().fold(f32::INFINITY, f32::min))
+            .collect();
+        let highest = floors.iter().copied().fold(0.0f32, f32::max);
+        eprintln!(
+            "warning: {stalled} of {} samples stalled before σₜ fell below --sigma-final {} (lowest σₜ reached: up to {highest:.3}); they are the denoised images at their lowest σₜ. The network cannot denoise below that level: raise --sigma-final or train longer",
+            a.count, a.ascent.sigma_final
         );
     }
     if diverged > 0 {

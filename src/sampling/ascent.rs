@@ -107,7 +107,16 @@ pub enum Outcome {
     /// σₜ grew past 10σ₀ or became non-finite: the denoiser pushes y away instead of towards
     /// images (typically a network used far outside the noise range it was trained on).
     Diverged,
+    /// σₜ rose to [`STALL_FACTOR`] times the lowest value it had reached before getting below
+    /// σ_L: the denoiser cannot remove noise below that level (a short-trained network has
+    /// such a floor, different for each network), and past it the iterate drifts away from
+    /// the images. The sample is the denoised image at the lowest σₜ.
+    Stalled,
 }
+
+/// See [`Outcome::Stalled`]. Two: σₜ fluctuates by a few percent from step to step, and a
+/// trajectory past its floor climbs steadily (we saw 0.021 → 10 over 150 steps).
+pub const STALL_FACTOR: f64 = 2.0;
 
 /// What happened to one sample.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -243,6 +252,8 @@ fn run(
     let mut out: Vec<Option<Vec<f32>>> = vec![None; count];
     let mut traj: Vec<Trajectory> = vec![Trajectory::default(); count];
     let mut sigma_prev: Vec<f64> = vec![params.sigma0; count];
+    // each sample's lowest σₜ so far and its denoised image there
+    let mut best: Vec<(f64, Vec<f32>)> = vec![(f64::INFINITY, Vec::new()); count];
     let mut active: Vec<usize> = (0..count).collect();
     progress.start("sampling", count as u64);
     let mut t = 1usize;
@@ -284,10 +295,17 @@ fn run(
                 let tr = &mut traj[k];
                 tr.sigma.push(sigma_t as f32);
                 tr.steps = t;
+                if sigma_t < best[k].0 {
+                    best[k].0 = sigma_t;
+                    best[k].1.clear();
+                    best[k].1.extend_from_slice(fk);
+                }
                 let outcome = if sigma_t < params.sigma_final {
                     Some(Outcome::Converged)
                 } else if !sigma_t.is_finite() || sigma_t > 10.0 * params.sigma0 {
                     Some(Outcome::Diverged)
+                } else if sigma_t > STALL_FACTOR * best[k].0 {
+                    Some(Outcome::Stalled)
                 } else if t >= params.max_steps {
                     Some(Outcome::StepCap)
                 } else {
@@ -295,6 +313,10 @@ fn run(
                 };
                 if let Some(outcome) = outcome {
                     tr.outcome = outcome;
+                    let fk = match outcome {
+                        Outcome::Stalled => best[k].1.as_slice(),
+                        _ => fk,
+                    };
                     out[k] = Some(match constraint {
                         Some(con) => impose(con.op, fk, &con.measurements[k]),
                         None => fk.to_vec(),
@@ -335,7 +357,7 @@ fn run(
 mod tests {
     use super::*;
     use crate::data::synthetic::{Family, GaussianField};
-    use crate::denoise::Wiener;
+    use crate::denoise::{DenoiseError, Wiener};
     use crate::fourier;
     use crate::progress::Silent;
     use crate::sampling::operators::{BlockAverage, LowPass, Mask, RandomProjection};
@@ -530,6 +552,56 @@ mod tests {
                 "{}: mean of 8 restorations {mean} vs Mᵀc {naive}",
                 op.describe()
             );
+        }
+    }
+
+    /// A "denoiser" with a floor: it pulls every pixel to 0.5 except pixel 0, which it pushes
+    /// away (f = 0.5 + 1.1·(y₀ − 0.5) there), so σₜ falls, bottoms out and climbs.
+    struct Repelling;
+
+    impl Denoiser for Repelling {
+        fn denoise(&self, y: &Images, _: Option<f32>) -> Result<Images, DenoiseError> {
+            let mut f = Images::zeros(y.shape());
+            let d = y.dim();
+            for (f, y) in f
+                .as_mut_slice()
+                .chunks_exact_mut(d)
+                .zip(y.as_slice().chunks_exact(d))
+            {
+                f.fill(0.5);
+                f[0] = 0.5 + 1.1 * (y[0] - 0.5);
+            }
+            Ok(f)
+        }
+        fn name(&self) -> String {
+            "repelling".into()
+        }
+        fn is_blind(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn samples_past_the_denoisers_floor_stall_and_keep_their_best_image() {
+        let mut p = fast();
+        p.sigma_final = 1e-4;
+        let out = sample(&Repelling, [1, 8, 8], 4, 0, &p, 3, &Silent).unwrap();
+        for (k, t) in out.trajectories.iter().enumerate() {
+            assert_eq!(t.outcome, Outcome::Stalled, "sample {k}");
+            let lowest = t.sigma.iter().copied().fold(f32::INFINITY, f32::min);
+            let last = *t.sigma.last().unwrap();
+            assert!(
+                last > 2.0 * lowest && lowest as f64 > p.sigma_final,
+                "{lowest} {last}"
+            );
+            // σₜ ≥ 0.1·|y₀ − ½|/√D, so the image at the lowest σₜ has |f₀ − ½| ≤ 11·√D·σ_min;
+            // the last iterate, at σₜ > 2σ_min, is dominated by the growing y₀
+            let f0 = out.images.image(k)[0];
+            assert!(
+                (f0 - 0.5).abs() <= 11.0 * 8.0 * lowest * 1.001,
+                "{f0} vs {lowest}"
+            );
+            assert!(out.images.image(k)[1..].iter().all(|v| *v == 0.5));
         }
     }
 
