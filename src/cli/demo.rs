@@ -66,7 +66,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         lr: 1e-3,
         lr_halve_every: (a.steps / 3).max(1),
         sigma_min: 0.0,
-        sigma_max: 0.5,
+        // the whole range the sampler starts from (σ₀ = 1): trained only up to 0.5, the
+        // 1/σ-weighted network drew noise textures instead of garments
+        sigma_max: 1.0,
         loss_weighting: LossWeighting::InvSigma,
         seed: a.seed,
         checkpoint_every: 200,
@@ -87,8 +89,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
         run.root().to_path_buf(),
         run.file("samples"),
         16,
-        // the demo's small, briefly trained network cannot denoise below σ ≈ 0.011, and the
-        // ascent wanders once σₜ stalls, so it stops a little earlier than the default 0.01
+        // the demo's small, briefly trained network cannot denoise much below σ ≈ 0.011
+        // (with σ_L = 0.01, 1 of its 16 samples stalls there), so it stops a little earlier
         (1.0, 0.02),
         a.seed,
         a.device,
