@@ -8,13 +8,10 @@
 //! forward and data-gradient passes together; with Winograd's transforms all three passes cost
 //! the same, 2.25× fewer multiplies than im2col (`tweedie bench` has the figures).
 
+use super::bilinear::{self, BilinearKernels};
 use super::host::{dims, flex, host, on_flex};
 use super::winograd::{self, ConvShape};
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
@@ -97,45 +94,24 @@ impl Conv3x3 for Flex {
     }
 }
 
-#[derive(Debug)]
-struct Conv3x3Backward;
+/// The operation's kernels for [`super::bilinear`].
+struct Conv3x3Op;
 
-impl<B: Conv3x3Kernels> Backward<B, 2> for Conv3x3Backward {
-    type State = (NodeId, NodeId);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
-        let dy = grads.consume::<B>(&ops.node);
-        let (x_state, w_state) = ops.state;
-        let x: FloatTensor<B> = ckpt.retrieve_node_output(x_state);
-        let weight: FloatTensor<B> = ckpt.retrieve_node_output(w_state);
-        if let Some(node) = node_w {
-            grads.register::<B>(node.id, B::conv3x3_backward_weight(x, dy.clone()));
-        }
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::conv3x3_backward_data(dy, weight));
-        }
+impl<B: Conv3x3Kernels> BilinearKernels<B> for Conv3x3Op {
+    fn forward(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+        B::conv3x3_forward(x, weight)
+    }
+    fn backward_data(dy: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+        B::conv3x3_backward_data(dy, weight)
+    }
+    fn backward_weight(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
+        B::conv3x3_backward_weight(x, dy)
     }
 }
 
 impl<B: Conv3x3Kernels, C: CheckpointStrategy> Conv3x3 for Autodiff<B, C> {
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        match Conv3x3Backward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let w_state = prep.checkpoint(&weight);
-                let y = B::conv3x3_forward(x.into_primitive(), weight.into_primitive());
-                prep.finish((x_state, w_state), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_forward(
-                x.into_primitive(),
-                weight.into_primitive(),
-            )),
-        }
+        bilinear::tracked::<B, C, Conv3x3Op>(x, weight)
     }
 }
 

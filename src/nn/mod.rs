@@ -7,6 +7,7 @@
 mod bf_cnn;
 mod bf_norm;
 mod bf_unet;
+mod bilinear;
 pub mod checkpoint;
 pub mod conv;
 mod host;

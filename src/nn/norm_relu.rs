@@ -2,7 +2,7 @@
 //! hand-written backward pass, on the CPU backend (a burn backend extension).
 //!
 //! y = max(0, x·γ_c/sd_c) with sd_c the standard deviation of channel c over the batch and the
-//! image (no mean subtracted: see [`super::bf_norm`]). Composed from tensor operations, the
+//! image (no mean subtracted: see [`super::BfNorm`]). Composed from tensor operations, the
 //! statistics, the scaling, the ReLU and their gradients made about eleven passes over each
 //! activation; fused, the forward pass reads x twice (statistics, output) and the backward pass
 //! reads it twice (one reduction, the gradient). With S_c = Σ g·x over the pixels where the ReLU
@@ -22,10 +22,10 @@ use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend, Dispa
 use burn::tensor::{DType, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Added to the batch variance before the square root (as in [`super::bf_norm`]).
+/// Added to the batch variance before the square root (as in [`super::BfNorm`]).
 pub const EPS: f64 = 1e-5;
 
-/// Per-channel mean and standard deviation (√(E[x²] − μ² + EPS)) of `x` `[n, c, plane]`,
+/// Per-channel mean and standard deviation (√(E\[x²\] − μ² + EPS)) of `x` `[n, c, plane]`,
 /// accumulated in f64.
 pub fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
     let m = (n * plane) as f64;

@@ -8,12 +8,9 @@
 //! gradients through a strided convolution, about three times the work. On other devices the
 //! layers use burn's own `conv_transpose2d`.
 
+use super::bilinear::{self, BilinearKernels};
 use super::host::{dims, flex, host, on_flex};
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
@@ -241,45 +238,24 @@ impl Upsample for Flex {
     }
 }
 
-#[derive(Debug)]
-struct UpsampleBackward;
+/// The operation's kernels for [`super::bilinear`].
+struct UpsampleOp;
 
-impl<B: UpsampleKernels> Backward<B, 2> for UpsampleBackward {
-    type State = (NodeId, NodeId);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
-        let dy = grads.consume::<B>(&ops.node);
-        let (x_state, w_state) = ops.state;
-        let x: FloatTensor<B> = ckpt.retrieve_node_output(x_state);
-        let weight: FloatTensor<B> = ckpt.retrieve_node_output(w_state);
-        if let Some(node) = node_w {
-            grads.register::<B>(node.id, B::upsample_backward_weight(x, dy.clone()));
-        }
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::upsample_backward_data(dy, weight));
-        }
+impl<B: UpsampleKernels> BilinearKernels<B> for UpsampleOp {
+    fn forward(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+        B::upsample_forward(x, weight)
+    }
+    fn backward_data(dy: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+        B::upsample_backward_data(dy, weight)
+    }
+    fn backward_weight(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
+        B::upsample_backward_weight(x, dy)
     }
 }
 
 impl<B: UpsampleKernels, C: CheckpointStrategy> Upsample for Autodiff<B, C> {
     fn upsample(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        match UpsampleBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let w_state = prep.checkpoint(&weight);
-                let y = B::upsample_forward(x.into_primitive(), weight.into_primitive());
-                prep.finish((x_state, w_state), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::upsample_forward(
-                x.into_primitive(),
-                weight.into_primitive(),
-            )),
-        }
+        bilinear::tracked::<B, C, UpsampleOp>(x, weight)
     }
 }
 
