@@ -182,7 +182,8 @@ pub fn run(a: JacobianArgs) -> Result<()> {
                 }
                 _ => {
                     let iters = a.iterations.unwrap_or(2 * top + 20);
-                    let pairs = lanczos(|v| p.symmetric_product(&y, v), d, top, iters, a.seed);
+                    let at = p.at(&y);
+                    let pairs = lanczos(|v| at.symmetric_product(v), d, top, iters, a.seed);
                     let [_, c, h, w] = y.shape();
                     let est = hutchinson(
                         |vs| {

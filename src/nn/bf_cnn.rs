@@ -3,8 +3,8 @@
 //! back to image channels. No additive constant anywhere.
 
 use super::bf_norm::{BfNorm, BfNormConfig};
-use super::bf_unet::{norm_relu_recorded, pop_mask, relu_recorded};
 use super::conv::{conv3x3, conv3x3_adjoint};
+use super::relus::{pop_mask, Relus};
 use super::{new_conv3x3, Mode};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -62,20 +62,19 @@ impl BfCnn {
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
-        self.forward_recorded(x, mode, None)
+        self.forward_with(x, mode, &mut Relus::Apply)
     }
 
-    /// [`Self::forward`], pushing every ReLU's pattern to `masks` when given.
-    pub fn forward_recorded(
+    /// [`Self::forward`] with the ReLUs doing what `relus` says.
+    pub(super) fn forward_with(
         &self,
         x: Tensor<4>,
         mode: Mode,
-        mut masks: Option<&mut Vec<Tensor<4>>>,
+        relus: &mut Relus<'_>,
     ) -> Tensor<4> {
-        let mut h = relu_recorded(conv3x3(&self.first, x), masks.as_deref_mut());
+        let mut h = relus.relu(conv3x3(&self.first, x));
         for layer in &self.hidden {
-            let pre = conv3x3(&layer.conv, h);
-            h = norm_relu_recorded(&layer.norm, pre, mode, masks.as_deref_mut());
+            h = relus.norm_relu(&layer.norm, conv3x3(&layer.conv, h), mode);
         }
         conv3x3(&self.last, h)
     }

@@ -11,12 +11,12 @@
 
 use super::bf_norm::{BfNorm, BfNormConfig};
 use super::conv::{conv3x3, conv3x3_adjoint};
+use super::relus::{pop_mask, Relus};
 use super::upsample::{upsample, upsample_adjoint};
 use super::{new_conv3x3, Mode};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
@@ -45,18 +45,13 @@ impl ConvBlock {
         self.norm1.as_ref().map_or(0, BfNorm::channels) + self.norm2.channels()
     }
 
-    fn forward(
-        &self,
-        x: Tensor<4>,
-        mode: Mode,
-        mut masks: Option<&mut Vec<Tensor<4>>>,
-    ) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, mode: Mode, relus: &mut Relus<'_>) -> Tensor<4> {
         let h = conv3x3(&self.conv1, x);
         let h = match &self.norm1 {
-            Some(n) => norm_relu_recorded(n, h, mode, masks.as_deref_mut()),
-            None => relu_recorded(h, masks.as_deref_mut()),
+            Some(n) => relus.norm_relu(n, h, mode),
+            None => relus.relu(h),
         };
-        norm_relu_recorded(&self.norm2, conv3x3(&self.conv2, h), mode, masks)
+        relus.norm_relu(&self.norm2, conv3x3(&self.conv2, h), mode)
     }
 
     /// The adjoint of the eval-mode block with the ReLU pattern `masks` (popped, last first).
@@ -69,33 +64,6 @@ impl ConvBlock {
         }
         conv3x3_adjoint(&self.conv1, conv3x3_adjoint(&self.conv2, v) * mask1)
     }
-}
-
-/// ReLU, recording where it passed its input (1) or cut it (0) when `masks` is given.
-pub(super) fn relu_recorded(x: Tensor<4>, masks: Option<&mut Vec<Tensor<4>>>) -> Tensor<4> {
-    let y = relu(x);
-    if let Some(masks) = masks {
-        masks.push(y.clone().greater_elem(0.0).float());
-    }
-    y
-}
-
-/// relu(norm(x)), recording the ReLU pattern when `masks` is given (and fused into one
-/// operation when not: see [`BfNorm::forward_relu`]).
-pub(super) fn norm_relu_recorded(
-    norm: &BfNorm,
-    x: Tensor<4>,
-    mode: Mode,
-    masks: Option<&mut Vec<Tensor<4>>>,
-) -> Tensor<4> {
-    match masks {
-        Some(masks) => relu_recorded(norm.forward(x, mode), Some(masks)),
-        None => norm.forward_relu(x, mode),
-    }
-}
-
-pub(super) fn pop_mask(masks: &mut Vec<Tensor<4>>) -> Tensor<4> {
-    masks.pop().expect("one recorded mask per ReLU")
 }
 
 /// Configuration of a [`BfUnet`].
@@ -174,7 +142,7 @@ impl BfUnet {
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`, any h, w ≥ 1.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
-        self.forward_recorded(x, mode, None)
+        self.forward_with(x, mode, &mut Relus::Apply)
     }
 
     /// The padding that makes h and w multiples of 2^blocks.
@@ -183,13 +151,13 @@ impl BfUnet {
         (h.div_ceil(m) * m - h, w.div_ceil(m) * m - w)
     }
 
-    /// [`Self::forward`], pushing every ReLU's pattern to `masks` when given (in eval mode
-    /// this is what [`Self::adjoint`] needs).
-    pub fn forward_recorded(
+    /// [`Self::forward`] with the ReLUs doing what `relus` says (recording their patterns in
+    /// eval mode is what [`Self::adjoint`] needs).
+    pub(super) fn forward_with(
         &self,
         x: Tensor<4>,
         mode: Mode,
-        mut masks: Option<&mut Vec<Tensor<4>>>,
+        relus: &mut Relus<'_>,
     ) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let (ph, pw) = self.padding(h, w);
@@ -201,18 +169,14 @@ impl BfUnet {
         let mut skips = Vec::with_capacity(self.enc.len());
         let mut h_ = x;
         for block in &self.enc {
-            let s = block.forward(h_, mode, masks.as_deref_mut());
+            let s = block.forward(h_, mode, relus);
             h_ = self.pool.forward(s.clone());
             skips.push(s);
         }
-        h_ = self.mid.forward(h_, mode, masks.as_deref_mut());
+        h_ = self.mid.forward(h_, mode, relus);
         for (up, dec) in self.up.iter().zip(&self.dec) {
             let s = skips.pop().expect("one skip per scale");
-            h_ = dec.forward(
-                Tensor::cat(vec![upsample(up, h_), s], 1),
-                mode,
-                masks.as_deref_mut(),
-            );
+            h_ = dec.forward(Tensor::cat(vec![upsample(up, h_), s], 1), mode, relus);
         }
         let out = conv3x3(&self.last, h_);
         if ph + pw > 0 {
@@ -223,7 +187,7 @@ impl BfUnet {
     }
 
     /// vᵀ·∂net/∂x for each v of the batch `v`, at the input whose eval-mode ReLU pattern is
-    /// `masks` (from [`Self::forward_recorded`] on one image; the network is linear once the
+    /// `masks` (recorded on one image by [`super::Network::linearize`]; the network is linear once the
     /// pattern is fixed, so this is exact). Consumes `masks`.
     ///
     /// # Shapes

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod conv;
 mod host;
 pub mod norm_relu;
+mod relus;
 pub mod upsample;
 pub mod winograd;
 
@@ -23,6 +24,7 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
+use relus::Relus;
 use serde::{Deserialize, Serialize};
 
 /// Whether batch norms use batch statistics (and update their running ones) or the running ones.
@@ -144,11 +146,15 @@ impl Network {
     /// [`Linearized::vjp`] applies to many vectors for the price of this one forward pass.
     pub fn linearize(&self, y: Tensor<4>) -> Linearized<'_> {
         let mut masks = Vec::new();
-        match self {
-            Network::Unet(n) => n.forward_recorded(y, Mode::Eval, Some(&mut masks)),
-            Network::Cnn(n) => n.forward_recorded(y, Mode::Eval, Some(&mut masks)),
-        };
+        self.forward_with(y, Mode::Eval, &mut Relus::Record(&mut masks));
         Linearized { net: self, masks }
+    }
+
+    fn forward_with(&self, y: Tensor<4>, mode: Mode, relus: &mut Relus<'_>) -> Tensor<4> {
+        match self {
+            Network::Unet(n) => n.forward_with(y, mode, relus),
+            Network::Cnn(n) => n.forward_with(y, mode, relus),
+        }
     }
 
     /// Number of trainable parameters (burn's count also includes the norms' running
@@ -177,6 +183,16 @@ pub struct Linearized<'a> {
 }
 
 impl Linearized<'_> {
+    /// ∂net/∂y·vₖ for each vₖ of the batch `vs`: the forward pass with the ReLU patterns
+    /// frozen (exact, unlike finite differences, which are wrong wherever ±εv flips a ReLU).
+    ///
+    /// # Shapes
+    /// `vs`: `[k, c, h, w]` (the linearization point's c, h, w) → `[k, c, h, w]`.
+    pub fn jvp(&self, vs: Tensor<4>) -> Tensor<4> {
+        self.net
+            .forward_with(vs, Mode::Eval, &mut Relus::Frozen(self.masks.iter()))
+    }
+
     /// vₖᵀ·∂net/∂y for each vₖ of the batch `vs`.
     ///
     /// # Shapes
@@ -332,6 +348,35 @@ mod tests {
             let want = Images::from_tensor(y_rep.grad(&grads).expect("tracked"));
             let e = rel_err(ours.as_slice(), want.as_slice());
             assert!(e < 1e-5, "{arch:?}: relative error {e}");
+        }
+    }
+
+    /// The frozen-pattern forward pass is the Jacobian: J(y)·y = net(y) (bias-free, piecewise
+    /// linear) and ⟨u, Jv⟩ = ⟨Jᵀu, v⟩ with the adjoint pass, for both architectures.
+    #[test]
+    fn linearized_jvp_is_the_jacobian_and_the_adjoints_transpose() {
+        let device = Device::flex();
+        for arch in [Arch::BfUnet, Arch::BfCnn] {
+            let net = trained_stats(&small(arch), &device);
+            let y = random([1, 1, 13, 11], 9);
+            let lin = net.linearize(y.to_tensor(&device));
+            let jy = Images::from_tensor(lin.jvp(y.to_tensor(&device)));
+            let out = Images::from_tensor(net.forward(y.to_tensor(&device), Mode::Eval));
+            let e = rel_err(jy.as_slice(), out.as_slice());
+            assert!(e < 1e-5, "{arch:?}: ‖J(y)y − net(y)‖/‖net(y)‖ = {e}");
+            let (us, vs) = (random([2, 1, 13, 11], 10), random([2, 1, 13, 11], 11));
+            let jv = Images::from_tensor(lin.jvp(vs.to_tensor(&device)));
+            let ju = Images::from_tensor(lin.vjp(us.to_tensor(&device)));
+            for k in 0..2 {
+                let dot = |a: &[f32], b: &[f32]| -> f64 {
+                    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+                };
+                let (lhs, rhs) = (dot(us.image(k), jv.image(k)), dot(ju.image(k), vs.image(k)));
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+                    "{arch:?}: ⟨u, Jv⟩ = {lhs}, ⟨Jᵀu, v⟩ = {rhs}"
+                );
+            }
         }
     }
 
