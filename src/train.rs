@@ -74,6 +74,8 @@ impl LossWeighting {
 
 /// A resolved training set with the dataset it was drawn from.
 pub struct TrainingData {
+    /// The settings it was resolved from.
+    pub config: DataConfig,
     /// Pool and test set.
     pub dataset: Dataset,
     /// Indices of the training images in the pool.
@@ -96,6 +98,7 @@ impl DataConfig {
         let indices = split::select(&dataset.pool, &self.split)?;
         let train = dataset.pool.select(&indices);
         Ok(TrainingData {
+            config: self.clone(),
             dataset,
             indices,
             train,
@@ -340,6 +343,24 @@ pub fn train(
     progress: &dyn Progress,
 ) -> Result<TrainReport, TrainError> {
     cfg.validate()?;
+    train_on(cfg, cfg.data.resolve()?, run, resume, progress)
+}
+
+/// [`train`] on training data already resolved from `cfg.data` (loading a large image folder
+/// twice, once to size the network and once to train, took as long as loading it).
+pub fn train_on(
+    cfg: &TrainConfig,
+    data: TrainingData,
+    run: &RunDir,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<TrainReport, TrainError> {
+    cfg.validate()?;
+    if data.config != cfg.data {
+        return Err(TrainError::Config(
+            "the training data were resolved from other data settings than the run's".into(),
+        ));
+    }
     let has_run = run.config().exists();
     if has_run && !resume {
         return Err(TrainError::Config(format!(
@@ -347,7 +368,6 @@ pub fn train(
             run.root().display()
         )));
     }
-    let data = cfg.data.resolve()?;
     let [c, h, w] = data.train.image_shape();
     if c != cfg.net.image_channels {
         return Err(TrainError::Config(format!(
@@ -531,11 +551,33 @@ mod tests {
         );
     }
 
-    /// A `config.json` written before the field existed resumes with the objective it was
-    /// trained with.
+    /// Data resolved from other settings than the run's are refused before anything trains.
     #[test]
-    fn configs_without_a_loss_weighting_read_as_uniform() {
-        let mut json = serde_json::json!({
+    fn train_on_refuses_data_resolved_from_other_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disks.npy");
+        let imgs = crate::data::synthetic::Family::Disks(Default::default())
+            .generate(8, 40, 1)
+            .unwrap();
+        crate::data::write_npy(&imgs, &path).unwrap();
+        let mut json = old_config_json();
+        json["data"]["source"] = path.display().to_string().into();
+        json["device"] = "cpu".into();
+        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let mut other = cfg.data.clone();
+        other.split.train_size = Some(4);
+        let data = other.resolve().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        let err = train_on(&cfg, data, &run, false, &crate::progress::Silent).err();
+        assert!(
+            matches!(&err, Some(TrainError::Config(m)) if m.contains("other data settings")),
+            "{err:?}"
+        );
+        assert!(!run.config().exists(), "nothing is written");
+    }
+
+    fn old_config_json() -> serde_json::Value {
+        serde_json::json!({
             "data": {"source": "fashion-mnist", "gray": false, "size": null, "test_size": null,
                      "split": {"train_size": 10, "split": "a", "split_seed": 0, "dedup": null}},
             "net": {"arch": "bf-unet", "image_channels": 1, "channels": 8, "blocks": 2,
@@ -543,7 +585,14 @@ mod tests {
             "steps": 10, "batch": 4, "lr": 0.001, "lr_halve_every": 5, "sigma_min": 0.0,
             "sigma_max": 1.0, "seed": 0, "checkpoint_every": 5, "log_every": 5,
             "val_sigmas": [0.1], "val_count": 4, "min_epoch": 10, "device": "cpu"
-        });
+        })
+    }
+
+    /// A `config.json` written before the field existed resumes with the objective it was
+    /// trained with.
+    #[test]
+    fn configs_without_a_loss_weighting_read_as_uniform() {
+        let mut json = old_config_json();
         let old: TrainConfig = serde_json::from_value(json.clone()).expect("old config");
         assert_eq!(old.loss_weighting, LossWeighting::Uniform);
         json["loss_weighting"] = "inv-sigma".into();

@@ -80,7 +80,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     };
     let run = RunDir::new(a.out.join("run"));
     let resume = run.config().exists();
-    super::train::train_and_report(&cfg, &run, resume)?;
+    super::train::train_and_report(&cfg, None, &run, resume)?;
     super::eval::run(super::eval::EvalArgs::for_run(
         run.root().to_path_buf(),
         a.device,

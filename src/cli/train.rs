@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::RunDir;
-use tweedie::train::{DataConfig, LossWeighting, RunRecord, TrainConfig};
+use tweedie::train::{DataConfig, LossWeighting, RunRecord, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -105,8 +105,9 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The resolved configuration: from the flags, or from the run folder on --resume.
-    fn config(&self) -> Result<TrainConfig> {
+    /// The resolved configuration: from the flags (with the data it resolved), or from the
+    /// run folder on --resume.
+    fn config(&self) -> Result<(TrainConfig, Option<TrainingData>)> {
         let run = RunDir::new(&self.out);
         if self.resume && run.config().exists() {
             let record: RunRecord = run
@@ -117,13 +118,19 @@ impl TrainArgs {
                 cfg.steps = steps;
             }
             cfg.device = self.device;
-            return Ok(cfg);
+            return Ok((cfg, None));
         }
-        self.fresh_config()
+        let (cfg, data) = self.fresh_config_and_data()?;
+        Ok((cfg, Some(data)))
     }
 
     /// The configuration the flags describe (ignoring any run in --out).
     pub fn fresh_config(&self) -> Result<TrainConfig> {
+        Ok(self.fresh_config_and_data()?.0)
+    }
+
+    /// [`Self::fresh_config`] and the training data it resolved to size the network.
+    fn fresh_config_and_data(&self) -> Result<(TrainConfig, TrainingData)> {
         let Some(source) = self.data.clone() else {
             bail!("--data is required (unless --resume finds a run in --out)");
         };
@@ -166,24 +173,33 @@ impl TrainArgs {
         // the network's channels follow the data
         let data = cfg.data.resolve()?;
         cfg.net.image_channels = data.train.shape()[1];
-        Ok(cfg)
+        Ok((cfg, data))
     }
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let cfg = args.config()?;
+    let (cfg, data) = args.config()?;
     cfg.validate()?;
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    train_and_report(&cfg, &RunDir::new(&args.out), args.resume)
+    train_and_report(&cfg, data, &RunDir::new(&args.out), args.resume)
 }
 
-/// Trains, then writes the run's figures and report and prints a summary.
-pub fn train_and_report(cfg: &TrainConfig, run: &RunDir, resume: bool) -> Result<()> {
+/// Trains (on `data` when already resolved from `cfg.data`), then writes the run's figures
+/// and report and prints a summary.
+pub fn train_and_report(
+    cfg: &TrainConfig,
+    data: Option<TrainingData>,
+    run: &RunDir,
+    resume: bool,
+) -> Result<()> {
     let progress = Terminal::new();
-    let report = tweedie::train::train(cfg, run, resume, &progress)?;
+    let report = match data {
+        Some(data) => tweedie::train::train_on(cfg, data, run, resume, &progress)?,
+        None => tweedie::train::train(cfg, run, resume, &progress)?,
+    };
     tweedie::report::run_report::write(run)
         .with_context(|| format!("writing the report of {}", run.root().display()))?;
     if report.resumed_from > 0 {
