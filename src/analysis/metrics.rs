@@ -74,6 +74,30 @@ pub fn denoising_table(
         .collect()
 }
 
+/// Convolves each of `lines` lines of `len` values with the odd-length `kernel`, clamping at the
+/// ends; line l, position i sits at `l·line_stride + i·step` (rows: [w, 1]; columns: [1, w]).
+fn blur_lines(
+    src: &[f64],
+    dst: &mut [f64],
+    [lines, len]: [usize; 2],
+    [line_stride, step]: [usize; 2],
+    kernel: &[f64],
+) {
+    let radius = (kernel.len() / 2) as i64;
+    for l in 0..lines {
+        for i in 0..len {
+            dst[l * line_stride + i * step] = kernel
+                .iter()
+                .enumerate()
+                .map(|(j, k)| {
+                    let ii = (i as i64 + j as i64 - radius).clamp(0, len as i64 - 1) as usize;
+                    k * src[l * line_stride + ii * step]
+                })
+                .sum();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,34 +126,12 @@ pub fn ssim(a: &[f32], b: &[f32], shape: [usize; 3]) -> f64 {
         .collect();
     let ksum: f64 = kernel.iter().sum();
     let kernel: Vec<f64> = kernel.iter().map(|k| k / ksum).collect();
-    // separable Gaussian filter with edge clamping
+    // separable Gaussian filter with edge clamping: along rows, then along columns
     let blur = |img: &[f64]| -> Vec<f64> {
         let mut tmp = vec![0.0; h * w];
         let mut out = vec![0.0; h * w];
-        for y in 0..h {
-            for x in 0..w {
-                tmp[y * w + x] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(j, k)| {
-                        let xx = (x as i64 + j as i64 - radius).clamp(0, w as i64 - 1) as usize;
-                        k * img[y * w + xx]
-                    })
-                    .sum();
-            }
-        }
-        for y in 0..h {
-            for x in 0..w {
-                out[y * w + x] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(j, k)| {
-                        let yy = (y as i64 + j as i64 - radius).clamp(0, h as i64 - 1) as usize;
-                        k * tmp[yy * w + x]
-                    })
-                    .sum();
-            }
-        }
+        blur_lines(img, &mut tmp, [h, w], [w, 1], &kernel);
+        blur_lines(&tmp, &mut out, [w, h], [1, w], &kernel);
         out
     };
     let mut total = 0.0;
@@ -167,6 +169,32 @@ pub fn ssim(a: &[f32], b: &[f32], shape: [usize; 3]) -> f64 {
 mod ssim_tests {
     use super::*;
     use crate::data::synthetic::{Disks, Family};
+
+    #[test]
+    fn rows_then_columns_is_the_2d_clamped_convolution() {
+        let (h, w) = (5, 7);
+        let img: Vec<f64> = (0..h * w).map(|i| ((i * 37) % 11) as f64).collect();
+        let kernel = [0.2, 0.5, 0.3];
+        let (mut tmp, mut out) = (vec![0.0; h * w], vec![0.0; h * w]);
+        blur_lines(&img, &mut tmp, [h, w], [w, 1], &kernel);
+        blur_lines(&tmp, &mut out, [w, h], [1, w], &kernel);
+        let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
+        for y in 0..h {
+            for x in 0..w {
+                let mut want = 0.0;
+                for (a, ka) in kernel.iter().enumerate() {
+                    for (b, kb) in kernel.iter().enumerate() {
+                        let (yy, xx) = (
+                            clamp(y as i64 + a as i64 - 1, h),
+                            clamp(x as i64 + b as i64 - 1, w),
+                        );
+                        want += ka * kb * img[yy * w + xx];
+                    }
+                }
+                assert!((out[y * w + x] - want).abs() < 1e-12, "({y}, {x})");
+            }
+        }
+    }
 
     #[test]
     fn ssim_is_one_for_identical_images_and_falls_with_noise() {
