@@ -40,11 +40,8 @@ impl EvalArgs {
     pub fn for_run(run: PathBuf, device: DeviceSpec) -> Self {
         Self {
             run,
-            data: None,
-            sigmas: "5/255,15/255,25/255,50/255,100/255".into(),
-            count: 256,
-            seed: 0,
             device,
+            ..super::defaults_with(&["--run", "-"])
         }
     }
 }

@@ -116,6 +116,7 @@ impl SampleArgs {
         seed: u64,
         device: DeviceSpec,
     ) -> Self {
+        let defaults: Self = super::defaults_with(&["--run", "-", "--out", "-"]);
         Self {
             run,
             count,
@@ -123,16 +124,12 @@ impl SampleArgs {
             out,
             sampler: Sampler::Ascent,
             ascent: AscentArgs {
-                h0: 0.01,
-                beta: 0.1,
                 sigma0,
                 sigma_final,
-                max_steps: 3000,
-                snapshot_every: 0,
+                ..defaults.ascent
             },
-            steps: 100,
-            batch: 64,
             device,
+            ..defaults
         }
     }
 }
@@ -301,4 +298,32 @@ fn write_snapshots(
     let images = Images::new(data, [trajectories.len() * most, c, h, w]);
     tweedie::data::write_npy(&images, &out.join("snapshots.npy"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's sampling is the `sample` command line with its own defaults for the rest.
+    #[test]
+    fn for_run_is_the_command_line_with_its_defaults() {
+        let ours = SampleArgs::for_run("r".into(), "o".into(), 16, (1.0, 0.02), 3, DeviceSpec::Cpu);
+        let parsed: SampleArgs = crate::cli::defaults_with(&[
+            "--run",
+            "r",
+            "--out",
+            "o",
+            "--count",
+            "16",
+            "--sigma0",
+            "1",
+            "--sigma-final",
+            "0.02",
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+        ]);
+        assert_eq!(format!("{ours:?}"), format!("{parsed:?}"));
+    }
 }
