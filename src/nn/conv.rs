@@ -19,17 +19,6 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
-/// Kernels a backend provides for the extension's forward and backward passes.
-pub trait Conv3x3Kernels: Backend {
-    /// y = conv(x, w), `x` `[b, c_in, h, w]`, `w` `[c_out, c_in, 3, 3]`.
-    fn conv3x3_forward(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// ∂L/∂x from ∂L/∂y.
-    fn conv3x3_backward_data(dy: FloatTensor<Self>, weight: FloatTensor<Self>)
-        -> FloatTensor<Self>;
-    /// ∂L/∂w from x and ∂L/∂y.
-    fn conv3x3_backward_weight(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
-}
-
 /// The extension: one differentiable operation, routed to the CPU backend (with or without
 /// autodiff).
 #[backend_extension(Flex, Autodiff)]
@@ -60,14 +49,19 @@ fn conv_shape(x: &FlexTensor, c_out: usize) -> ConvShape {
     }
 }
 
-impl Conv3x3Kernels for Flex {
-    fn conv3x3_forward(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+/// The operation's kernels on the CPU backend, for the extension and for [`super::bilinear`]'s
+/// backward pass.
+struct Conv3x3Op;
+
+impl BilinearKernels<Flex> for Conv3x3Op {
+    /// y = conv(x, w), `x` `[b, c_in, h, w]`, `w` `[c_out, c_in, 3, 3]`.
+    fn forward(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let s = conv_shape(&x, dims(&weight)[0]);
         let y = winograd::forward(&host(&x), &host(&weight), s);
         flex(y, [s.batch, s.c_out, s.h, s.w])
     }
 
-    fn conv3x3_backward_data(dy: FlexTensor, weight: FlexTensor) -> FlexTensor {
+    fn backward_data(dy: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let [c_out, c_in, _, _] = dims(&weight);
         let s = ConvShape {
             c_in,
@@ -77,7 +71,7 @@ impl Conv3x3Kernels for Flex {
         flex(dx, [s.batch, c_in, s.h, s.w])
     }
 
-    fn conv3x3_backward_weight(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
+    fn backward_weight(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
         let s = conv_shape(&x, dims(&dy)[1]);
         let dw = winograd::backward_weight(&host(&x), &host(&dy), s);
         flex(dw, [s.c_out, s.c_in, 3, 3])
@@ -86,30 +80,18 @@ impl Conv3x3Kernels for Flex {
 
 impl Conv3x3 for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        Self::conv3x3_forward(x, weight)
+        Conv3x3Op::forward(x, weight)
     }
 
     fn conv3x3_adjoint(v: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        Self::conv3x3_backward_data(v, weight)
+        Conv3x3Op::backward_data(v, weight)
     }
 }
 
-/// The operation's kernels for [`super::bilinear`].
-struct Conv3x3Op;
-
-impl<B: Conv3x3Kernels> BilinearKernels<B> for Conv3x3Op {
-    fn forward(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
-        B::conv3x3_forward(x, weight)
-    }
-    fn backward_data(dy: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
-        B::conv3x3_backward_data(dy, weight)
-    }
-    fn backward_weight(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
-        B::conv3x3_backward_weight(x, dy)
-    }
-}
-
-impl<B: Conv3x3Kernels, C: CheckpointStrategy> Conv3x3 for Autodiff<B, C> {
+impl<B: Backend, C: CheckpointStrategy> Conv3x3 for Autodiff<B, C>
+where
+    Conv3x3Op: BilinearKernels<B>,
+{
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         bilinear::tracked::<B, C, Conv3x3Op>(x, weight)
     }

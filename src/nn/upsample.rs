@@ -161,19 +161,6 @@ fn check(len: usize, expected: usize, what: &str) {
     assert_eq!(len, expected, "upsample: {what} has the wrong length");
 }
 
-/// Kernels a backend provides for the extension's forward and backward passes.
-pub trait UpsampleKernels: Backend {
-    /// y = upsample(x, w), `x` `[b, c_in, h, w]`, `w` `[c_in, c_out, 2, 2]`.
-    fn upsample_forward(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// ∂L/∂x from ∂L/∂y.
-    fn upsample_backward_data(
-        dy: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-    /// ∂L/∂w from x and ∂L/∂y.
-    fn upsample_backward_weight(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
-}
-
 /// The extension: one differentiable operation and its adjoint, routed to the CPU backend
 /// (with or without autodiff).
 #[backend_extension(Flex, Autodiff)]
@@ -200,14 +187,19 @@ fn up_shape(x: &FlexTensor, c_out: usize) -> UpShape {
     }
 }
 
-impl UpsampleKernels for Flex {
-    fn upsample_forward(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+/// The operation's kernels on the CPU backend, for the extension and for [`super::bilinear`]'s
+/// backward pass.
+struct UpsampleOp;
+
+impl BilinearKernels<Flex> for UpsampleOp {
+    /// y = upsample(x, w), `x` `[b, c_in, h, w]`, `w` `[c_in, c_out, 2, 2]`.
+    fn forward(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let s = up_shape(&x, dims(&weight)[1]);
         let y = forward(&host(&x), &host(&weight), s);
         flex(y, [s.batch, s.c_out, 2 * s.h, 2 * s.w])
     }
 
-    fn upsample_backward_data(dy: FlexTensor, weight: FlexTensor) -> FlexTensor {
+    fn backward_data(dy: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let [c_in, c_out, _, _] = dims(&weight);
         let [batch, _, h2, w2] = dims(&dy);
         let s = UpShape {
@@ -221,7 +213,7 @@ impl UpsampleKernels for Flex {
         flex(dx, [s.batch, c_in, s.h, s.w])
     }
 
-    fn upsample_backward_weight(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
+    fn backward_weight(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
         let s = up_shape(&x, dims(&dy)[1]);
         let dw = backward_weight(&host(&x), &host(&dy), s);
         flex(dw, [s.c_in, s.c_out, 2, 2])
@@ -230,30 +222,18 @@ impl UpsampleKernels for Flex {
 
 impl Upsample for Flex {
     fn upsample(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        Self::upsample_forward(x, weight)
+        UpsampleOp::forward(x, weight)
     }
 
     fn upsample_adjoint(v: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        Self::upsample_backward_data(v, weight)
+        UpsampleOp::backward_data(v, weight)
     }
 }
 
-/// The operation's kernels for [`super::bilinear`].
-struct UpsampleOp;
-
-impl<B: UpsampleKernels> BilinearKernels<B> for UpsampleOp {
-    fn forward(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
-        B::upsample_forward(x, weight)
-    }
-    fn backward_data(dy: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
-        B::upsample_backward_data(dy, weight)
-    }
-    fn backward_weight(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
-        B::upsample_backward_weight(x, dy)
-    }
-}
-
-impl<B: UpsampleKernels, C: CheckpointStrategy> Upsample for Autodiff<B, C> {
+impl<B: Backend, C: CheckpointStrategy> Upsample for Autodiff<B, C>
+where
+    UpsampleOp: BilinearKernels<B>,
+{
     fn upsample(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         bilinear::tracked::<B, C, UpsampleOp>(x, weight)
     }
