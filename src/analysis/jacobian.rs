@@ -251,7 +251,7 @@ mod tests {
         let est = hutchinson(
             |vs| {
                 let batch = Images::new(vs.concat(), [vs.len(), 1, 32, 32]);
-                let out = p.vjp(&y, &batch);
+                let out = at.vjp(&batch);
                 (0..vs.len()).map(|i| out.image(i).to_vec()).collect()
             },
             d,

@@ -187,7 +187,7 @@ pub fn run(a: JacobianArgs) -> Result<()> {
                     let [_, c, h, w] = y.shape();
                     let est = hutchinson(
                         |vs| {
-                            let out = p.vjp(&y, &Images::new(vs.concat(), [vs.len(), c, h, w]));
+                            let out = at.vjp(&Images::new(vs.concat(), [vs.len(), c, h, w]));
                             (0..vs.len()).map(|i| out.image(i).to_vec()).collect()
                         },
                         d,

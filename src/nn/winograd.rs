@@ -137,15 +137,16 @@ fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
         });
     let plane_len = s.h * s.w;
     let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
-    y.par_chunks_mut(plane_len)
-        .enumerate()
-        .for_each(|(idx, plane)| {
+    y.par_chunks_mut(plane_len).enumerate().for_each_init(
+        || TileScratch::new(tw),
+        |scratch, (idx, plane)| {
             let (b, co) = (idx / s.c_out, idx % s.c_out);
             let base = co * t + b * th * tw;
             let tiles: [&[f32]; 16] =
                 std::array::from_fn(|xi| &m[xi * s.c_out * t + base..][..th * tw]);
-            TileScratch::new(tw).output_tiles(&tiles, plane, s.h, s.w);
-        });
+            scratch.output_tiles(&tiles, plane, s.h, s.w);
+        },
+    );
     y
 }
 
@@ -715,6 +716,19 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
     }
 
+    /// ⟨conv(x), dy⟩, ⟨x, backward_data(dy)⟩ and ⟨w, backward_weight(x, dy)⟩ for random x, w,
+    /// dy drawn from `seeds`: equal when both gradients are the adjoints.
+    fn adjoint_pairings(s: ConvShape, seeds: [u64; 3]) -> (f64, f64, f64) {
+        let x = random(s.batch * s.c_in * s.h * s.w, seeds[0]);
+        let w = random(s.c_out * s.c_in * 9, seeds[1]);
+        let dy = random(s.batch * s.c_out * s.h * s.w, seeds[2]);
+        (
+            dot(&forward(&x, &w, s), &dy),
+            dot(&x, &backward_data(&dy, &w, s)),
+            dot(&w, &backward_weight(&x, &dy, s)),
+        )
+    }
+
     /// Shapes that take the other code paths: several blocks per image (shallow, wide image)
     /// and whole-image transforms (deep, small image).
     #[test]
@@ -738,12 +752,7 @@ mod tests {
         assert!(16 * shapes[0].c_in * shapes[0].c_out <= BLOCK_FLOATS);
         assert!(16 * shapes[1].c_in * shapes[1].c_out > BLOCK_FLOATS);
         for (k, s) in shapes.into_iter().enumerate() {
-            let x = random(s.batch * s.c_in * s.h * s.w, 40 + k as u64);
-            let w = random(s.c_out * s.c_in * 9, 50 + k as u64);
-            let dy = random(s.batch * s.c_out * s.h * s.w, 60 + k as u64);
-            let loss = dot(&forward(&x, &w, s), &dy);
-            let via_x = dot(&x, &backward_data(&dy, &w, s));
-            let via_w = dot(&w, &backward_weight(&x, &dy, s));
+            let (loss, via_x, via_w) = adjoint_pairings(s, [40, 50, 60].map(|b| b + k as u64));
             let tol = 1e-4 * loss.abs().max(1.0);
             assert!((loss - via_x).abs() < tol, "{s:?}: {loss} vs {via_x}");
             assert!((loss - via_w).abs() < tol, "{s:?}: {loss} vs {via_w}");
@@ -849,12 +858,7 @@ mod tests {
     #[test]
     fn gradients_are_the_adjoints_of_the_forward_pass() {
         for (k, s) in SHAPES.into_iter().enumerate() {
-            let x = random(s.batch * s.c_in * s.h * s.w, 10 + k as u64);
-            let w = random(s.c_out * s.c_in * 9, 20 + k as u64);
-            let dy = random(s.batch * s.c_out * s.h * s.w, 30 + k as u64);
-            let loss = dot(&forward(&x, &w, s), &dy);
-            let via_x = dot(&x, &backward_data(&dy, &w, s));
-            let via_w = dot(&w, &backward_weight(&x, &dy, s));
+            let (loss, via_x, via_w) = adjoint_pairings(s, [10, 20, 30].map(|b| b + k as u64));
             let tol = 1e-4 * (1.0 + loss.abs());
             assert!((loss - via_x).abs() < tol, "{s:?}: {loss} vs {via_x}");
             assert!((loss - via_w).abs() < tol, "{s:?}: {loss} vs {via_w}");
