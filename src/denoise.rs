@@ -5,18 +5,27 @@
 //! - [`EmpiricalOptimal`]: the MMSE denoiser of the empirical distribution of a training set,
 //!   the perfectly memorizing denoiser: x̂(y) = Σᵢ wᵢ xᵢ, wᵢ ∝ exp(−‖y − xᵢ‖²/2σ²).
 //! - [`Wiener`]: the MMSE denoiser of a stationary Gaussian field.
+//!
+//! Beside it, [`Linearize`] gives exact products with a denoiser's Jacobian J(y) = ∂f/∂y, so
+//! analysis opens networks and oracles through the same code (DESIGN.md): a network by its
+//! frozen ReLU pattern, the Wiener filter in closed form, anything else by central differences
+//! ([`FiniteDifferences`]).
 
 use crate::data::synthetic::GaussianField;
 use crate::data::Images;
-use crate::nn::{Mode, Network};
+use crate::nn::{Linearized, Mode, Network};
 use burn::tensor::Device;
+use std::sync::OnceLock;
 
 /// Errors of denoising.
 #[derive(Debug, thiserror::Error)]
 pub enum DenoiseError {
     /// An oracle needs the noise level and none was given.
-    #[error("{0} needs the noise level σ; pass --sigma")]
+    #[error("{0} needs the noise level σ")]
     NeedsSigma(&'static str),
+    /// A Jacobian is taken at one image.
+    #[error("a Jacobian is taken at one image, not a batch of {0}")]
+    Batch(usize),
     /// The images do not have the shape the denoiser was built for.
     #[error("images are {got:?} (C, H, W) but the denoiser expects {expected}")]
     Shape {
@@ -43,6 +52,167 @@ pub trait Denoiser {
     /// for oracles they must call once per noise level.
     fn is_blind(&self) -> bool {
         false
+    }
+}
+
+/// J(y) = ∂f/∂y at one image y, as a linear map.
+///
+/// # Shapes
+/// Vectors are batches of image-shaped vectors `[k, c, h, w]` with y's c, h, w; each is
+/// multiplied separately.
+pub trait JacobianAt {
+    /// The shape of y, `[1, c, h, w]`.
+    fn shape(&self) -> [usize; 4];
+    /// f(y), computed while linearizing.
+    fn denoised(&self) -> &Images;
+    /// J·vₖ for every vₖ.
+    fn jvp(&self, vs: &Images) -> Images;
+    /// vₖᵀ·J (= Jᵀvₖ) for every vₖ.
+    fn vjp(&self, vs: &Images) -> Images;
+}
+
+/// A denoiser whose Jacobian can be taken at an image.
+pub trait Linearize: Denoiser {
+    /// J(y) (one image), for any number of products. `sigma` is passed to the denoiser as in
+    /// [`Denoiser::denoise`].
+    fn linearize(
+        &self,
+        y: &Images,
+        sigma: Option<f32>,
+    ) -> Result<Box<dyn JacobianAt + '_>, DenoiseError>;
+}
+
+fn one_image(y: &Images) -> Result<(), DenoiseError> {
+    match y.len() {
+        1 => Ok(()),
+        n => Err(DenoiseError::Batch(n)),
+    }
+}
+
+fn check_vectors(vs: &Images, shape: [usize; 4]) {
+    assert_eq!(
+        vs.image_shape(),
+        [shape[1], shape[2], shape[3]],
+        "Jacobian products take image-shaped vectors"
+    );
+}
+
+/// The Jacobian of any denoiser by central differences: J·v ≈ (f(y + εv) − f(y − εv))/2ε,
+/// with ε scaled to ‖v‖. Exact for affine denoisers (the Wiener filter); for others the error
+/// is O(ε²) wherever f is smooth. vᵀ·J needs the whole matrix: it is built once, on the first
+/// call, from D products with the unit vectors (2D denoiser calls, batched), so use it for
+/// small images.
+pub struct FiniteDifferences<'a, D: Denoiser + ?Sized> {
+    denoiser: &'a D,
+    y: Images,
+    fy: Images,
+    sigma: Option<f32>,
+    eps: f32,
+    /// Row-major D×D, built on the first [`JacobianAt::vjp`].
+    full: OnceLock<Vec<f32>>,
+}
+
+impl<'a, D: Denoiser + ?Sized> FiniteDifferences<'a, D> {
+    /// Differences of size `eps` along each unit direction v/‖v‖, around `y`.
+    pub fn new(
+        denoiser: &'a D,
+        y: &Images,
+        sigma: Option<f32>,
+        eps: f32,
+    ) -> Result<Self, DenoiseError> {
+        one_image(y)?;
+        Ok(Self {
+            fy: denoiser.denoise(y, sigma)?,
+            denoiser,
+            y: y.clone(),
+            sigma,
+            eps,
+            full: OnceLock::new(),
+        })
+    }
+
+    fn try_jvp(&self, vs: &Images) -> Result<Images, DenoiseError> {
+        let d = self.y.dim();
+        let mut out = Vec::with_capacity(vs.as_slice().len());
+        for start in (0..vs.len()).step_by(32) {
+            let end = (start + 32).min(vs.len());
+            let mut batch = Vec::with_capacity(2 * (end - start) * d);
+            let mut steps = Vec::new();
+            for sign in [1.0f32, -1.0] {
+                for k in start..end {
+                    let v = vs.image(k);
+                    let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+                    let step = if norm > 0.0 { self.eps / norm } else { 0.0 };
+                    if sign > 0.0 {
+                        steps.push(step);
+                    }
+                    batch.extend(
+                        self.y
+                            .as_slice()
+                            .iter()
+                            .zip(v)
+                            .map(|(a, b)| a + sign * step * b),
+                    );
+                }
+            }
+            let n = end - start;
+            let [_, c, h, w] = self.y.shape();
+            let f = self
+                .denoiser
+                .denoise(&Images::new(batch, [2 * n, c, h, w]), self.sigma)?;
+            for (r, step) in steps.iter().enumerate() {
+                let scale = if *step > 0.0 { 0.5 / step } else { 0.0 };
+                out.extend(
+                    f.image(r)
+                        .iter()
+                        .zip(f.image(n + r))
+                        .map(|(a, b)| (a - b) * scale),
+                );
+            }
+        }
+        Ok(Images::new(out, vs.shape()))
+    }
+
+    /// The whole Jacobian, row-major D×D (row i is ∂fᵢ/∂y), built on the first call.
+    pub fn matrix(&self) -> &[f32] {
+        self.full.get_or_init(|| {
+            let d = self.y.dim();
+            let [_, c, h, w] = self.y.shape();
+            let mut basis = Images::zeros([d, c, h, w]);
+            for i in 0..d {
+                basis.as_mut_slice()[i * d + i] = 1.0;
+            }
+            // column j of J is J·eⱼ; transpose the columns into rows
+            let cols = self.try_jvp(&basis).expect("the denoiser worked at y");
+            (0..d * d)
+                .map(|idx| cols.as_slice()[(idx % d) * d + idx / d])
+                .collect()
+        })
+    }
+}
+
+impl<D: Denoiser + ?Sized> JacobianAt for FiniteDifferences<'_, D> {
+    fn shape(&self) -> [usize; 4] {
+        self.y.shape()
+    }
+    fn denoised(&self) -> &Images {
+        &self.fy
+    }
+    fn jvp(&self, vs: &Images) -> Images {
+        check_vectors(vs, self.y.shape());
+        // the denoiser already worked at y with this σ and shape, so it works near y
+        self.try_jvp(vs).expect("the denoiser worked at y")
+    }
+    fn vjp(&self, vs: &Images) -> Images {
+        check_vectors(vs, self.y.shape());
+        let (jac, d) = (self.matrix(), self.y.dim());
+        let mut out = vec![0.0f32; vs.as_slice().len()];
+        for (k, o) in out.chunks_exact_mut(d).enumerate() {
+            for (row, v) in jac.chunks_exact(d).zip(vs.image(k)) {
+                o.iter_mut().zip(row).for_each(|(a, b)| *a += v * b);
+            }
+        }
+        Images::new(out, vs.shape())
     }
 }
 
@@ -115,6 +285,59 @@ impl Denoiser for Learned {
     }
 }
 
+impl Linearize for Learned {
+    /// Exact: the network with y's ReLU pattern frozen is linear and equals its Jacobian
+    /// ([`Network::linearize`]); one forward pass serves any number of products.
+    fn linearize(
+        &self,
+        y: &Images,
+        _sigma: Option<f32>,
+    ) -> Result<Box<dyn JacobianAt + '_>, DenoiseError> {
+        one_image(y)?;
+        if y.shape()[1] != self.image_channels {
+            return Err(DenoiseError::Shape {
+                expected: format!("{} channel(s)", self.image_channels),
+                got: y.image_shape(),
+            });
+        }
+        let t = y.to_tensor(&self.device);
+        let lin = self.net.linearize(t.clone());
+        Ok(Box::new(LearnedAt {
+            device: &self.device,
+            denoised: Images::from_tensor(t - lin.output().clone()),
+            lin,
+            shape: y.shape(),
+        }))
+    }
+}
+
+/// A [`Learned`] network at one image. With f(y) = y − net(y), J·v = v − ∂net/∂y·v.
+struct LearnedAt<'a> {
+    device: &'a Device,
+    lin: Linearized<'a>,
+    denoised: Images,
+    shape: [usize; 4],
+}
+
+impl JacobianAt for LearnedAt<'_> {
+    fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+    fn denoised(&self) -> &Images {
+        &self.denoised
+    }
+    fn jvp(&self, vs: &Images) -> Images {
+        check_vectors(vs, self.shape);
+        let v = vs.to_tensor(self.device);
+        Images::from_tensor(v.clone() - self.lin.jvp(v))
+    }
+    fn vjp(&self, vs: &Images) -> Images {
+        check_vectors(vs, self.shape);
+        let v = vs.to_tensor(self.device);
+        Images::from_tensor(v.clone() - self.lin.vjp(v))
+    }
+}
+
 /// The MMSE denoiser of the empirical distribution of `train` (posterior mean over the training
 /// images): it reproduces training images and is what a memorizing network converges to.
 pub struct EmpiricalOptimal {
@@ -172,6 +395,17 @@ impl Denoiser for EmpiricalOptimal {
 
     fn name(&self) -> String {
         "empirical-optimal".into()
+    }
+}
+
+impl Linearize for EmpiricalOptimal {
+    /// By central differences (the posterior mean is smooth in y).
+    fn linearize(
+        &self,
+        y: &Images,
+        sigma: Option<f32>,
+    ) -> Result<Box<dyn JacobianAt + '_>, DenoiseError> {
+        Ok(Box::new(FiniteDifferences::new(self, y, sigma, 1e-3)?))
     }
 }
 
@@ -240,6 +474,59 @@ impl Denoiser for Wiener {
     }
 }
 
+impl Linearize for Wiener {
+    /// In closed form when σ is given: f(y) = m + F⁻¹ diag(g) F (y − m), so J = F⁻¹ diag(g) F
+    /// with the gains g = p/(p + σ²), symmetric. The blind filter's σ depends on y, so its
+    /// Jacobian is taken by central differences.
+    fn linearize(
+        &self,
+        y: &Images,
+        sigma: Option<f32>,
+    ) -> Result<Box<dyn JacobianAt + '_>, DenoiseError> {
+        one_image(y)?;
+        match self.noise {
+            NoiseLevel::Estimated => Ok(Box::new(FiniteDifferences::new(self, y, sigma, 1e-3)?)),
+            NoiseLevel::Given => {
+                let denoised = self.denoise(y, sigma)?;
+                let s = sigma.ok_or(DenoiseError::NeedsSigma("the Wiener filter"))?;
+                let [_, _, h, w] = y.shape();
+                Ok(Box::new(WienerAt {
+                    gain: self.field.wiener_gain(h, w, s as f64),
+                    denoised,
+                    shape: y.shape(),
+                }))
+            }
+        }
+    }
+}
+
+/// The Wiener filter's Jacobian: a Fourier multiplier.
+struct WienerAt {
+    gain: Vec<f64>,
+    denoised: Images,
+    shape: [usize; 4],
+}
+
+impl JacobianAt for WienerAt {
+    fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+    fn denoised(&self) -> &Images {
+        &self.denoised
+    }
+    fn jvp(&self, vs: &Images) -> Images {
+        check_vectors(vs, self.shape);
+        let [_, _, h, w] = self.shape;
+        let out = (0..vs.len())
+            .flat_map(|k| crate::fourier::filter(vs.image(k), h, w, &self.gain))
+            .collect();
+        Images::new(out, vs.shape())
+    }
+    fn vjp(&self, vs: &Images) -> Images {
+        self.jvp(vs) // symmetric
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,7 +556,6 @@ mod tests {
     fn empirical_optimal_mse_is_sigma_squared_times_divergence() {
         // For the exact MMSE denoiser f* of any prior, E‖f*(y) − x‖² = σ² E[tr ∇f*(y)]
         // (Miyasawa/Stein). Check it on the empirical distribution of 6 images of 4×4.
-        use crate::analysis::jacobian::finite_difference;
         use crate::rng::{stream, Purpose};
         use rand::Rng;
         use rand_distr::{Distribution, StandardNormal};
@@ -288,7 +574,8 @@ mod tests {
             }
             let x_hat = oracle.denoise(&y, Some(sigma)).unwrap();
             let err: f64 = crate::analysis::metrics::mse(x_hat.as_slice(), train.image(k)) * 16.0;
-            let jac = finite_difference(&oracle, &y, Some(sigma), 1e-3).unwrap();
+            let at = FiniteDifferences::new(&oracle, &y, Some(sigma), 1e-3).unwrap();
+            let jac = at.matrix();
             let div: f64 = (0..16).map(|i| jac[i * 16 + i] as f64).sum();
             diffs.push(err - (sigma as f64).powi(2) * div);
         }
@@ -296,5 +583,69 @@ mod tests {
         let mean = diffs.iter().sum::<f64>() / n;
         let se = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt();
         assert!(mean.abs() < 4.0 * se, "E[MSE − σ² tr J] = {mean} ± {se}");
+    }
+
+    fn learned(size: usize) -> (Learned, Images) {
+        use crate::nn::{Arch, NetConfig};
+        let cfg = NetConfig {
+            arch: Arch::BfUnet,
+            image_channels: 1,
+            channels: 8,
+            blocks: 2,
+            layers: 5,
+        };
+        let net = crate::nn::briefly_trained(&cfg, size, 15);
+        let x = Family::Disks(Default::default())
+            .generate(size, 1, 1)
+            .unwrap();
+        let y = crate::analysis::metrics::add_noise(&x, 0.2, 3);
+        (Learned::new(net, Device::flex(), 1), y)
+    }
+
+    #[test]
+    fn lanczos_and_hutchinson_match_the_dense_network_jacobian_at_32x32() {
+        use crate::analysis::jacobian::{full, symmetric_product, vjp_flat};
+        use crate::analysis::lanczos::{hutchinson, lanczos};
+        use crate::analysis::spectrum::symmetric_eigen;
+        let (net, y) = learned(32);
+        let d = y.dim();
+        let at = net.linearize(&y, None).unwrap();
+        let jac = full(&*at, 128);
+        let (dense, _) = symmetric_eigen(&jac, d).unwrap();
+        let top = lanczos(|v| symmetric_product(&*at, v), d, 4, 60, 1);
+        for (k, (a, b)) in top.values.iter().zip(&dense).enumerate() {
+            assert!(
+                (a - b).abs() < 2e-2 * dense[0].abs(),
+                "λ{k}: Lanczos {a} vs dense {b}"
+            );
+        }
+        let exact: f64 = (0..d).map(|i| jac[i * d + i] as f64).sum();
+        assert!(
+            exact < d as f64 - 1.0,
+            "the probe network is trivial (tr J = {exact})"
+        );
+        let est = hutchinson(|vs| vjp_flat(&*at, vs), d, 64, 2);
+        // 3 standard errors, plus float rounding of a sum of D products
+        assert!(
+            (est.mean - exact).abs() < 3.0 * est.std_error + 1e-6 * d as f64,
+            "Hutchinson {} ± {} vs tr J = {exact}",
+            est.mean,
+            est.std_error
+        );
+    }
+
+    #[test]
+    fn network_jvp_matches_its_vjp_jacobian() {
+        use crate::analysis::jacobian::{full, matvec, relative_error};
+        let (net, y) = learned(8);
+        let at = net.linearize(&y, None).unwrap();
+        let jac = full(&*at, 64);
+        let vs = crate::analysis::metrics::add_noise(&Images::zeros([2, 1, 8, 8]), 1.0, 4);
+        let jv = at.jvp(&vs);
+        for k in 0..2 {
+            let e = relative_error(jv.image(k), &matvec(&jac, vs.image(k)));
+            assert!(e < 1e-4, "JVP {k}: relative error {e}");
+        }
+        assert!(net.linearize(&vs, None).is_err(), "a batch is refused");
     }
 }

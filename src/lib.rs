@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod config;
 pub mod data;
 pub mod denoise;
 pub mod device;
@@ -34,6 +35,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sampling;
+pub mod similarity;
 pub mod train;
 
 pub use data::Images;

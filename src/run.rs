@@ -3,7 +3,9 @@
 //! `metrics.jsonl`, `checkpoint.safetensors`, `model.safetensors`, `figures/`, `report.html`.
 //! Every command that consumes a model takes the run folder.
 
-use serde::{de::DeserializeOwned, Serialize};
+use crate::analysis::metrics::DenoisingRow;
+use crate::train::TrainConfig;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The files of a run folder.
@@ -63,4 +65,64 @@ impl RunDir {
         std::fs::create_dir_all(&self.root)?;
         crate::io::write_json(&self.config(), value)
     }
+}
+
+/// What `config.json` of a training run holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The tweedie version that made the run.
+    pub tweedie_version: String,
+    /// Fingerprint of the source's pool and test set.
+    pub data_fingerprint: String,
+    /// Fingerprint of the training images.
+    pub train_fingerprint: String,
+    /// Number of training images.
+    pub train_images: usize,
+    /// Image shape (C, H, W).
+    pub image_shape: [usize; 3],
+    /// Trainable parameters.
+    pub num_params: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricsLine {
+    /// Steps done.
+    pub step: u64,
+    /// Mean training loss since the previous line.
+    pub loss: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Validation at each σ.
+    pub validation: Vec<DenoisingRow>,
+    /// Throughput since the previous line.
+    pub images_per_second: f64,
+}
+
+/// What `tweedie eval` writes to `eval.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Rows on the training images.
+    pub train: Vec<DenoisingRow>,
+    /// Rows on held-out images.
+    pub test: Vec<DenoisingRow>,
+    /// How many images of each were used.
+    pub images: usize,
+    /// Noise seed.
+    pub seed: u64,
+}
+
+/// Reads `metrics.jsonl`, skipping a torn last line (a crash mid-append).
+pub fn read_metrics(run: &RunDir) -> std::io::Result<Vec<MetricsLine>> {
+    let text = match std::fs::read_to_string(run.metrics()) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }

@@ -8,14 +8,15 @@
 //! resumed from a checkpoint at step k continues exactly as the uninterrupted run would.
 
 use crate::analysis::metrics::{denoising_table, DenoisingRow};
+use crate::config::{check, InvalidField};
 use crate::data::{split, DataError, DataSource, Dataset, FolderOptions, Images, SplitSpec};
 use crate::denoise::{DenoiseError, Learned};
 use crate::device::{DeviceError, DeviceSpec};
 use crate::nn::checkpoint::{self, CheckpointError, TrainState};
 use crate::nn::{Mode, NetConfig};
 use crate::progress::Progress;
-use crate::rng::{stream, Purpose};
-use crate::run::RunDir;
+use crate::rng::{derive, stream, Purpose};
+use crate::run::{MetricsLine, RunDir, RunRecord};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -147,59 +148,52 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Checks the numbers before any work starts.
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::Config(m));
-        if self.steps == 0 {
-            return bad("--steps must be at least 1".into());
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        check(self.steps > 0, "steps", self.steps, "must be ≥ 1")?;
+        check(
+            (1..=4096).contains(&self.batch),
+            "batch",
+            self.batch,
+            "must be in 1..=4096",
+        )?;
+        check(
+            self.lr > 0.0 && self.lr < 1.0,
+            "lr",
+            self.lr,
+            "must be in (0, 1)",
+        )?;
+        check(
+            self.sigma_max > 0.0 && self.sigma_max.is_finite(),
+            "sigma_max",
+            self.sigma_max,
+            "must be positive",
+        )?;
+        check(
+            (0.0..=self.sigma_max).contains(&self.sigma_min),
+            "sigma_min",
+            self.sigma_min,
+            format!("must be in [0, sigma_max = {}]", self.sigma_max),
+        )?;
+        for (field, value) in [
+            ("lr_halve_every", self.lr_halve_every),
+            ("checkpoint_every", self.checkpoint_every),
+            ("log_every", self.log_every),
+        ] {
+            check(value > 0, field, value, "must be ≥ 1")?;
         }
-        if self.batch == 0 || self.batch > 4096 {
-            return bad(format!("--batch {} must be in 1..=4096", self.batch));
-        }
-        if !(self.lr > 0.0 && self.lr < 1.0) {
-            return bad(format!("--lr {} must be in (0, 1)", self.lr));
-        }
-        let range_ok = self.sigma_min >= 0.0
-            && self.sigma_max > 0.0
-            && self.sigma_min <= self.sigma_max
-            && self.sigma_max.is_finite();
-        if !range_ok {
-            return bad(format!(
-                "noise range [{}, {}] must satisfy 0 ≤ --sigma-min ≤ --sigma-max, --sigma-max > 0",
-                self.sigma_min, self.sigma_max
-            ));
-        }
-        if self.lr_halve_every == 0 || self.checkpoint_every == 0 || self.log_every == 0 {
-            return bad("--lr-halve-every, --checkpoint-every and --log-every must be ≥ 1".into());
-        }
-        if self.val_sigmas.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return bad("validation noise levels must be positive".into());
-        }
-        self.net.validate().map_err(TrainError::Config)
+        check(
+            self.val_sigmas.iter().all(|s| s.is_finite() && *s > 0.0),
+            "val_sigmas",
+            format!("{:?}", self.val_sigmas),
+            "must be positive noise levels",
+        )?;
+        self.net.validate()
     }
 
     /// The learning rate at `step`.
     pub fn lr_at(&self, step: u64) -> f64 {
         self.lr * 0.5f64.powi((step / self.lr_halve_every) as i32)
     }
-}
-
-/// What `config.json` of a training run holds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// The configuration.
-    pub config: TrainConfig,
-    /// The tweedie version that made the run.
-    pub tweedie_version: String,
-    /// Fingerprint of the source's pool and test set.
-    pub data_fingerprint: String,
-    /// Fingerprint of the training images.
-    pub train_fingerprint: String,
-    /// Number of training images.
-    pub train_images: usize,
-    /// Image shape (C, H, W).
-    pub image_shape: [usize; 3],
-    /// Trainable parameters.
-    pub num_params: usize,
 }
 
 /// Errors of training.
@@ -217,6 +211,9 @@ pub enum TrainError {
     /// Validation failed.
     #[error(transparent)]
     Denoise(#[from] DenoiseError),
+    /// A setting out of range.
+    #[error("invalid training setting")]
+    Invalid(#[from] InvalidField),
     /// An inconsistent configuration.
     #[error("{0}")]
     Config(String),
@@ -250,21 +247,6 @@ pub struct TrainReport {
     /// Validation at the end.
     pub validation: Vec<DenoisingRow>,
     /// Training throughput (images per second, this session).
-    pub images_per_second: f64,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MetricsLine {
-    /// Steps done.
-    pub step: u64,
-    /// Mean training loss since the previous line.
-    pub loss: f64,
-    /// Learning rate of the last step.
-    pub lr: f64,
-    /// Validation at each σ.
-    pub validation: Vec<DenoisingRow>,
-    /// Throughput since the previous line.
     pub images_per_second: f64,
 }
 
@@ -461,7 +443,12 @@ pub fn train_on(
             let secs = window_start.elapsed().as_secs_f64().max(1e-9);
             let ips = (loss_n as f64 * cfg.batch as f64) / secs;
             let learned = Learned::new(net.valid(), device.clone(), c);
-            validation = denoising_table(&learned, &val, &cfg.val_sigmas, cfg.seed ^ 0x5eed)?;
+            validation = denoising_table(
+                &learned,
+                &val,
+                &cfg.val_sigmas,
+                derive(cfg.seed, Purpose::Validation, &[]),
+            )?;
             last_loss = loss_sum / loss_n as f64;
             let line = MetricsLine {
                 step: done,

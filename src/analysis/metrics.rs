@@ -2,7 +2,7 @@
 
 use crate::data::Images;
 use crate::denoise::{DenoiseError, Denoiser};
-use crate::rng::{stream, Purpose};
+use crate::rng::{derive, stream, Purpose};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,17 @@ pub fn add_noise(x: &Images, sigma: f32, seed: u64) -> Images {
     y
 }
 
+/// `clean` plus noise of level `sigma`, the noise named by (seed, σ): every denoiser
+/// evaluated with the same seed sees the same noisy images at a given σ, whichever other noise
+/// levels are evaluated beside it.
+pub fn noisy(clean: &Images, sigma: f32, seed: u64) -> Images {
+    add_noise(
+        clean,
+        sigma,
+        derive(seed, Purpose::EvalNoise, &[sigma.to_bits() as u64]),
+    )
+}
+
 /// One row of a denoising table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DenoisingRow {
@@ -49,7 +60,7 @@ pub struct DenoisingRow {
     pub input_psnr: f64,
 }
 
-/// MSE and PSNR of `denoiser` on `clean` at each σ (noise seeded by `seed` and σ's position).
+/// MSE and PSNR of `denoiser` on `clean` at each σ (the noise of [`noisy`]).
 pub fn denoising_table(
     denoiser: &impl Denoiser,
     clean: &Images,
@@ -58,9 +69,8 @@ pub fn denoising_table(
 ) -> Result<Vec<DenoisingRow>, DenoiseError> {
     sigmas
         .iter()
-        .enumerate()
-        .map(|(j, &sigma)| {
-            let y = add_noise(clean, sigma, seed.wrapping_add(j as u64));
+        .map(|&sigma| {
+            let y = noisy(clean, sigma, seed);
             let x_hat = denoiser.denoise(&y, Some(sigma))?;
             let m = mse(x_hat.as_slice(), clean.as_slice());
             let input = mse(y.as_slice(), clean.as_slice());

@@ -1,7 +1,9 @@
-//! Measuring denoisers: denoising quality, image similarity, Jacobians and their spectra.
+//! Measuring denoisers: denoising quality ([`metrics`]), memorization ([`memorization`]),
+//! Jacobians ([`jacobian`]) and their spectra ([`spectrum`], [`lanczos`]). Everything here takes
+//! a [`crate::denoise::Denoiser`] (or [`crate::denoise::Linearize`]), never a network type.
 
 pub mod jacobian;
 pub mod lanczos;
+pub mod memorization;
 pub mod metrics;
-pub mod similarity;
 pub mod spectrum;

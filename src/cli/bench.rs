@@ -9,9 +9,10 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use clap::Args;
 use std::time::Instant;
-use tweedie::analysis::jacobian::JacobianProbe;
+use tweedie::analysis::jacobian::full;
 use tweedie::analysis::spectrum::symmetric_eigen;
 use tweedie::data::Images;
+use tweedie::denoise::{Learned, Linearize};
 use tweedie::nn::{Arch, Mode, NetConfig, Network};
 use tweedie::rng::{stream, Purpose};
 use tweedie::DeviceSpec;
@@ -155,10 +156,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 );
             }
             "vjp" => {
-                let probe = JacobianProbe::new(plain.clone(), &device);
+                let probe = Learned::new(plain.clone(), device.clone(), 1);
                 let (y, vs) = (random([1, 1, 80, 80], 4), random([16, 1, 80, 80], 5));
                 let s = time(a.reps, || {
-                    let _ = probe.vjp(&y, &vs);
+                    let _ = probe.linearize(&y, None).map(|at| at.vjp(&vs));
                 });
                 report(
                     "vjp",
@@ -168,10 +169,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 );
             }
             "jacobian" => {
-                let probe = JacobianProbe::new(plain.clone(), &device);
+                let probe = Learned::new(plain.clone(), device.clone(), 1);
                 let y = random([1, 1, 40, 40], 6);
                 let t = Instant::now();
-                let jac = probe.full(&y, 64);
+                let jac = full(&*probe.linearize(&y, None)?, 64);
                 let vjp_s = t.elapsed().as_secs_f64();
                 let t = Instant::now();
                 let _ = symmetric_eigen(&jac, 1600)?;
@@ -218,11 +219,11 @@ fn scaling(
         }
     }
     println!("{:>6} {:>14} {:>14}", "size", "J (VJPs) s", "eigh s");
-    let probe = JacobianProbe::new(plain, device);
+    let probe = Learned::new(plain, device.clone(), 1);
     for size in [16, 28, 40] {
         let y = random([1, 1, size, size], 7);
         let t = Instant::now();
-        let jac = probe.full(&y, 64);
+        let jac = full(&*probe.linearize(&y, None)?, 64);
         let v = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let _ = symmetric_eigen(&jac, size * size)?;

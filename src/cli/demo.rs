@@ -95,7 +95,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         a.seed,
         a.device,
     ))?;
-    tweedie::report::run_report::write(&run)?;
+    tweedie::report::run::write(&run)?;
     println!("demo finished: open {}", run.file("report.html").display());
     Ok(())
 }

@@ -9,7 +9,8 @@ use tweedie::data::{DataSource, FolderOptions, Images};
 use tweedie::denoise::Denoiser;
 use tweedie::report::grid::{save_grid, Scaling};
 use tweedie::report::plot::{save_line_plot, LinePlot, Scale, Series};
-use tweedie::report::run_report::{self, psnr_series, EvalRecord};
+use tweedie::report::run::{self as run_report, psnr_series};
+use tweedie::run::EvalRecord;
 use tweedie::run::RunDir;
 use tweedie::DeviceSpec;
 

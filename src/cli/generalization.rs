@@ -1,14 +1,12 @@
-//! `tweedie generalization`: the paper's central experiment as one resumable command.
+//! `tweedie generalization`: the paper's central experiment as one resumable command (see
+//! [`tweedie::experiments::generalization`]).
 
 use super::progress::Terminal;
-use super::sample::{AscentArgs, Sampler};
+use super::sampler::SamplerArgs;
 use super::train::TrainArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use tweedie::experiments::generalization::{
-    self as study, RunState, StudyConfig, StudyDir, StudySampler,
-};
-use tweedie::sampling::euler::EulerParams;
+use tweedie::experiments::generalization::{self as study, Config, RunSeeds, RunState, StudyDir};
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Plan {
@@ -19,25 +17,25 @@ pub enum Plan {
 #[derive(Args, Debug)]
 pub struct GeneralizationArgs {
     /// Training-set sizes N, comma-separated.
-    #[arg(long, default_value = "1,10,100,1000")]
-    sizes: String,
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    sizes: Vec<usize>,
     /// Paired samples per network.
     #[arg(long, default_value_t = 64)]
     samples: usize,
     /// Noise levels of the PSNR and model-variance measurements.
-    #[arg(long, default_value = "15/255,50/255,100/255")]
-    eval_sigmas: String,
+    #[arg(long, value_delimiter = ',', value_parser = super::sigma_arg, default_value = "15/255,50/255,100/255")]
+    eval_sigmas: Vec<f32>,
     /// Images used for PSNR and model variance.
     #[arg(long, default_value_t = 256)]
     eval_count: usize,
-    /// Sampler of the paired samples.
-    #[arg(long, value_enum, default_value_t = Sampler::Ascent)]
-    sampler: Sampler,
     #[command(flatten)]
-    ascent: AscentArgs,
+    sampler: SamplerArgs,
     /// Euler sampler: number of steps (from --sigma0 down to --sigma-final).
     #[arg(long, default_value_t = 100)]
     euler_steps: usize,
+    /// Images denoised together while sampling (memory vs speed; does not change the samples).
+    #[arg(long, default_value_t = 64)]
+    sample_batch: usize,
     /// Print a cluster plan instead of running.
     #[arg(long, value_enum)]
     plan: Option<Plan>,
@@ -57,83 +55,67 @@ pub struct GeneralizationArgs {
     train: TrainArgs,
 }
 
-pub fn run(a: GeneralizationArgs) -> Result<()> {
-    let dir = StudyDir::new(&a.train.out);
+fn read_config(dir: &StudyDir) -> Result<Config> {
+    let text = std::fs::read_to_string(dir.config())
+        .with_context(|| format!("reading {}", dir.config().display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", dir.config().display()))
+}
+
+/// The study's configuration: the one in the folder when continuing, else from the flags.
+fn config(a: &GeneralizationArgs, dir: &StudyDir) -> Result<Config> {
     let resuming = a.train.resume || a.task.is_some() || a.aggregate;
-    let cfg = if resuming && dir.config().exists() {
-        let text = std::fs::read_to_string(dir.config())
-            .with_context(|| format!("reading {}", dir.config().display()))?;
-        let mut cfg: StudyConfig = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", dir.config().display()))?;
-        cfg.train.device = a.train.device;
-        cfg
-    } else {
-        if resuming {
+    if resuming {
+        if !dir.config().exists() {
             bail!(
                 "{} holds no study yet: start it with --data and --sizes",
                 dir.root().display()
             );
         }
-        let mut template = a.train.fresh_config()?;
-        template.data.split.train_size = None;
-        let cfg = StudyConfig {
-            sizes: a
-                .sizes
-                .split(',')
-                .map(|s| s.trim().parse::<usize>())
-                .collect::<Result<_, _>>()
-                .with_context(|| {
-                    format!("--sizes `{}`: expected numbers like 1,10,100", a.sizes)
-                })?,
-            samples: a.samples,
-            sampler: match a.sampler {
-                Sampler::Ascent => StudySampler::Ascent(a.ascent.params(64)),
-                Sampler::Euler => StudySampler::Euler(EulerParams {
-                    sigma_max: a.ascent.sigma0,
-                    sigma_min: a.ascent.sigma_final,
-                    steps: a.euler_steps,
-                    init_mean: 0.5,
-                    batch: 64,
-                }),
-            },
-            eval_sigmas: super::parse_sigmas(&a.eval_sigmas)?,
-            eval_count: a.eval_count,
-            seed: a.train.seed,
-            train: template,
-        };
-        if dir.config().exists() {
-            let old: StudyConfig = serde_json::from_str(&std::fs::read_to_string(dir.config())?)?;
-            if old != cfg {
-                bail!(
-                    "{} holds a study with other settings; pass --resume to continue it or choose another --out",
-                    dir.root().display()
-                );
-            }
-        }
-        cfg
+        let mut cfg = read_config(dir)?;
+        cfg.train.device = a.train.device;
+        return Ok(cfg);
+    }
+    let mut template = a.train.fresh_config()?;
+    template.data.split.train_size = None;
+    let cfg = Config {
+        sizes: a.sizes.clone(),
+        samples: a.samples,
+        sampler: a.sampler.sampler(a.euler_steps, a.sample_batch),
+        eval_sigmas: a.eval_sigmas.clone(),
+        eval_count: a.eval_count,
+        seed: a.train.seed,
+        run_seeds: RunSeeds::Keyed,
+        train: template,
     };
+    if dir.config().exists() && read_config(dir)? != cfg {
+        bail!(
+            "{} holds a study with other settings; pass --resume to continue it or choose another --out",
+            dir.root().display()
+        );
+    }
+    Ok(cfg)
+}
+
+pub fn run(a: GeneralizationArgs) -> Result<()> {
+    let dir = StudyDir::new(&a.train.out);
+    let cfg = config(&a, &dir)?;
     cfg.validate()?;
     // the largest N must fit twice in the pool: check before anything trains
-    let largest = cfg
-        .runs()
-        .last()
-        .copied()
-        .expect("validated: sizes non-empty");
+    let largest = *cfg.runs().last().expect("validated: sizes non-empty");
     cfg.run_config(largest).data.resolve()?;
-
+    if a.train.dry_run {
+        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        return Ok(());
+    }
+    tweedie::io::write_json(&dir.config(), &cfg)
+        .with_context(|| format!("writing {}", dir.config().display()))?;
     if let Some(Plan::Slurm) = a.plan {
-        write_config(&dir, &cfg)?;
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "tweedie".into());
         print!("{}", study::slurm_plan(&dir, &cfg, &exe));
         return Ok(());
     }
-    if a.train.dry_run {
-        println!("{}", serde_json::to_string_pretty(&cfg)?);
-        return Ok(());
-    }
-    write_config(&dir, &cfg)?;
     let progress = Terminal::new();
     if let Some(k) = a.task {
         let runs = cfg.runs();
@@ -145,18 +127,18 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
             );
         };
         let state = study::train_run(&dir, &cfg, key, &progress)?;
-        println!(
-            "{}: {}",
-            key.name(),
-            if state == RunState::Finished {
-                "already finished"
-            } else {
-                "trained"
-            }
-        );
+        let done = if state == RunState::Finished {
+            "already finished"
+        } else {
+            "trained"
+        };
+        println!("{}: {done}", key.name());
         return Ok(());
     }
-    if !a.aggregate {
+    let device = cfg.train.device.device()?;
+    let record = if a.aggregate {
+        study::aggregate(&dir, &cfg, &device, &progress)?
+    } else {
         let todo = study::pending(&dir, &cfg);
         eprintln!(
             "{} runs, {} to train ({})",
@@ -164,25 +146,19 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
             todo.len(),
             todo.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
         );
-        let failures = study::train_all(&dir, &cfg, a.jobs, &progress);
-        if !failures.is_empty() {
-            for (k, e) in &failures {
-                eprintln!("run {} failed: {e}", k.name());
-            }
-            bail!(
-                "{} run(s) failed; fix the cause and continue with: tweedie generalization --out {} --resume",
-                failures.len(),
+        study::run(&dir, &cfg, a.jobs, &device, &progress).with_context(|| {
+            format!(
+                "fix the cause and continue with: tweedie generalization --out {} --resume",
                 dir.root().display()
-            );
-        }
-    }
-    let device = cfg.train.device.device()?;
-    let report = study::aggregate(&dir, &cfg, &device, &progress)?;
+            )
+        })?
+    };
+    tweedie::report::study::write(&dir, &record)?;
     println!(
         "{:>8} {:>12} {:>14} {:>14} {:>14}",
         "N", "a↔b", "↔nearest S₁", "↔nearest S₂", "empirical a↔b"
     );
-    for s in &report.sizes {
+    for s in &record.sizes {
         println!(
             "{:>8} {:>12.3} {:>14.3} {:>14.3} {:>14.3}",
             s.n,
@@ -197,9 +173,4 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
         dir.root().display()
     );
     Ok(())
-}
-
-fn write_config(dir: &StudyDir, cfg: &StudyConfig) -> Result<()> {
-    tweedie::io::write_json(&dir.config(), cfg)
-        .with_context(|| format!("writing {}", dir.config().display()))
 }

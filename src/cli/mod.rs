@@ -11,10 +11,12 @@ mod jacobian;
 mod progress;
 mod restore;
 mod sample;
+mod sampler;
 mod train;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use tweedie::config::InvalidField;
 
 /// The flags of a subcommand as clap parses `args` (placeholders for the required ones): the
 /// declared defaults for everything else, so commands that run other commands (the demo) do
@@ -68,7 +70,7 @@ enum Command {
 /// Parses the command line and runs the subcommand.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Data(c) => data::run(c),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
@@ -79,6 +81,42 @@ pub fn run() -> Result<()> {
         Command::Generalization(a) => generalization::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+    };
+    result.map_err(name_the_flag)
+}
+
+/// Configuration fields whose flag is not their last segment in kebab case
+/// (`net.channels` → `--channels`).
+const FLAGS: &[(&str, &str)] = &[
+    ("sampler.sigma_max", "--sigma0"),
+    ("sampler.sigma_min", "--sigma-final"),
+    (
+        "sampler.steps",
+        "--steps (sample) / --euler-steps (generalization)",
+    ),
+    (
+        "sampler.batch",
+        "--batch (sample) / --sample-batch (generalization)",
+    ),
+    ("net.image_channels", "--data"),
+];
+
+/// The flag that sets a configuration field.
+fn flag(field: &str) -> String {
+    match FLAGS.iter().find(|(f, _)| *f == field) {
+        Some((_, flag)) => flag.to_string(),
+        None => {
+            let last = field.rsplit('.').next().unwrap_or(field);
+            format!("--{}", last.replace('_', "-"))
+        }
+    }
+}
+
+/// Library configurations name bad fields ([`InvalidField`]); the user typed flags.
+fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
+    match err.chain().find_map(|e| e.downcast_ref::<InvalidField>()) {
+        Some(f) => anyhow::anyhow!("{} {}: {}", flag(f.field), f.value, f.expected),
+        None => err,
     }
 }
 
@@ -124,5 +162,24 @@ mod tests {
         assert!(parse_sigma("-1").is_err());
         assert!(parse_sigma("1/0").is_err());
         assert!(parse_sigmas("0.1,abc").is_err());
+    }
+
+    #[test]
+    fn invalid_fields_are_reported_as_flags() {
+        let sampler = tweedie::sampling::euler::EulerParams {
+            sigma_min: 2.0,
+            ..Default::default()
+        };
+        let err = anyhow::Error::new(tweedie::sampling::SamplingError::from(
+            sampler.validate().unwrap_err(),
+        ))
+        .context("sampling");
+        let msg = name_the_flag(err).to_string();
+        assert!(
+            msg.starts_with("--sigma-final 2: must be in (0, sigma_max"),
+            "{msg}"
+        );
+        assert_eq!(flag("net.channels"), "--channels");
+        assert_eq!(flag("lr_halve_every"), "--lr-halve-every");
     }
 }

@@ -3,7 +3,7 @@
 //! reference is given, PSNR/SSIM and a side-by-side figure.
 
 use super::progress::Terminal;
-use super::sample::AscentArgs;
+use super::sampler::AscentArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;

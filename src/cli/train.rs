@@ -7,8 +7,8 @@ use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
-use tweedie::run::RunDir;
-use tweedie::train::{DataConfig, LossWeighting, RunRecord, TrainConfig, TrainingData};
+use tweedie::run::{RunDir, RunRecord};
+use tweedie::train::{DataConfig, LossWeighting, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -82,8 +82,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub log_every: Option<u64>,
     /// Validation noise levels, comma-separated.
-    #[arg(long, default_value = "15/255,50/255,100/255")]
-    pub val_sigmas: String,
+    #[arg(long, value_delimiter = ',', value_parser = sigma_arg, default_value = "15/255,50/255,100/255")]
+    pub val_sigmas: Vec<f32>,
     /// Held-out images used for validation.
     #[arg(long, default_value_t = 64)]
     pub val_count: usize,
@@ -165,7 +165,7 @@ impl TrainArgs {
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             log_every: self.log_every.unwrap_or((steps / 20).max(1)),
-            val_sigmas: super::parse_sigmas(&self.val_sigmas)?,
+            val_sigmas: self.val_sigmas.clone(),
             val_count: self.val_count,
             min_epoch: self.min_epoch,
             device: self.device,
@@ -200,7 +200,7 @@ pub fn train_and_report(
         Some(data) => tweedie::train::train_on(cfg, data, run, resume, &progress)?,
         None => tweedie::train::train(cfg, run, resume, &progress)?,
     };
-    tweedie::report::run_report::write(run)
+    tweedie::report::run::write(run)
         .with_context(|| format!("writing the report of {}", run.root().display()))?;
     if report.resumed_from > 0 {
         println!("resumed at step {}", report.resumed_from);

@@ -9,7 +9,7 @@
 //! threshold, so near-copies can't sit on both sides.
 
 use super::{DataError, Images};
-use crate::analysis::similarity::correlation;
+use crate::similarity::correlation;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -13,26 +13,23 @@
 //! Similarity is the correlation (cosine of mean-removed images), as in the paper's code.
 //! Every run is an ordinary run folder under `runs/`, so a study resumes run by run.
 
-use crate::analysis::metrics::{add_noise, denoising_table, DenoisingRow};
-use crate::analysis::similarity::correlation;
+use crate::analysis::memorization::{median, model_variance, nearest, paired_similarity, Nearest};
+use crate::analysis::metrics::{denoising_table, DenoisingRow};
+use crate::config::{check, InvalidField};
 use crate::data::{Images, Split};
 use crate::denoise::{DenoiseError, Denoiser, EmpiricalOptimal};
 use crate::progress::{Progress, Silent};
-use crate::report::grid::{save_grid, Scaling};
-use crate::report::html::Html;
-use crate::report::plot::{save_line_plot, LinePlot, Scale, Series};
-use crate::report::ReportError;
-use crate::run::RunDir;
-use crate::sampling::ascent::{self, AscentParams};
-use crate::sampling::euler::{self, EulerParams};
-use crate::sampling::SamplingError;
-use crate::train::{self, RunRecord, TrainConfig, TrainError};
+use crate::rng::{derive, Purpose};
+
+use crate::run::{RunDir, RunRecord};
+use crate::sampling::{Sampler, SamplingError};
+use crate::train::{self, TrainConfig, TrainError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The whole configuration of a study (`study_config.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StudyConfig {
+pub struct Config {
     /// Training-set sizes N.
     pub sizes: Vec<usize>,
     /// Training configuration shared by every run; its split and seed are set per run.
@@ -40,30 +37,35 @@ pub struct StudyConfig {
     /// Paired samples per network.
     pub samples: usize,
     /// The sampler (the same for networks and oracles).
-    pub sampler: StudySampler,
+    pub sampler: Sampler,
     /// Noise levels of the PSNR and model-variance measurements.
     pub eval_sigmas: Vec<f32>,
     /// Images used for PSNR and model variance.
     pub eval_count: usize,
-    /// Seed of the samples (shared by the a and b networks: that is the pairing) and base of
-    /// the runs' seeds.
+    /// Seed of the samples (shared by the a and b networks: that is the pairing), of the
+    /// evaluation noise and of the runs' seeds.
     pub seed: u64,
+    /// How each run's seed derives from `seed`. Studies written before this field existed read
+    /// as [`RunSeeds::Positional`] and keep their runs' seeds.
+    #[serde(default = "RunSeeds::positional")]
+    pub run_seeds: RunSeeds,
 }
 
-/// How a study draws its paired samples.
-///
-/// The paper uses the stochastic ascent. Its injected noise is shared by the two networks of a
-/// pair (same seeds), but every small difference between them is amplified along the way, so
-/// networks that are not yet well converged give paired samples that drift apart; the
-/// deterministic Euler sampler from the same initial noise separates "same function" from
-/// "same trajectory" (compare both on your data).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum StudySampler {
-    /// Stochastic coarse-to-fine ascent.
-    Ascent(AscentParams),
-    /// Probability-flow Euler steps.
-    Euler(EulerParams),
+/// How a study derives each run's initialisation (and training-noise) seed from its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunSeeds {
+    /// From the run's identity (N, split) through [`crate::rng::derive`]: adding or removing
+    /// sizes leaves every other run's seed unchanged.
+    Keyed,
+    /// seed + 1 + the run's position in the sweep (studies written before `Keyed`).
+    Positional,
+}
+
+impl RunSeeds {
+    fn positional() -> Self {
+        RunSeeds::Positional
+    }
 }
 
 /// One run of the sweep.
@@ -106,9 +108,6 @@ pub enum StudyError {
     /// Denoising failed.
     #[error(transparent)]
     Denoise(#[from] DenoiseError),
-    /// Writing figures or pages.
-    #[error(transparent)]
-    Report(#[from] ReportError),
     /// File system.
     #[error("{path}: {source}")]
     Io {
@@ -117,9 +116,23 @@ pub enum StudyError {
         /// The error.
         source: std::io::Error,
     },
-    /// A bad configuration or an incomplete study.
-    #[error("{0}")]
-    Invalid(String),
+    /// A bad configuration.
+    #[error("invalid study setting")]
+    Invalid(#[from] InvalidField),
+    /// Runs that must be trained before the study can be measured.
+    #[error("runs not finished: {}; train them first (tweedie generalization --out {} --resume)", .runs.join(", "), .study.display())]
+    Unfinished {
+        /// The study folder.
+        study: PathBuf,
+        /// Names of the unfinished runs.
+        runs: Vec<String>,
+    },
+    /// Runs that failed to train (the others trained).
+    #[error("{} run(s) failed: {}", .0.len(), .0.join("; "))]
+    Failed(Vec<String>),
+    /// The two training sets of one N share images.
+    #[error("N = {0}: training sets a and b overlap")]
+    Overlap(usize),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StudyError + '_ {
@@ -165,32 +178,46 @@ impl StudyDir {
             .join("samples")
             .join(format!("{}-empirical.npy", key.name()))
     }
+    /// The nearest own training image of each sample of one network (for the pair figures).
+    pub fn nearest_images(&self, key: RunKey) -> PathBuf {
+        self.root
+            .join("samples")
+            .join(format!("{}-nearest.npy", key.name()))
+    }
+    /// `study.json`.
+    pub fn record(&self) -> PathBuf {
+        self.root.join("study.json")
+    }
     /// `figures/`.
     pub fn figures(&self) -> PathBuf {
         self.root.join("figures")
     }
 }
 
-impl StudyConfig {
-    /// Checks the configuration.
+impl Config {
+    /// Checks everything, the sampler included, before any run trains.
     pub fn validate(&self) -> Result<(), StudyError> {
-        if self.sizes.is_empty() || self.sizes.contains(&0) {
-            return Err(StudyError::Invalid(
-                "--sizes must list training-set sizes ≥ 1, e.g. 1,10,100".into(),
-            ));
-        }
-        if self.samples == 0 || self.eval_count == 0 || self.eval_sigmas.is_empty() {
-            return Err(StudyError::Invalid(
-                "--samples, --eval-count and --eval-sigmas must be non-empty".into(),
-            ));
-        }
-        if let StudySampler::Ascent(p) = &self.sampler {
-            p.validate()?;
-        }
-        self.train.validate().map_err(|source| StudyError::Train {
-            run: "(template)".into(),
-            source,
-        })
+        check(
+            !self.sizes.is_empty() && !self.sizes.contains(&0),
+            "sizes",
+            format!("{:?}", self.sizes),
+            "must list training-set sizes ≥ 1, e.g. 1,10,100",
+        )?;
+        check(self.samples > 0, "samples", self.samples, "must be ≥ 1")?;
+        check(
+            self.eval_count > 0,
+            "eval_count",
+            self.eval_count,
+            "must be ≥ 1",
+        )?;
+        check(
+            !self.eval_sigmas.is_empty() && self.eval_sigmas.iter().all(|s| *s > 0.0),
+            "eval_sigmas",
+            format!("{:?}", self.eval_sigmas),
+            "must list positive noise levels",
+        )?;
+        self.sampler.validate()?;
+        Ok(self.train.validate()?)
     }
 
     /// Every run, in order: N ascending, `a` before `b`.
@@ -205,14 +232,23 @@ impl StudyConfig {
     }
 
     /// The training configuration of one run: the template with N, the split and a seed of
-    /// its own (seed + position in the sweep), so the two networks of a pair are initialised
-    /// differently and agree only through what they learn.
+    /// its own (see [`RunSeeds`]), so the two networks of a pair are initialised differently
+    /// and agree only through what they learn.
     pub fn run_config(&self, key: RunKey) -> TrainConfig {
-        let index = self.runs().iter().position(|k| *k == key).unwrap_or(0) as u64;
         let mut cfg = self.train.clone();
         cfg.data.split.train_size = Some(key.n);
         cfg.data.split.split = key.split;
-        cfg.seed = self.seed.wrapping_add(1 + index);
+        cfg.seed = match self.run_seeds {
+            RunSeeds::Keyed => derive(
+                self.seed,
+                Purpose::StudyRun,
+                &[key.n as u64, key.split as u64],
+            ),
+            RunSeeds::Positional => {
+                let index = self.runs().iter().position(|k| *k == key).unwrap_or(0) as u64;
+                self.seed.wrapping_add(1 + index)
+            }
+        };
         cfg
     }
 }
@@ -230,7 +266,7 @@ pub enum RunState {
 }
 
 /// Inspects a run folder.
-pub fn run_state(study: &StudyDir, cfg: &StudyConfig, key: RunKey) -> RunState {
+pub fn run_state(study: &StudyDir, cfg: &Config, key: RunKey) -> RunState {
     let run = study.run(key);
     match run.read_config::<RunRecord>() {
         Ok(rec) if rec.config == cfg.run_config(key) && run.model().exists() => RunState::Finished,
@@ -242,7 +278,7 @@ pub fn run_state(study: &StudyDir, cfg: &StudyConfig, key: RunKey) -> RunState {
 /// Trains one run unless it is finished: resumes a partial run, starts over a broken one.
 pub fn train_run(
     study: &StudyDir,
-    cfg: &StudyConfig,
+    cfg: &Config,
     key: RunKey,
     progress: &dyn Progress,
 ) -> Result<RunState, StudyError> {
@@ -266,7 +302,7 @@ pub fn train_run(
 }
 
 /// The runs still to train.
-pub fn pending(study: &StudyDir, cfg: &StudyConfig) -> Vec<RunKey> {
+pub fn pending(study: &StudyDir, cfg: &Config) -> Vec<RunKey> {
     cfg.runs()
         .into_iter()
         .filter(|k| run_state(study, cfg, *k) != RunState::Finished)
@@ -276,7 +312,7 @@ pub fn pending(study: &StudyDir, cfg: &StudyConfig) -> Vec<RunKey> {
 /// Trains every pending run, `jobs` at a time; returns the failures (the others are done).
 pub fn train_all(
     study: &StudyDir,
-    cfg: &StudyConfig,
+    cfg: &Config,
     jobs: usize,
     progress: &(dyn Progress + Sync),
 ) -> Vec<(RunKey, StudyError)> {
@@ -307,66 +343,6 @@ pub fn train_all(
         }
     });
     failures.into_inner().expect("failures")
-}
-
-/// Nearest-neighbour statistics of one set of samples against a training set.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Nearest {
-    /// Correlation with the most correlated image of the network's own training set.
-    pub own_similarity: Vec<f32>,
-    /// Same, in the other network's training set.
-    pub other_similarity: Vec<f32>,
-    /// Index (in the own training set) of the nearest image by L2.
-    pub own_index: Vec<usize>,
-    /// L2 distance to the nearest own training image.
-    pub own_l2: Vec<f32>,
-    /// d₁/d₂: nearest over second-nearest L2 distance in the own set (absent when N = 1).
-    pub memorization_ratio: Vec<Option<f32>>,
-    /// Median of `own_similarity`.
-    pub median_own_similarity: f32,
-    /// Median of `other_similarity`.
-    pub median_other_similarity: f32,
-}
-
-fn median(v: &[f32]) -> f32 {
-    if v.is_empty() {
-        return f32::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    s[s.len() / 2]
-}
-
-fn l2(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f32>()
-        .sqrt()
-}
-
-/// Nearest training images of each sample.
-pub fn nearest(samples: &Images, own: &Images, other: &Images) -> Nearest {
-    let mut out = Nearest::default();
-    for k in 0..samples.len() {
-        let s = samples.image(k);
-        let best = |set: &Images| {
-            (0..set.len())
-                .map(|i| correlation(s, set.image(i)))
-                .fold(f32::NEG_INFINITY, f32::max)
-        };
-        out.own_similarity.push(best(own));
-        out.other_similarity.push(best(other));
-        let mut d: Vec<(f32, usize)> = (0..own.len()).map(|i| (l2(s, own.image(i)), i)).collect();
-        d.sort_by(|a, b| a.0.total_cmp(&b.0));
-        out.own_index.push(d[0].1);
-        out.own_l2.push(d[0].0);
-        out.memorization_ratio
-            .push(d.get(1).map(|second| d[0].0 / second.0.max(1e-12)));
-    }
-    out.median_own_similarity = median(&out.own_similarity);
-    out.median_other_similarity = median(&out.other_similarity);
-    out
 }
 
 /// The metrics of one denoiser pair (networks, or empirical-optimal oracles) at one N.
@@ -403,11 +379,11 @@ pub struct SizeMetrics {
     pub empirical_optimal: PairMetrics,
 }
 
-/// `study.json`.
+/// `study.json`: what the study measured, from which the report draws every figure.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StudyReport {
+pub struct Record {
     /// The configuration.
-    pub config: StudyConfig,
+    pub config: Config,
     /// Similarity measure used everywhere.
     pub similarity: String,
     /// One entry per N, ascending.
@@ -419,37 +395,24 @@ fn pair_metrics(
     (sa, sb): (&Images, &Images),
     (train_a, train_b): (&Images, &Images),
     test: &Images,
-    cfg: &StudyConfig,
+    cfg: &Config,
 ) -> Result<PairMetrics, StudyError> {
-    let paired: Vec<f32> = (0..sa.len())
-        .map(|k| correlation(sa.image(k), sb.image(k)))
-        .collect();
-    let seed = cfg.seed ^ 0xe7a1;
-    let count = cfg.eval_count;
-    let mut model_variance = Vec::new();
-    for (j, &sigma) in cfg.eval_sigmas.iter().enumerate() {
-        let y = add_noise(&test.take(count), sigma, seed.wrapping_add(j as u64));
-        let (a, b) = (fa.denoise(&y, Some(sigma))?, fb.denoise(&y, Some(sigma))?);
-        let d = a.as_slice().len() as f64;
-        model_variance.push(
-            a.as_slice()
-                .iter()
-                .zip(b.as_slice())
-                .map(|(u, v)| ((u - v) as f64).powi(2))
-                .sum::<f64>()
-                / d,
-        );
-    }
+    let paired = paired_similarity(sa, sb);
+    let (count, seed, sigmas) = (cfg.eval_count, cfg.seed, &cfg.eval_sigmas);
+    let test = test.take(count);
     Ok(PairMetrics {
         median_paired_similarity: median(&paired),
         paired_similarity: paired,
         nearest_a: nearest(sa, train_a, train_b),
         nearest_b: nearest(sb, train_b, train_a),
-        train_psnr_a: denoising_table(fa, &train_a.take(count), &cfg.eval_sigmas, seed)?,
-        test_psnr_a: denoising_table(fa, &test.take(count), &cfg.eval_sigmas, seed)?,
-        train_psnr_b: denoising_table(fb, &train_b.take(count), &cfg.eval_sigmas, seed)?,
-        test_psnr_b: denoising_table(fb, &test.take(count), &cfg.eval_sigmas, seed)?,
-        model_variance,
+        train_psnr_a: denoising_table(fa, &train_a.take(count), sigmas, seed)?,
+        test_psnr_a: denoising_table(fa, &test, sigmas, seed)?,
+        train_psnr_b: denoising_table(fb, &train_b.take(count), sigmas, seed)?,
+        test_psnr_b: denoising_table(fb, &test, sigmas, seed)?,
+        model_variance: sigmas
+            .iter()
+            .map(|&sigma| model_variance(fa, fb, &test, sigma, seed))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -458,44 +421,58 @@ fn samples_cached(
     path: &Path,
     denoiser: &impl Denoiser,
     shape: [usize; 3],
-    cfg: &StudyConfig,
+    cfg: &Config,
 ) -> Result<Images, StudyError> {
     if let Ok(imgs) = crate::data::load_npy(path) {
         if imgs.len() == cfg.samples && imgs.image_shape() == shape {
             return Ok(imgs);
         }
     }
-    let images = match &cfg.sampler {
-        StudySampler::Ascent(p) => {
-            ascent::sample(denoiser, shape, cfg.samples, 0, p, cfg.seed, &Silent)?.images
-        }
-        StudySampler::Euler(p) => {
-            euler::sample(denoiser, shape, cfg.samples, 0, p, cfg.seed, &Silent)?
-        }
-    };
+    let images = cfg
+        .sampler
+        .sample(denoiser, shape, cfg.samples, 0, cfg.seed, &Silent)?
+        .images;
     crate::data::write_npy(&images, path).map_err(io(path))?;
     Ok(images)
 }
 
-/// Samples every pair, measures everything, writes `study.json`, the figures and
-/// `report.html`. Every run must be finished.
+/// The study: trains every pending run (`jobs` at a time), then measures it
+/// ([`aggregate`]). Runs that fail are reported together after the others have trained.
+pub fn run(
+    study: &StudyDir,
+    cfg: &Config,
+    jobs: usize,
+    device: &burn::tensor::Device,
+    progress: &(dyn Progress + Sync),
+) -> Result<Record, StudyError> {
+    cfg.validate()?;
+    let failures = train_all(study, cfg, jobs, progress);
+    if !failures.is_empty() {
+        return Err(StudyError::Failed(
+            failures
+                .iter()
+                .map(|(key, e)| format!("{}: {e}", key.name()))
+                .collect(),
+        ));
+    }
+    aggregate(study, cfg, device, progress)
+}
+
+/// Samples every pair, measures everything and writes `study.json` (and the nearest training
+/// images the pair figures show). Every run must be finished.
 pub fn aggregate(
     study: &StudyDir,
-    cfg: &StudyConfig,
+    cfg: &Config,
     device: &burn::tensor::Device,
     progress: &dyn Progress,
-) -> Result<StudyReport, StudyError> {
+) -> Result<Record, StudyError> {
+    cfg.validate()?;
     let missing = pending(study, cfg);
     if !missing.is_empty() {
-        return Err(StudyError::Invalid(format!(
-            "runs not finished: {}; train them first (tweedie generalization --out {} --resume)",
-            missing
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            study.root().display()
-        )));
+        return Err(StudyError::Unfinished {
+            study: study.root().to_path_buf(),
+            runs: missing.iter().map(|k| k.name()).collect(),
+        });
     }
     let mut sizes: Vec<usize> = cfg.runs().iter().map(|k| k.n).collect();
     sizes.dedup();
@@ -528,9 +505,7 @@ pub fn aggregate(
                 source: e.into(),
             })?;
         if data_a.indices.iter().any(|i| data_b.indices.contains(i)) {
-            return Err(StudyError::Invalid(format!(
-                "N = {n}: training sets a and b overlap"
-            )));
+            return Err(StudyError::Overlap(n));
         }
         let shape = rec.image_shape;
         let sa = samples_cached(&study.samples(ka), &da, shape, cfg)?;
@@ -562,13 +537,13 @@ pub fn aggregate(
             empirical_optimal.median_paired_similarity,
             network.nearest_a.median_own_similarity
         ));
-        pair_figure(
-            study,
-            n,
-            (&sa, &sb),
-            (&data_a.train, &data_b.train),
-            (&network.nearest_a, &network.nearest_b),
-        )?;
+        for (key, train, near) in [
+            (ka, &data_a.train, &network.nearest_a),
+            (kb, &data_b.train, &network.nearest_b),
+        ] {
+            let path = study.nearest_images(key);
+            crate::data::write_npy(&train.select(&near.own_index), &path).map_err(io(&path))?;
+        }
         out.push(SizeMetrics {
             n,
             network,
@@ -577,241 +552,18 @@ pub fn aggregate(
         progress.update(i as u64 + 1, "");
     }
     progress.finish();
-    let report = StudyReport {
+    let record = Record {
         config: cfg.clone(),
         similarity: "correlation: cosine similarity of mean-removed images".into(),
         sizes: out,
     };
-    let path = study.root().join("study.json");
-    crate::io::write_json(&path, &report).map_err(io(&path))?;
-    figures(study, &report)?;
-    Ok(report)
-}
-
-/// Rows of (sample a, nearest in S₁, sample b, nearest in S₂) for the first few samples of one N.
-fn pair_figure(
-    study: &StudyDir,
-    n: usize,
-    (sa, sb): (&Images, &Images),
-    (ta, tb): (&Images, &Images),
-    (na, nb): (&Nearest, &Nearest),
-) -> Result<(), StudyError> {
-    let show = sa.len().min(6);
-    let mut tiles = Vec::new();
-    for k in 0..show {
-        tiles.push(sa.select(&[k]));
-        tiles.push(ta.select(&[na.own_index[k]]));
-        tiles.push(sb.select(&[k]));
-        tiles.push(tb.select(&[nb.own_index[k]]));
-    }
-    std::fs::create_dir_all(study.figures()).map_err(io(&study.figures()))?;
-    let zoom = (56 / sa.shape()[2]).max(1);
-    save_grid(
-        &Images::concat(&tiles),
-        4,
-        zoom,
-        Scaling::Clamp,
-        &study.figures().join(format!("pairs_N{n}.png")),
-    )
-    .map_err(|e| StudyError::Report(e.into()))?;
-    Ok(())
-}
-
-fn figures(study: &StudyDir, report: &StudyReport) -> Result<(), StudyError> {
-    let fig = |e: crate::report::grid::FigureError| StudyError::Report(e.into());
-    let dir = study.figures();
-    let ns = |f: &dyn Fn(&SizeMetrics) -> f64| -> Vec<(f64, f64)> {
-        report.sizes.iter().map(|s| (s.n as f64, f(s))).collect()
-    };
-    save_line_plot(
-        &LinePlot {
-            title: "Memorization → generalization".into(),
-            x_label: "training-set size N".into(),
-            y_label: "median correlation".into(),
-            x_scale: Scale::Log,
-            y_scale: Scale::Linear,
-        },
-        &[
-            Series {
-                label: "network a vs b (paired samples)".into(),
-                points: ns(&|s| s.network.median_paired_similarity as f64),
-            },
-            Series {
-                label: "network sample vs nearest training image".into(),
-                points: ns(&|s| s.network.nearest_a.median_own_similarity as f64),
-            },
-            Series {
-                label: "empirical-optimal a vs b".into(),
-                points: ns(&|s| s.empirical_optimal.median_paired_similarity as f64),
-            },
-            Series {
-                label: "empirical-optimal sample vs nearest training image".into(),
-                points: ns(&|s| s.empirical_optimal.nearest_a.median_own_similarity as f64),
-            },
-        ],
-        &dir.join("similarity_vs_n.png"),
-    )
-    .map_err(fig)?;
-    let sigmas = &report.config.eval_sigmas;
-    let mv: Vec<Series> = sigmas
-        .iter()
-        .enumerate()
-        .map(|(j, s)| Series {
-            label: format!("σ = {s:.3}"),
-            points: ns(&|m| m.network.model_variance[j]),
-        })
-        .collect();
-    save_line_plot(
-        &LinePlot {
-            title: "Model variance E‖f_a(y) − f_b(y)‖²/D on held-out images".into(),
-            x_label: "training-set size N".into(),
-            y_label: "per-pixel variance".into(),
-            x_scale: Scale::Log,
-            y_scale: Scale::Log,
-        },
-        &mv,
-        &dir.join("model_variance.png"),
-    )
-    .map_err(fig)?;
-    let psnr: Vec<Series> = report
-        .sizes
-        .iter()
-        .flat_map(|s| {
-            [
-                Series {
-                    label: format!("N = {} train", s.n),
-                    points: s
-                        .network
-                        .train_psnr_a
-                        .iter()
-                        .map(|r| (r.sigma as f64, r.psnr))
-                        .collect(),
-                },
-                Series {
-                    label: format!("N = {} test", s.n),
-                    points: s
-                        .network
-                        .test_psnr_a
-                        .iter()
-                        .map(|r| (r.sigma as f64, r.psnr))
-                        .collect(),
-                },
-            ]
-        })
-        .collect();
-    save_line_plot(
-        &LinePlot {
-            title: "Denoising PSNR of network a: training vs held-out images".into(),
-            x_label: "σ".into(),
-            y_label: "PSNR (dB)".into(),
-            x_scale: Scale::Log,
-            y_scale: Scale::Linear,
-        },
-        &psnr,
-        &dir.join("psnr_vs_sigma.png"),
-    )
-    .map_err(fig)?;
-    // histograms of paired similarity, as lines of counts per bin
-    let bins = 20;
-    let hist: Vec<Series> = report
-        .sizes
-        .iter()
-        .map(|s| {
-            let mut counts = vec![0usize; bins];
-            for v in &s.network.paired_similarity {
-                let b = (((v + 1.0) / 2.0) * bins as f32)
-                    .floor()
-                    .clamp(0.0, bins as f32 - 1.0) as usize;
-                counts[b] += 1;
-            }
-            Series {
-                label: format!("N = {}", s.n),
-                points: counts
-                    .iter()
-                    .enumerate()
-                    .map(|(b, c)| (-1.0 + (b as f64 + 0.5) * 2.0 / bins as f64, *c as f64))
-                    .collect(),
-            }
-        })
-        .collect();
-    save_line_plot(
-        &LinePlot {
-            title: "Paired-sample correlation (network a vs b), histogram".into(),
-            x_label: "correlation".into(),
-            y_label: "samples".into(),
-            x_scale: Scale::Linear,
-            y_scale: Scale::Linear,
-        },
-        &hist,
-        &dir.join("similarity_histogram.png"),
-    )
-    .map_err(fig)?;
-
-    let mut html = Html::new(&format!("Generalization study: {}", study.root().display()));
-    html.paragraph(&format!(
-        "Data {}; N ∈ {:?}; {} samples per network (same seeds for a and b); similarity = {}.",
-        report.config.train.data.source,
-        report.config.sizes,
-        report.config.samples,
-        report.similarity
-    ));
-    let rows: Vec<Vec<String>> = report
-        .sizes
-        .iter()
-        .map(|s| {
-            let gap = s
-                .network
-                .train_psnr_a
-                .last()
-                .zip(s.network.test_psnr_a.last())
-                .map(|(a, b)| a.psnr - b.psnr);
-            vec![
-                s.n.to_string(),
-                format!("{:.3}", s.network.median_paired_similarity),
-                format!("{:.3}", s.network.nearest_a.median_own_similarity),
-                format!("{:.3}", s.network.nearest_a.median_other_similarity),
-                format!("{:.3}", s.empirical_optimal.median_paired_similarity),
-                gap.map(|g| format!("{g:.2}")).unwrap_or_default(),
-                format!(
-                    "{:.2e}",
-                    s.network.model_variance.last().copied().unwrap_or(f64::NAN)
-                ),
-            ]
-        })
-        .collect();
-    html.table(
-        &[
-            "N",
-            "a↔b samples",
-            "sample↔nearest S₁",
-            "sample↔nearest S₂",
-            "empirical-optimal a↔b",
-            "train−test PSNR gap (dB, largest σ)",
-            "model variance (largest σ)",
-        ],
-        &rows,
-    );
-    html.figure("figures/similarity_vs_n.png", "median correlations vs N")
-        .figure(
-            "figures/similarity_histogram.png",
-            "distribution of paired-sample correlations",
-        )
-        .figure("figures/psnr_vs_sigma.png", "train vs test PSNR")
-        .figure("figures/model_variance.png", "model variance vs N");
-    html.heading("Samples and their nearest training images");
-    for s in &report.sizes {
-        html.figure(
-            &format!("figures/pairs_N{}.png", s.n),
-            &format!("N = {}: each row: sample of a, its nearest image in S₁, sample of b (same seed), its nearest image in S₂", s.n),
-        );
-    }
-    let page = study.root().join("report.html");
-    html.save(&page).map_err(io(&page))?;
-    Ok(())
+    let path = study.record();
+    crate::io::write_json(&path, &record).map_err(io(&path))?;
+    Ok(record)
 }
 
 /// A Slurm job-array script: one task per run, then the aggregate step chained after it.
-pub fn slurm_plan(study: &StudyDir, cfg: &StudyConfig, binary: &str) -> String {
+pub fn slurm_plan(study: &StudyDir, cfg: &Config, binary: &str) -> String {
     let n = cfg.runs().len();
     let dir = study.root().display();
     format!(
@@ -836,19 +588,121 @@ mkdir -p {dir}/logs\n\
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampling::euler::EulerParams;
+
+    /// A study on a small synthetic family that does not exist on disk: nothing may load it.
+    fn config(sizes: &[usize]) -> Config {
+        use crate::data::SplitSpec;
+        use crate::nn::{Arch, NetConfig};
+        let train = TrainConfig {
+            data: crate::train::DataConfig {
+                source: "/nonexistent/disks.npy".into(),
+                gray: false,
+                size: None,
+                test_size: None,
+                split: SplitSpec {
+                    train_size: None,
+                    split: Split::A,
+                    split_seed: 0,
+                    dedup: None,
+                },
+            },
+            net: NetConfig {
+                arch: Arch::BfUnet,
+                image_channels: 1,
+                channels: 4,
+                blocks: 1,
+                layers: 5,
+            },
+            steps: 10,
+            batch: 4,
+            lr: 1e-3,
+            lr_halve_every: 100,
+            sigma_min: 0.0,
+            sigma_max: 1.0,
+            loss_weighting: Default::default(),
+            seed: 0,
+            checkpoint_every: 10,
+            log_every: 10,
+            val_sigmas: vec![0.1],
+            val_count: 4,
+            min_epoch: 4,
+            device: crate::DeviceSpec::Cpu,
+        };
+        Config {
+            sizes: sizes.to_vec(),
+            train,
+            samples: 4,
+            sampler: Sampler::default(),
+            eval_sigmas: vec![0.1],
+            eval_count: 8,
+            seed: 3,
+            run_seeds: RunSeeds::Keyed,
+        }
+    }
 
     #[test]
-    fn nearest_finds_copies_and_ratio() {
-        let base = crate::data::synthetic::Family::Disks(Default::default())
-            .generate(8, 4, 1)
-            .unwrap();
-        let own = base.select(&[0, 1]);
-        let other = base.select(&[2, 3]);
-        let samples = base.select(&[1]);
-        let nn = nearest(&samples, &own, &other);
-        assert!((nn.own_similarity[0] - 1.0).abs() < 1e-5);
-        assert!(nn.other_similarity[0] < 0.999);
-        assert_eq!(nn.own_index[0], 1);
-        assert!(nn.memorization_ratio[0].unwrap() < 1e-3);
+    fn run_seeds_depend_on_the_run_not_on_the_other_sizes() {
+        let (small, large) = (config(&[1, 8]), config(&[1, 4, 8]));
+        for split in [Split::A, Split::B] {
+            let key = RunKey { n: 8, split };
+            assert_eq!(small.run_config(key).seed, large.run_config(key).seed);
+        }
+        let seeds: Vec<u64> = large
+            .runs()
+            .iter()
+            .map(|k| large.run_config(*k).seed)
+            .collect();
+        for (i, a) in seeds.iter().enumerate() {
+            assert!(!seeds[i + 1..].contains(a), "two runs share seed {a}");
+        }
+        // a study with the next seed shares no run seed with this one
+        let next = Config {
+            seed: 4,
+            ..large.clone()
+        };
+        for k in next.runs() {
+            assert!(!seeds.contains(&next.run_config(k).seed));
+        }
+        // studies written before keep their positional seeds
+        let old = Config {
+            run_seeds: RunSeeds::Positional,
+            ..large.clone()
+        };
+        assert_eq!(
+            old.run_config(RunKey {
+                n: 8,
+                split: Split::B
+            })
+            .seed,
+            3 + 1 + 5
+        );
+        let mut json = serde_json::to_value(&large).unwrap();
+        json.as_object_mut().unwrap().remove("run_seeds");
+        let read: Config = serde_json::from_value(json).unwrap();
+        assert_eq!(read.run_seeds, RunSeeds::Positional);
+    }
+
+    #[test]
+    fn a_bad_sampler_is_refused_before_anything_trains() {
+        let dir = tempfile::tempdir().unwrap();
+        let study = StudyDir::new(dir.path().join("study"));
+        let cfg = Config {
+            sampler: Sampler::Euler(EulerParams {
+                sigma_min: 2.0,
+                ..EulerParams::default()
+            }),
+            ..config(&[1, 4])
+        };
+        let device = burn::tensor::Device::flex();
+        let err = run(&study, &cfg, 1, &device, &Silent).unwrap_err();
+        match &err {
+            StudyError::Invalid(f) => assert_eq!(f.field, "sampler.sigma_min", "{err}"),
+            other => panic!("expected a refused sampler, got {other}"),
+        }
+        assert!(
+            !study.root().join("runs").exists(),
+            "a run started training"
+        );
     }
 }

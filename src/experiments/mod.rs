@@ -1,3 +1,11 @@
-//! Experiments of the GAHB paper, composed from the library's parts (no new mathematics here).
+//! The paper's experiments, each one file of the same shape (DESIGN.md): a `Config` (serde,
+//! `validate()` checks everything before any work), `run(&Config, …) -> Record` (serde, the JSON
+//! the folder keeps), nothing else — no plotting, no HTML, no printing: `report` draws each
+//! record's page from the folder alone. They compose the library's parts; the measures they
+//! record live in `analysis`.
+//!
+//! - [`generalization`]: memorization → generalization over training-set sizes N.
+//! - [`jacobian`]: eigenvalues, eigenvectors and tr J of a denoiser's Jacobian at a noisy image.
 
 pub mod generalization;
+pub mod jacobian;

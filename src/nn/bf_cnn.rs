@@ -3,7 +3,7 @@
 //! back to image channels. No additive constant anywhere.
 
 use super::bf_norm::{BfNorm, BfNormConfig};
-use super::conv::{conv3x3, conv3x3_adjoint};
+use super::kernels::conv::{conv3x3, conv3x3_adjoint};
 use super::relus::{pop_mask, Relus};
 use super::{new_conv3x3, Mode};
 use burn::module::Module;

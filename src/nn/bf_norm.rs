@@ -11,7 +11,7 @@ use burn::module::{Module, Param, RunningState};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 
-use super::norm_relu::{norm_relu, EPS};
+use super::kernels::norm_relu::{norm_relu, EPS};
 /// Weight of the newest batch in the running standard deviation.
 const MOMENTUM: f64 = 0.1;
 
@@ -83,7 +83,7 @@ impl BfNorm {
     }
 
     /// relu(self.forward(x, mode)), fused into one operation for training on the CPU backend
-    /// (see [`super::norm_relu`]).
+    /// (see [`super::kernels::norm_relu`]).
     pub fn forward_relu(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
         if mode == Mode::Train {
             if let Some((y, sd)) = norm_relu(x.clone(), self.gamma.val()) {

@@ -10,9 +10,9 @@
 //! the output cropped back; zero padding is linear, so homogeneity is kept.
 
 use super::bf_norm::{BfNorm, BfNormConfig};
-use super::conv::{conv3x3, conv3x3_adjoint};
+use super::kernels::conv::{conv3x3, conv3x3_adjoint};
+use super::kernels::upsample::{upsample, upsample_adjoint};
 use super::relus::{pop_mask, Relus};
-use super::upsample::{upsample, upsample_adjoint};
 use super::{new_conv3x3, Mode};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};

@@ -7,19 +7,15 @@
 mod bf_cnn;
 mod bf_norm;
 mod bf_unet;
-mod bilinear;
 pub mod checkpoint;
-pub mod conv;
-mod host;
-pub mod norm_relu;
+mod kernels;
 mod relus;
-pub mod upsample;
-pub mod winograd;
 
 pub use bf_cnn::{BfCnn, BfCnnConfig};
 pub use bf_norm::{BfNorm, BfNormConfig};
 pub use bf_unet::{BfUnet, BfUnetConfig};
 
+use crate::config::{check, InvalidField};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -66,24 +62,32 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// Checks sizes before anything is allocated.
-    pub fn validate(&self) -> Result<(), String> {
-        if !matches!(self.image_channels, 1 | 3) {
-            return Err(format!(
-                "images have {} channels; 1 (gray) or 3 (RGB) are supported",
-                self.image_channels
-            ));
-        }
-        if self.channels == 0 || self.channels > 1024 {
-            return Err(format!("--channels {} must be in 1..=1024", self.channels));
-        }
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        check(
+            matches!(self.image_channels, 1 | 3),
+            "net.image_channels",
+            self.image_channels,
+            "images must have 1 (gray) or 3 (RGB) channels",
+        )?;
+        check(
+            (1..=1024).contains(&self.channels),
+            "net.channels",
+            self.channels,
+            "must be in 1..=1024",
+        )?;
         match self.arch {
-            Arch::BfUnet if !(1..=6).contains(&self.blocks) => {
-                Err(format!("--blocks {} must be in 1..=6", self.blocks))
-            }
-            Arch::BfCnn if !(3..=100).contains(&self.layers) => {
-                Err(format!("--layers {} must be in 3..=100", self.layers))
-            }
-            _ => Ok(()),
+            Arch::BfUnet => check(
+                (1..=6).contains(&self.blocks),
+                "net.blocks",
+                self.blocks,
+                "must be in 1..=6",
+            ),
+            Arch::BfCnn => check(
+                (3..=100).contains(&self.layers),
+                "net.layers",
+                self.layers,
+                "must be in 3..=100",
+            ),
         }
     }
 
@@ -146,8 +150,12 @@ impl Network {
     /// [`Linearized::vjp`] applies to many vectors for the price of this one forward pass.
     pub fn linearize(&self, y: Tensor<4>) -> Linearized<'_> {
         let mut masks = Vec::new();
-        self.forward_with(y, Mode::Eval, &mut Relus::Record(&mut masks));
-        Linearized { net: self, masks }
+        let output = self.forward_with(y, Mode::Eval, &mut Relus::Record(&mut masks));
+        Linearized {
+            net: self,
+            masks,
+            output,
+        }
     }
 
     fn forward_with(&self, y: Tensor<4>, mode: Mode, relus: &mut Relus<'_>) -> Tensor<4> {
@@ -180,9 +188,15 @@ impl Network {
 pub struct Linearized<'a> {
     net: &'a Network,
     masks: Vec<Tensor<4>>,
+    output: Tensor<4>,
 }
 
 impl Linearized<'_> {
+    /// net(y) at the linearization point, from the same forward pass.
+    pub fn output(&self) -> &Tensor<4> {
+        &self.output
+    }
+
     /// ∂net/∂y·vₖ for each vₖ of the batch `vs`: the forward pass with the ReLU patterns
     /// frozen (exact, unlike finite differences, which are wrong wherever ±εv flips a ReLU).
     ///
@@ -268,8 +282,9 @@ fn number_params(net: Network) -> Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::jacobian::{matvec, JacobianProbe};
+    use crate::analysis::jacobian::{full, matvec};
     use crate::data::Images;
+    use crate::denoise::{Denoiser, Learned, Linearize};
     use crate::rng::{stream, Purpose};
     use rand_distr::{Distribution, StandardNormal};
 
@@ -385,10 +400,10 @@ mod tests {
         let device = Device::flex();
         for arch in [Arch::BfUnet, Arch::BfCnn] {
             let net = trained_stats(&small(arch), &device);
-            let probe = JacobianProbe::new(net, &device);
+            let probe = Learned::new(net, device.clone(), 1);
             let y = random([1, 1, 8, 8], 2);
-            let jac = probe.full(&y, 16);
-            let f = probe.denoise(&y);
+            let jac = full(&*probe.linearize(&y, None).unwrap(), 16);
+            let f = probe.denoise(&y, None).unwrap();
             let jy = matvec(&jac, y.as_slice());
             let e = rel_err(&jy, f.as_slice());
             assert!(e < 1e-4, "{arch:?}: ‖Jy − f(y)‖/‖f(y)‖ = {e}");
@@ -399,10 +414,10 @@ mod tests {
     fn vjp_jacobian_matches_finite_differences() {
         let device = Device::flex();
         let net = trained_stats(&small(Arch::BfUnet), &device);
-        let probe = JacobianProbe::new(net, &device);
+        let probe = Learned::new(net, device, 1);
         let y = random([1, 1, 8, 8], 4);
         let d = y.dim();
-        let jac = probe.full(&y, 64);
+        let jac = full(&*probe.linearize(&y, None).unwrap(), 64);
         // central differences along a few random directions u: (f(y+εu) − f(y−εu))/2ε = J u
         let eps = 1e-2f32;
         for k in 0..3 {
@@ -413,7 +428,7 @@ mod tests {
                     .iter_mut()
                     .zip(u.as_slice())
                     .for_each(|(a, b)| *a += s * b);
-                probe.denoise(&v)
+                probe.denoise(&v, None).unwrap()
             };
             let (fp, fm) = (shift(eps), shift(-eps));
             let fd: Vec<f32> = fp

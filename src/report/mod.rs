@@ -3,8 +3,11 @@
 
 pub mod grid;
 pub mod html;
+pub mod jacobian;
 pub mod plot;
-pub mod run_report;
+pub mod run;
+pub mod samples;
+pub mod study;
 
 /// Errors of writing a report.
 #[derive(Debug, thiserror::Error)]

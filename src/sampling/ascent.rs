@@ -15,6 +15,7 @@
 
 use super::operators::Measurement;
 use super::SamplingError;
+use crate::config::{check, InvalidField};
 use crate::data::Images;
 use crate::denoise::Denoiser;
 use crate::progress::Progress;
@@ -62,24 +63,38 @@ impl Default for AscentParams {
 
 impl AscentParams {
     /// Checks ranges before sampling.
-    pub fn validate(&self) -> Result<(), SamplingError> {
-        let bad = |m: String| Err(SamplingError::Invalid(m));
-        if !(self.h0 > 0.0 && self.h0 <= 1.0) {
-            return bad(format!("--h0 {} must be in (0, 1]", self.h0));
-        }
-        if !(self.beta > 0.0 && self.beta <= 1.0) {
-            return bad(format!("--beta {} must be in (0, 1]", self.beta));
-        }
-        if !(self.sigma0 > 0.0 && self.sigma_final > 0.0 && self.sigma_final < self.sigma0) {
-            return bad(format!(
-                "need 0 < --sigma-final ({}) < --sigma0 ({})",
-                self.sigma_final, self.sigma0
-            ));
-        }
-        if self.max_steps == 0 || self.batch == 0 {
-            return bad("--max-steps and --batch must be ≥ 1".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        check(
+            self.h0 > 0.0 && self.h0 <= 1.0,
+            "sampler.h0",
+            self.h0,
+            "must be in (0, 1]",
+        )?;
+        check(
+            self.beta > 0.0 && self.beta <= 1.0,
+            "sampler.beta",
+            self.beta,
+            "must be in (0, 1]",
+        )?;
+        check(
+            self.sigma0 > 0.0 && self.sigma0.is_finite(),
+            "sampler.sigma0",
+            self.sigma0,
+            "must be positive",
+        )?;
+        check(
+            self.sigma_final > 0.0 && self.sigma_final < self.sigma0,
+            "sampler.sigma_final",
+            self.sigma_final,
+            format!("must be in (0, sigma0 = {})", self.sigma0),
+        )?;
+        check(
+            self.max_steps > 0,
+            "sampler.max_steps",
+            self.max_steps,
+            "must be ≥ 1",
+        )?;
+        check(self.batch > 0, "sampler.batch", self.batch, "must be ≥ 1")
     }
 
     /// hₜ for step t ≥ 1.
@@ -134,6 +149,26 @@ pub struct Trajectory {
     pub snapshots: Vec<(usize, Vec<f32>)>,
 }
 
+/// The snapshots of every sample as one batch, `[samples × snapshots, c, h, w]`, samples whose
+/// ascent ended earlier padded with their last snapshot; `None` when nothing was recorded.
+pub fn snapshots(trajectories: &[Trajectory], shape: [usize; 3]) -> Option<Images> {
+    let most = trajectories.iter().map(|t| t.snapshots.len()).max()?;
+    if most == 0 {
+        return None;
+    }
+    let [c, h, w] = shape;
+    let mut data = Vec::with_capacity(trajectories.len() * most * c * h * w);
+    for t in trajectories {
+        for i in 0..most {
+            match t.snapshots.get(i).or(t.snapshots.last()) {
+                Some((_, y)) => data.extend_from_slice(y),
+                None => data.extend(std::iter::repeat_n(f32::NAN, c * h * w)),
+            }
+        }
+    }
+    Some(Images::new(data, [trajectories.len() * most, c, h, w]))
+}
+
 /// Samples and their trajectories.
 pub struct Output {
     /// The final denoised images f(y), `[count, c, h, w]`.
@@ -177,10 +212,10 @@ pub fn restore(
 ) -> Result<Output, SamplingError> {
     let d: usize = shape.iter().product();
     if constraint.op.dim() != d {
-        return Err(SamplingError::Invalid(format!(
-            "the operator acts on {} values but images have {d}",
-            constraint.op.dim()
-        )));
+        return Err(SamplingError::OperatorSize {
+            operator: constraint.op.dim(),
+            image: d,
+        });
     }
     for c in constraint.measurements {
         if c.len() != constraint.op.measurements() {

@@ -5,6 +5,7 @@
 //! (seed, Sample, k), as in the ascent — so the two samplers start from the same noise.
 
 use super::SamplingError;
+use crate::config::{check, InvalidField};
 use crate::data::Images;
 use crate::denoise::Denoiser;
 use crate::progress::Progress;
@@ -39,6 +40,26 @@ impl Default for EulerParams {
     }
 }
 
+impl EulerParams {
+    /// Checks ranges before sampling.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        check(
+            self.sigma_max > 0.0 && self.sigma_max.is_finite(),
+            "sampler.sigma_max",
+            self.sigma_max,
+            "must be positive",
+        )?;
+        check(
+            self.sigma_min > 0.0 && self.sigma_min < self.sigma_max,
+            "sampler.sigma_min",
+            self.sigma_min,
+            format!("must be in (0, sigma_max = {})", self.sigma_max),
+        )?;
+        check(self.steps > 0, "sampler.steps", self.steps, "must be ≥ 1")?;
+        check(self.batch > 0, "sampler.batch", self.batch, "must be ≥ 1")
+    }
+}
+
 /// The geometric schedule σ₀ = σ_max > … > σ_N = σ_min.
 pub fn schedule(p: &EulerParams) -> Vec<f64> {
     let n = p.steps.max(1);
@@ -57,12 +78,7 @@ pub fn sample(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Images, SamplingError> {
-    if !(params.sigma_min > 0.0 && params.sigma_min < params.sigma_max) || params.steps == 0 {
-        return Err(SamplingError::Invalid(format!(
-            "need 0 < --sigma-min ({}) < --sigma-max ({}) and --steps ≥ 1",
-            params.sigma_min, params.sigma_max
-        )));
-    }
+    params.validate()?;
     let [c, h, w] = shape;
     let d = c * h * w;
     let sigmas = schedule(params);

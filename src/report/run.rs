@@ -5,35 +5,7 @@ use super::html::Html;
 use super::plot::{save_line_plot, LinePlot, Scale, Series};
 use super::ReportError;
 use crate::analysis::metrics::DenoisingRow;
-use crate::run::RunDir;
-use crate::train::{MetricsLine, RunRecord};
-use serde::{Deserialize, Serialize};
-
-/// What `tweedie eval` writes to `eval.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EvalRecord {
-    /// Rows on the training images.
-    pub train: Vec<DenoisingRow>,
-    /// Rows on held-out images.
-    pub test: Vec<DenoisingRow>,
-    /// How many images of each were used.
-    pub images: usize,
-    /// Noise seed.
-    pub seed: u64,
-}
-
-/// Reads `metrics.jsonl`, skipping a torn last line (a crash mid-append).
-pub fn read_metrics(run: &RunDir) -> std::io::Result<Vec<MetricsLine>> {
-    let text = match std::fs::read_to_string(run.metrics()) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
-}
+use crate::run::{read_metrics, EvalRecord, RunDir, RunRecord};
 
 /// PSNR-vs-σ series of an evaluation.
 pub fn psnr_series(label: &str, rows: &[DenoisingRow]) -> Series {
