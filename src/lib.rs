@@ -5,8 +5,23 @@
 //! 2024). A blind, bias-free denoiser f gives the score of the noisy image density through
 //! Miyasawa/Tweedie's identity f(y) = y + σ²∇log p_σ(y), so it is also a diffusion model.
 //!
-//! This crate trains bias-free networks ([`nn`], [`train`]), puts them and closed-form oracles
-//! behind one [`Denoiser`] trait ([`denoise`]), and measures them ([`analysis`]).
+//! The flow (DESIGN.md): the binary turns flags into a configuration and calls one library
+//! function; everything below it is here.
+//!
+//! - [`data`]: image sources, synthetic families with known optimal denoisers, disjoint splits.
+//! - [`nn`]: the bias-free networks (BF-UNet, BF-CNN), their checkpoints and linearization
+//!   (their CPU kernels are private to it).
+//! - [`train`]: blind training, resumable bit for bit; [`run`]: the run folder and its records.
+//! - [`denoise`]: the [`Denoiser`] trait every denoiser meets — networks and oracles (empirical
+//!   optimal, Wiener) — and [`denoise::Linearize`] for exact Jacobian products.
+//! - [`sampling`]: the [`sampling::Sampler`]s (stochastic ascent, probability-flow Euler) and
+//!   restoration of linear inverse problems.
+//! - [`analysis`]: denoising quality, memorization measures, Jacobians and their spectra.
+//! - [`experiments`]: the paper's experiments, each `Config` → `run` → `Record`.
+//! - [`report`]: figures and pages drawn from records alone.
+//! - Shared pieces: [`config`] (the error naming a bad field), [`rng`] (seeded streams keyed by
+//!   purpose and identity), [`similarity`], [`fourier`], [`io`] (atomic writes), [`progress`],
+//!   [`device`].
 //!
 //! ```
 //! use tweedie::data::synthetic::{Family, GaussianField};

@@ -214,9 +214,38 @@ pub enum TrainError {
     /// A setting out of range.
     #[error("invalid training setting")]
     Invalid(#[from] InvalidField),
-    /// An inconsistent configuration.
-    #[error("{0}")]
-    Config(String),
+    /// The data given were resolved from other settings than the configuration's.
+    #[error("the training data were resolved from other data settings than the run's")]
+    DataMismatch,
+    /// The folder already holds a run and resuming was not asked for.
+    #[error("{0} already holds a run; resume it or choose another folder")]
+    Exists(PathBuf),
+    /// The network's channels differ from the images'.
+    #[error("the network is configured for {net} channel(s) but the images have {images}")]
+    Channels {
+        /// The network's image channels.
+        net: usize,
+        /// The images'.
+        images: usize,
+    },
+    /// A checkpoint made with another seed or network.
+    #[error("{0} was made with another seed or network; resume with the run's own config.json")]
+    ForeignCheckpoint(PathBuf),
+    /// The training images differ from those the run was trained on.
+    #[error(
+        "the training images differ from those {run} was trained on (fingerprint {now} vs {then})"
+    )]
+    DataChanged {
+        /// The run folder.
+        run: PathBuf,
+        /// The fingerprint of the images now.
+        now: String,
+        /// The one in the run's record.
+        then: String,
+    },
+    /// The run has no final weights yet.
+    #[error("{0} has no model.safetensors yet: finish training (resume it)")]
+    Unfinished(PathBuf),
     /// File system error.
     #[error("{path}: {source}")]
     Io {
@@ -339,23 +368,18 @@ pub fn train_on(
 ) -> Result<TrainReport, TrainError> {
     cfg.validate()?;
     if data.config != cfg.data {
-        return Err(TrainError::Config(
-            "the training data were resolved from other data settings than the run's".into(),
-        ));
+        return Err(TrainError::DataMismatch);
     }
     let has_run = run.config().exists();
     if has_run && !resume {
-        return Err(TrainError::Config(format!(
-            "{} already holds a run; pass --resume to continue it or choose another --out",
-            run.root().display()
-        )));
+        return Err(TrainError::Exists(run.root().to_path_buf()));
     }
     let [c, h, w] = data.train.image_shape();
     if c != cfg.net.image_channels {
-        return Err(TrainError::Config(format!(
-            "the network is configured for {} channel(s) but the images have {c}",
-            cfg.net.image_channels
-        )));
+        return Err(TrainError::Channels {
+            net: cfg.net.image_channels,
+            images: c,
+        });
     }
     let device = cfg.device.device()?;
     let adev = device.clone().autodiff();
@@ -366,10 +390,7 @@ pub fn train_on(
         if resume && checkpoint_path.exists() {
             let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
             if ck.state.seed != cfg.seed || ck.config != cfg.net {
-                return Err(TrainError::Config(format!(
-                "{} was made with another seed or network; resume with the run's own config.json",
-                checkpoint_path.display()
-            )));
+                return Err(TrainError::ForeignCheckpoint(checkpoint_path));
             }
             (ck.net, ck.optim, ck.state.step)
         } else {
@@ -388,12 +409,11 @@ pub fn train_on(
     if has_run {
         let old: RunRecord = run.read_config().map_err(io(run.config()))?;
         if old.train_fingerprint != record.train_fingerprint {
-            return Err(TrainError::Config(format!(
-                "the training images differ from those {} was trained on (fingerprint {} vs {})",
-                run.root().display(),
-                record.train_fingerprint,
-                old.train_fingerprint
-            )));
+            return Err(TrainError::DataChanged {
+                run: run.root().to_path_buf(),
+                now: record.train_fingerprint,
+                then: old.train_fingerprint,
+            });
         }
     }
     run.write_config(&record).map_err(io(run.config()))?;
@@ -505,11 +525,7 @@ pub fn load_denoiser(run: &RunDir, device: &Device) -> Result<(Learned, RunRecor
     })?;
     let model = run.model();
     if !model.exists() {
-        return Err(TrainError::Config(format!(
-            "{} has no model.safetensors yet: finish training (tweedie train --resume --out {})",
-            run.root().display(),
-            run.root().display()
-        )));
+        return Err(TrainError::Unfinished(run.root().to_path_buf()));
     }
     let (net, cfg) = checkpoint::load_weights(&model, device)?;
     Ok((
@@ -556,10 +572,7 @@ mod tests {
         let data = other.resolve().unwrap();
         let run = RunDir::new(dir.path().join("run"));
         let err = train_on(&cfg, data, &run, false, &crate::progress::Silent).err();
-        assert!(
-            matches!(&err, Some(TrainError::Config(m)) if m.contains("other data settings")),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Some(TrainError::DataMismatch)), "{err:?}");
         assert!(!run.config().exists(), "nothing is written");
     }
 

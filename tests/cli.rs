@@ -523,6 +523,37 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("sigma"), "{e}");
     let e = fails(&["eval", "--run", s(&dir.path().join("nothing"))]);
     assert!(e.contains("config.json"), "{e}");
+
+    // a study with a bad Euler setting is refused, by its flag, before any run trains
+    let study = dir.path().join("study");
+    let e = fails(&[
+        "generalization",
+        "--data",
+        s(&data),
+        "--sizes",
+        "1,2",
+        "--sampler",
+        "euler",
+        "--sigma-final",
+        "2",
+        "--steps",
+        "5",
+        "--out",
+        s(&study),
+    ]);
+    assert!(e.starts_with("error: --sigma-final 2"), "{e}");
+    assert!(!study.join("runs").exists(), "a run trained");
+    // and a bad Jacobian setting by its flag
+    let e = fails(&[
+        "jacobian",
+        "--run",
+        s(&dir.path().join("nothing")),
+        "--top",
+        "0",
+        "--out",
+        s(&dir.path().join("jac")),
+    ]);
+    assert!(e.contains("--top 0"), "{e}");
 }
 
 #[test]

@@ -94,10 +94,11 @@ pub fn run(a: JacobianArgs) -> Result<()> {
         probes: a.probes,
         seed: a.seed,
     };
+    cfg.validate()?;
     let device = a.device.device()?;
     let (denoiser, record) = tweedie::train::load_denoiser(&RunDir::new(&a.run), &device)?;
     let x = clean_image(&a.image, &record)?;
-    cfg.validate(x.dim())?;
+    cfg.validate_for(x.dim())?;
     let other = match &a.compare_run {
         Some(r) => Some(tweedie::train::load_denoiser(&RunDir::new(r), &device)?.0),
         None => None,

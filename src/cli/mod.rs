@@ -17,6 +17,7 @@ mod train;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use tweedie::config::InvalidField;
+use tweedie::train::TrainError;
 
 /// The flags of a subcommand as clap parses `args` (placeholders for the required ones): the
 /// declared defaults for everything else, so commands that run other commands (the demo) do
@@ -112,11 +113,22 @@ fn flag(field: &str) -> String {
     }
 }
 
-/// Library configurations name bad fields ([`InvalidField`]); the user typed flags.
+/// Library errors name configuration fields and actions; the user typed flags and commands.
 fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
-    match err.chain().find_map(|e| e.downcast_ref::<InvalidField>()) {
-        Some(f) => anyhow::anyhow!("{} {}: {}", flag(f.field), f.value, f.expected),
-        None => err,
+    if let Some(f) = err.chain().find_map(|e| e.downcast_ref::<InvalidField>()) {
+        return anyhow::anyhow!("{} {}: {}", flag(f.field), f.value, f.expected);
+    }
+    match err.chain().find_map(|e| e.downcast_ref::<TrainError>()) {
+        Some(TrainError::Exists(run)) => anyhow::anyhow!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            run.display()
+        ),
+        Some(TrainError::Unfinished(run)) => anyhow::anyhow!(
+            "{} has no model.safetensors yet: finish training (tweedie train --resume --out {})",
+            run.display(),
+            run.display()
+        ),
+        _ => err,
     }
 }
 

@@ -10,7 +10,6 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tweedie::analysis::metrics::{mse, psnr_from_mse, ssim};
 use tweedie::data::{image_files, load_image, FolderOptions, Images};
-use tweedie::report::grid::{save_grid, save_image, Scaling};
 use tweedie::run::RunDir;
 use tweedie::sampling::ascent::{restore, Constraint, Outcome};
 use tweedie::sampling::operators::{BlockAverage, LowPass, Mask, Measurement, RandomProjection};
@@ -39,8 +38,8 @@ pub struct RestoreArgs {
     #[arg(long, value_enum)]
     task: Task,
     /// Inpainting box: top,left,height,width in pixels.
-    #[arg(long)]
-    mask_box: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    mask_box: Option<Vec<usize>>,
     /// Inpainting mask image: white = known, black = missing.
     #[arg(long)]
     mask: Option<PathBuf>,
@@ -90,16 +89,11 @@ fn operator(a: &RestoreArgs, shape: [usize; 3]) -> Result<Box<dyn Measurement>> 
     Ok(match a.task {
         Task::Inpaint => match (&a.mask_box, &a.mask) {
             (Some(b), None) => {
-                let v: Vec<usize> = b
-                    .split(',')
-                    .map(|s| s.trim().parse())
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("--mask-box `{b}`: expected top,left,height,width"))?;
-                let [top, left, bh, bw] = v[..] else {
-                    bail!("--mask-box `{b}`: expected four numbers top,left,height,width");
+                let [top, left, bh, bw] = b[..] else {
+                    bail!("--mask-box {b:?}: expected four numbers top,left,height,width");
                 };
                 if top + bh > h || left + bw > w || bh == 0 || bw == 0 {
-                    bail!("--mask-box `{b}` does not fit in {h}×{w} images");
+                    bail!("--mask-box {b:?} does not fit in {h}×{w} images");
                 }
                 Box::new(Mask::box_hole(shape, top, left, bh, bw))
             }
@@ -128,17 +122,10 @@ fn operator(a: &RestoreArgs, shape: [usize; 3]) -> Result<Box<dyn Measurement>> 
             }
             _ => bail!("inpainting needs exactly one of --mask-box or --mask"),
         },
-        Task::RandomPixels => {
-            if !(0.0..1.0).contains(&a.fraction) {
-                bail!("--fraction {} must be in [0, 1)", a.fraction);
-            }
-            Box::new(Mask::random_pixels(shape, a.fraction, a.seed))
-        }
-        Task::Superres => Box::new(BlockAverage::new(shape, a.factor).map_err(anyhow::Error::msg)?),
-        Task::Cs => Box::new(
-            RandomProjection::new(c * h * w, a.fraction, a.seed).map_err(anyhow::Error::msg)?,
-        ),
-        Task::Deblur => Box::new(LowPass::new(shape, a.cutoff).map_err(anyhow::Error::msg)?),
+        Task::RandomPixels => Box::new(Mask::random_pixels(shape, a.fraction, a.seed)?),
+        Task::Superres => Box::new(BlockAverage::new(shape, a.factor)?),
+        Task::Cs => Box::new(RandomProjection::new(c * h * w, a.fraction, a.seed)?),
+        Task::Deblur => Box::new(LowPass::new(shape, a.cutoff)?),
     })
 }
 
@@ -210,8 +197,6 @@ pub fn run(a: RestoreArgs) -> Result<()> {
             [1, shape[0], shape[1], shape[2]],
         );
         let restored = out.images.select(&[k]);
-        save_image(&naive, &a.out.join(format!("{stem}-measurement.png")))?;
-        save_image(&restored, &a.out.join(format!("{stem}-restored.png")))?;
         let reference = match &a.reference {
             Some(r) if r.is_dir() => Some(load_one(
                 &r.join(path.file_name().expect("file")),
@@ -221,22 +206,13 @@ pub fn run(a: RestoreArgs) -> Result<()> {
             Some(r) => Some(load_one(r, gray, shape)?),
             None => None,
         };
-        let mut tiles = vec![naive.clone(), restored.clone()];
-        let (mut psnr_naive, mut psnr, mut ss) = (None, None, None);
-        if let Some(r) = &reference {
-            psnr_naive = Some(psnr_from_mse(mse(naive.as_slice(), r.as_slice())));
-            psnr = Some(psnr_from_mse(mse(restored.as_slice(), r.as_slice())));
-            ss = Some(ssim(restored.as_slice(), r.as_slice(), shape));
-            tiles.push(r.clone());
-        }
-        let zoom = (128 / shape[1]).max(1);
-        save_grid(
-            &Images::concat(&tiles),
-            tiles.len(),
-            zoom,
-            Scaling::Clamp,
-            &a.out.join(format!("{stem}-compare.png")),
-        )?;
+        tweedie::report::restore::write(&a.out, &stem, &naive, &restored, reference.as_ref())?;
+        let score = |x: &Images, r: &Images| psnr_from_mse(mse(x.as_slice(), r.as_slice()));
+        let psnr_naive = reference.as_ref().map(|r| score(&naive, r));
+        let psnr = reference.as_ref().map(|r| score(&restored, r));
+        let ss = reference
+            .as_ref()
+            .map(|r| ssim(restored.as_slice(), r.as_slice(), shape));
         let t = &out.trajectories[k];
         rows.push(Row {
             image: path.display().to_string(),

@@ -90,8 +90,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Checks the settings for images of `d` values.
-    pub fn validate(&self, d: usize) -> Result<(), InvalidField> {
+    /// Checks the settings (before the denoiser or the image are loaded).
+    pub fn validate(&self) -> Result<(), InvalidField> {
         check(
             !self.sigmas.is_empty() && self.sigmas.iter().all(|s| *s > 0.0 && s.is_finite()),
             "sigmas",
@@ -99,20 +99,26 @@ impl Config {
             "must list positive noise levels",
         )?;
         check(self.top > 0, "top", self.top, "must be ≥ 1")?;
+        if let Some(iterations) = self.iterations {
+            check(
+                iterations >= self.top,
+                "iterations",
+                iterations,
+                format!("must be at least top = {}", self.top),
+            )?;
+        }
+        check(self.probes >= 2, "probes", self.probes, "must be ≥ 2")
+    }
+
+    /// Checks that the method suits images of `d` values.
+    pub fn validate_for(&self, d: usize) -> Result<(), InvalidField> {
+        self.validate()?;
         check(
             self.method.resolve(d) != Method::Dense || d <= DENSE_MAX,
             "method",
             "dense",
             format!("a dense {d}×{d} Jacobian is too large (D ≤ {DENSE_MAX}); use lanczos"),
-        )?;
-        let iterations = self.iterations.unwrap_or(2 * self.top + 20);
-        check(
-            iterations >= self.top.min(d),
-            "iterations",
-            iterations,
-            "must be at least top",
-        )?;
-        check(self.probes >= 2, "probes", self.probes, "must be ≥ 2")
+        )
     }
 }
 
@@ -291,7 +297,7 @@ pub fn run(
 ) -> Result<Record, JacobianError> {
     let x = &subject.image.0;
     let d = x.dim();
-    cfg.validate(d)?;
+    cfg.validate_for(d)?;
     let top = cfg.top.min(d);
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -432,14 +438,17 @@ mod tests {
             sigmas: vec![-0.1],
             ..Config::default()
         };
-        assert_eq!(bad.validate(64).unwrap_err().field, "sigmas");
+        assert_eq!(bad.validate().unwrap_err().field, "sigmas");
         let huge = Config {
             method: Method::Dense,
             ..Config::default()
         };
-        assert_eq!(huge.validate(DENSE_MAX + 1).unwrap_err().field, "method");
+        assert_eq!(
+            huge.validate_for(DENSE_MAX + 1).unwrap_err().field,
+            "method"
+        );
         assert!(
-            Config::default().validate(DENSE_MAX + 1).is_ok(),
+            Config::default().validate_for(DENSE_MAX + 1).is_ok(),
             "auto picks Lanczos"
         );
     }

@@ -1,4 +1,6 @@
-//! Bias-free denoising networks (BF-UNet, BF-CNN) and their checkpoints.
+//! Bias-free denoising networks (BF-UNet, BF-CNN): their configuration, their checkpoints and
+//! their exact linearization at an input ([`Network::linearize`]). The CPU kernels behind
+//! burn's extensions live in the private `kernels` module.
 //!
 //! Every network here predicts the noise: the denoiser is x̂ = y − net(y) (DESIGN.md). No layer
 //! has an additive constant, so f(a·y) = a·f(y) for a > 0, and with ReLUs f is piecewise linear

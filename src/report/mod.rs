@@ -1,10 +1,14 @@
-//! Figures and pages: image grids ([`grid`]), line plots ([`plot`]), `report.html` ([`html`]).
-//! Nothing below this module draws.
+//! Figures and pages, drawn from the records a command leaves in its folder, never recomputed:
+//! one module per record kind — a training run ([`run`]), a generalization study ([`study`]),
+//! a Jacobian folder ([`jacobian`]), samples ([`samples`]), restorations ([`restore`]) — on top
+//! of image grids ([`grid`]), line plots ([`plot`]) and pages ([`html`]). Nothing outside this
+//! module draws.
 
 pub mod grid;
 pub mod html;
 pub mod jacobian;
 pub mod plot;
+pub mod restore;
 pub mod run;
 pub mod samples;
 pub mod study;

@@ -553,7 +553,7 @@ mod tests {
         let shape = [1, n, n];
         let ops: Vec<Box<dyn Measurement>> = vec![
             Box::new(Mask::box_hole(shape, 4, 4, 8, 8)),
-            Box::new(Mask::random_pixels(shape, 0.7, 1)),
+            Box::new(Mask::random_pixels(shape, 0.7, 1).unwrap()),
             Box::new(RandomProjection::new(n * n, 0.2, 2).unwrap()),
         ];
         for op in &ops {

@@ -11,6 +11,7 @@
 //! - [`LowPass`]: deblurring / spectral super-resolution: keep the Fourier coefficients of a
 //!   low-frequency band (real orthonormal cosine/sine basis).
 
+use crate::config::{check, InvalidField};
 use crate::fourier;
 use crate::rng::{stream, Purpose};
 use rand::seq::SliceRandom;
@@ -73,7 +74,17 @@ impl Mask {
     }
 
     /// A random `fraction` of pixels is missing; which ones comes from `seed`.
-    pub fn random_pixels(shape: [usize; 3], fraction: f64, seed: u64) -> Self {
+    pub fn random_pixels(
+        shape: [usize; 3],
+        fraction: f64,
+        seed: u64,
+    ) -> Result<Self, InvalidField> {
+        check(
+            (0.0..1.0).contains(&fraction),
+            "fraction",
+            fraction,
+            "must be in [0, 1)",
+        )?;
         let [c, h, w] = shape;
         let mut pixels: Vec<usize> = (0..h * w).collect();
         pixels.shuffle(&mut stream(seed, Purpose::Probe, 1));
@@ -83,10 +94,10 @@ impl Mask {
             keep_px[p] = false;
         }
         let keep = (0..c * h * w).map(|i| keep_px[i % (h * w)]).collect();
-        Self::new(
+        Ok(Self::new(
             keep,
             format!("{:.0}% random missing pixels", fraction * 100.0),
-        )
+        ))
     }
 
     /// Which values are measured.
@@ -133,13 +144,14 @@ pub struct BlockAverage {
 
 impl BlockAverage {
     /// Super-resolution by `factor` of `shape` images.
-    pub fn new(shape: [usize; 3], factor: usize) -> Result<Self, String> {
+    pub fn new(shape: [usize; 3], factor: usize) -> Result<Self, InvalidField> {
         let [_, h, w] = shape;
-        if factor < 2 || h % factor != 0 || w % factor != 0 {
-            return Err(format!(
-                "--factor {factor} must be ≥ 2 and divide the image size {h}×{w}"
-            ));
-        }
+        check(
+            factor >= 2 && h % factor == 0 && w % factor == 0,
+            "factor",
+            factor,
+            format!("must be ≥ 2 and divide the image size {h}×{w}"),
+        )?;
         Ok(Self { shape, factor })
     }
 }
@@ -195,15 +207,19 @@ pub struct RandomProjection {
 
 impl RandomProjection {
     /// `fraction` of D measurements of D-value images.
-    pub fn new(dim: usize, fraction: f64, seed: u64) -> Result<Self, String> {
-        if !(fraction > 0.0 && fraction <= 1.0) {
-            return Err(format!("--fraction {fraction} must be in (0, 1]"));
-        }
-        if dim > 16384 {
-            return Err(format!(
-                "compressive sensing stores a dense matrix: images of {dim} values are too large (at most 128×128)"
-            ));
-        }
+    pub fn new(dim: usize, fraction: f64, seed: u64) -> Result<Self, InvalidField> {
+        check(
+            fraction > 0.0 && fraction <= 1.0,
+            "fraction",
+            fraction,
+            "must be in (0, 1]",
+        )?;
+        check(
+            dim <= 16384,
+            "image",
+            format!("{dim} values"),
+            "compressive sensing stores a dense matrix: images must be at most 128×128",
+        )?;
         let m = ((fraction * dim as f64).round() as usize).clamp(1, dim);
         let mut rng = stream(seed, Purpose::Probe, 2);
         let mut rows: Vec<Vec<f64>> = Vec::with_capacity(m);
@@ -276,11 +292,14 @@ pub struct LowPass {
 
 impl LowPass {
     /// Keep |f| ≤ `cutoff` (in cycles per image) of `shape` images.
-    pub fn new(shape: [usize; 3], cutoff: f64) -> Result<Self, String> {
+    pub fn new(shape: [usize; 3], cutoff: f64) -> Result<Self, InvalidField> {
         let [c, h, w] = shape;
-        if !(cutoff >= 0.0 && cutoff.is_finite()) {
-            return Err(format!("--cutoff {cutoff} must be ≥ 0"));
-        }
+        check(
+            cutoff >= 0.0 && cutoff.is_finite(),
+            "cutoff",
+            cutoff,
+            "must be ≥ 0",
+        )?;
         let gain: Vec<f64> = (0..h * w)
             .map(|i| f64::from(u8::from(fourier::radial_freq(i / w, i % w, h, w) <= cutoff)))
             .collect();
@@ -340,7 +359,7 @@ mod tests {
         let shape = [1, 8, 8];
         vec![
             Box::new(Mask::box_hole(shape, 2, 3, 3, 4)),
-            Box::new(Mask::random_pixels([3, 8, 8], 0.5, 1)),
+            Box::new(Mask::random_pixels([3, 8, 8], 0.5, 1).unwrap()),
             Box::new(BlockAverage::new(shape, 4).unwrap()),
             Box::new(BlockAverage::new([3, 8, 8], 2).unwrap()),
             Box::new(RandomProjection::new(64, 0.25, 2).unwrap()),
