@@ -83,7 +83,7 @@ impl BfNorm {
     }
 
     /// relu(self.forward(x, mode)), fused into one operation for training on the CPU backend
-    /// (see [`super::kernels::norm_relu`]).
+    /// (the private `nn::kernels::norm_relu`).
     pub fn forward_relu(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
         if mode == Mode::Train {
             if let Some((y, sd)) = norm_relu(x.clone(), self.gamma.val()) {
