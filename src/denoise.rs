@@ -409,6 +409,15 @@ impl Linearize for EmpiricalOptimal {
     }
 }
 
+/// The exact MMSE denoiser of a synthetic family, where one is known in closed form
+/// (Gaussian fields: the Wiener filter at the given σ).
+pub fn optimum(family: &crate::data::synthetic::Family) -> Option<Wiener> {
+    match family {
+        crate::data::synthetic::Family::Gaussian(field) => Some(Wiener::new(field.clone())),
+        _ => None,
+    }
+}
+
 /// Where an oracle takes its noise level from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoiseLevel {

@@ -40,6 +40,10 @@ impl RunDir {
     pub fn model(&self) -> PathBuf {
         self.root.join("model.safetensors")
     }
+    /// `model-ema.safetensors`: the moving average of the weights, when training keeps one.
+    pub fn model_ema(&self) -> PathBuf {
+        self.root.join("model-ema.safetensors")
+    }
     /// `figures/`.
     pub fn figures(&self) -> PathBuf {
         self.root.join("figures")
@@ -108,6 +112,10 @@ pub struct EvalRecord {
     pub train: Vec<DenoisingRow>,
     /// Rows on held-out images.
     pub test: Vec<DenoisingRow>,
+    /// The exact MMSE denoiser on the same held-out noisy images, when the data's family has
+    /// one (Gaussian fields: the Wiener filter).
+    #[serde(default)]
+    pub optimum: Option<Vec<DenoisingRow>>,
     /// How many images of each were used.
     pub images: usize,
     /// Noise seed.

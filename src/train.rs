@@ -1,7 +1,14 @@
 //! Blind training of a bias-free denoiser (Mohan et al. 2020; Kadkhodaie et al. 2024):
-//! y = x + σz with σ uniform in [σ_min, σ_max] per image, the network predicts the noise, loss
-//! ‖net(y) − (y − x)‖² summed over pixels, weighted by a function of σ ([`LossWeighting`]) and
-//! averaged over the batch, Adam, learning rate halved every `lr_halve_every` steps.
+//! y = x + σz with σ drawn per image from [σ_min, σ_max] ([`SigmaSampling`]), the network
+//! predicts the noise, loss ‖net(y) − (y − x)‖² summed over pixels, weighted by a function of σ
+//! ([`LossWeighting`]) and averaged over the batch, Adam with a learning-rate plan over the
+//! run's steps ([`LrSchedule`]), and optionally an exponential moving average of the weights
+//! ([`crate::nn::ema`]) kept beside them.
+//!
+//! Extending a finished run (`steps` raised on resume) re-plans the schedule over the new total:
+//! the steps already taken stay as they were, and the rest follow the plan the run would have
+//! had, had it been started with the new total (cosine: lr(t) for the new T; step halving: the
+//! halving period scaled by new/old steps, see [`TrainConfig::extend`]).
 //!
 //! Everything random is counter-based ([`crate::rng`]): the images of step s come from the
 //! permutation of their epoch, the noise of step s from stream (seed, TrainNoise, s). So a run
@@ -73,6 +80,66 @@ impl LossWeighting {
     }
 }
 
+/// The learning rate over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// Halved every `lr_halve_every` steps (the paper's code; runs before the cosine plan).
+    #[default]
+    Step,
+    /// Linear warm-up over `lr_warmup` steps, then a half cosine from lr to 0 at the last step.
+    Cosine,
+}
+
+/// How the noise level of each training image is drawn from [σ_min, σ_max].
+///
+/// Uniform σ (the paper's) gives few images at the low noise levels a sampler ends at and the
+/// samplers and evaluations probe; log-uniform spreads them evenly over scales. Log-uniform
+/// draws start at max(σ_min, σ_max/256), so σ = 0 is never drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigmaSampling {
+    /// σ uniform in [σ_min, σ_max].
+    #[default]
+    Uniform,
+    /// log σ uniform in [log max(σ_min, σ_max/256), log σ_max].
+    LogUniform,
+    /// Half of the images uniform, half log-uniform.
+    Mixture,
+}
+
+impl SigmaSampling {
+    /// One draw.
+    pub fn draw(self, rng: &mut impl Rng, sigma_min: f32, sigma_max: f32) -> f32 {
+        let uniform = |rng: &mut dyn rand::RngCore| {
+            if sigma_max > sigma_min {
+                rng.random_range(sigma_min..sigma_max)
+            } else {
+                sigma_max
+            }
+        };
+        let log_uniform = |rng: &mut dyn rand::RngCore| {
+            let lo = sigma_min.max(sigma_max / 256.0);
+            if sigma_max > lo {
+                rng.random_range(lo.ln()..sigma_max.ln()).exp()
+            } else {
+                sigma_max
+            }
+        };
+        match self {
+            Self::Uniform => uniform(rng),
+            Self::LogUniform => log_uniform(rng),
+            Self::Mixture => {
+                if rng.random::<bool>() {
+                    uniform(rng)
+                } else {
+                    log_uniform(rng)
+                }
+            }
+        }
+    }
+}
+
 /// A resolved training set with the dataset it was drawn from.
 pub struct TrainingData {
     /// The settings it was resolved from.
@@ -120,8 +187,20 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Initial Adam learning rate.
     pub lr: f64,
-    /// Halve the learning rate every this many steps.
+    /// Halve the learning rate every this many steps ([`LrSchedule::Step`]).
     pub lr_halve_every: u64,
+    /// The learning-rate plan (runs written before this field existed halved it).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Steps of linear warm-up from lr/warmup to lr ([`LrSchedule::Cosine`]).
+    #[serde(default)]
+    pub lr_warmup: u64,
+    /// How each image's σ is drawn (runs written before this field existed: uniform).
+    #[serde(default)]
+    pub sigma_sampling: SigmaSampling,
+    /// Decay β of the moving average of the weights (`None`: none kept; older runs).
+    #[serde(default)]
+    pub ema: Option<f64>,
     /// Smallest training noise level.
     pub sigma_min: f32,
     /// Largest training noise level.
@@ -181,6 +260,14 @@ impl TrainConfig {
         ] {
             check(value > 0, field, value, "must be ≥ 1")?;
         }
+        if let Some(beta) = self.ema {
+            check(
+                (0.0..1.0).contains(&beta),
+                "ema",
+                beta,
+                "must be in [0, 1) (0.999: the average of about the last 1000 steps)",
+            )?;
+        }
         check(
             self.val_sigmas.iter().all(|s| s.is_finite() && *s > 0.0),
             "val_sigmas",
@@ -190,9 +277,41 @@ impl TrainConfig {
         self.net.validate()
     }
 
-    /// The learning rate at `step`.
+    /// The learning rate at `step` (0-based) of a run of `self.steps` steps.
     pub fn lr_at(&self, step: u64) -> f64 {
-        self.lr * 0.5f64.powi((step / self.lr_halve_every) as i32)
+        match self.lr_schedule {
+            LrSchedule::Step => self.lr * 0.5f64.powi((step / self.lr_halve_every) as i32),
+            LrSchedule::Cosine if step < self.lr_warmup => {
+                self.lr * (step + 1) as f64 / self.lr_warmup as f64
+            }
+            LrSchedule::Cosine => {
+                let span = self.steps.saturating_sub(self.lr_warmup).max(1) as f64;
+                let t = (step - self.lr_warmup) as f64 / span;
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+        }
+    }
+
+    /// The learning-rate plan in words, for reports.
+    pub fn describe_schedule(&self) -> String {
+        match self.lr_schedule {
+            LrSchedule::Step => format!("halved every {} steps", self.lr_halve_every),
+            LrSchedule::Cosine => format!("cosine, {} warm-up steps", self.lr_warmup),
+        }
+    }
+
+    /// The configuration of this run extended (or shortened) to `steps`, its learning-rate plan
+    /// re-planned over the new total: the cosine is a function of the total already; the
+    /// halving period scales with it (halving every 1/4 of the run stays every 1/4).
+    pub fn extend(&self, steps: u64) -> TrainConfig {
+        let mut cfg = self.clone();
+        if steps != self.steps {
+            cfg.lr_halve_every = ((self.lr_halve_every as u128 * steps as u128
+                / self.steps.max(1) as u128) as u64)
+                .max(1);
+            cfg.steps = steps;
+        }
+        cfg
     }
 }
 
@@ -264,7 +383,7 @@ pub enum TrainError {
     },
 }
 
-/// What a finished training run reports.
+/// What a training session reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainReport {
     /// Steps done in total.
@@ -325,11 +444,9 @@ fn batch_at(
     let mut rng = stream(cfg.seed, Purpose::TrainNoise, step);
     let mut weights = Vec::with_capacity(cfg.batch);
     for img in noise.as_mut_slice().chunks_exact_mut(d) {
-        let sigma: f32 = if cfg.sigma_max > cfg.sigma_min {
-            rng.random_range(cfg.sigma_min..cfg.sigma_max)
-        } else {
-            cfg.sigma_max
-        };
+        let sigma = cfg
+            .sigma_sampling
+            .draw(&mut rng, cfg.sigma_min, cfg.sigma_max);
         weights.push(cfg.loss_weighting.weight(sigma, cfg.sigma_max));
         for v in img {
             let z: f32 = StandardNormal.sample(&mut rng);
@@ -343,18 +460,37 @@ fn io(path: PathBuf) -> impl FnOnce(std::io::Error) -> TrainError {
     move |source| TrainError::Io { path, source }
 }
 
-/// Trains (or resumes, when the run folder holds a checkpoint) and writes the run folder.
-///
-/// The caller decides whether resuming is wanted: it passes `resume = true` to continue from
-/// `checkpoint.safetensors`; with `false` a folder that already holds a run is refused.
+/// How one call to [`train`] treats the run folder and how far it goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    /// Continue from `checkpoint.safetensors`; without it a folder that already holds a run is
+    /// refused.
+    pub resume: bool,
+    /// Stop after this step (checkpointed, resumable) instead of at the end of the plan: a
+    /// run split over several jobs follows the same plan, and ends bit for bit where an
+    /// uninterrupted one would.
+    pub stop_at: Option<u64>,
+}
+
+impl Session {
+    /// A whole run from the start (`resume = false`) or from its checkpoint.
+    pub fn resuming(resume: bool) -> Self {
+        Self {
+            resume,
+            stop_at: None,
+        }
+    }
+}
+
+/// Trains (or resumes, when the session says so) and writes the run folder.
 pub fn train(
     cfg: &TrainConfig,
     run: &RunDir,
-    resume: bool,
+    session: Session,
     progress: &dyn Progress,
 ) -> Result<TrainReport, TrainError> {
     cfg.validate()?;
-    train_on(cfg, cfg.data.resolve()?, run, resume, progress)
+    train_on(cfg, cfg.data.resolve()?, run, session, progress)
 }
 
 /// [`train`] on training data already resolved from `cfg.data` (loading a large image folder
@@ -363,10 +499,12 @@ pub fn train_on(
     cfg: &TrainConfig,
     data: TrainingData,
     run: &RunDir,
-    resume: bool,
+    session: Session,
     progress: &dyn Progress,
 ) -> Result<TrainReport, TrainError> {
     cfg.validate()?;
+    let resume = session.resume;
+    let end = session.stop_at.map_or(cfg.steps, |s| s.min(cfg.steps));
     if data.config != cfg.data {
         return Err(TrainError::DataMismatch);
     }
@@ -386,16 +524,19 @@ pub fn train_on(
     let fresh_optim = || AdamConfig::new().init();
 
     let checkpoint_path = run.checkpoint();
-    let (mut net, mut optim, start): (_, ModuleOptimizer, u64) =
-        if resume && checkpoint_path.exists() {
-            let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
-            if ck.state.seed != cfg.seed || ck.config != cfg.net {
-                return Err(TrainError::ForeignCheckpoint(checkpoint_path));
-            }
-            (ck.net, ck.optim, ck.state.step)
-        } else {
-            (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0)
-        };
+    let (mut net, optim, start, ema) = if resume && checkpoint_path.exists() {
+        let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
+        if ck.state.seed != cfg.seed || ck.config != cfg.net {
+            return Err(TrainError::ForeignCheckpoint(checkpoint_path));
+        }
+        let ema = ck.ema.map(|e| e.valid());
+        (ck.net, ck.optim, ck.state.step, ema)
+    } else {
+        (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0, None)
+    };
+    let mut optim: ModuleOptimizer = optim;
+    // the moving average starts from the weights it is first taken of
+    let mut ema = cfg.ema.map(|_| ema.unwrap_or_else(|| net.valid()));
 
     let record = RunRecord {
         config: cfg.clone(),
@@ -432,7 +573,7 @@ pub fn train_on(
     let mut last_loss = f64::NAN;
     let mut validation = Vec::new();
 
-    for step in start..cfg.steps {
+    for step in start..end {
         let (x, noise, weights) = batch_at(cfg, &data.train, &mut order, step);
         let x = x.to_tensor(&adev);
         let noise = noise.to_tensor(&adev);
@@ -450,6 +591,13 @@ pub fn train_on(
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let lr = cfg.lr_at(step);
         net = optim.step(lr, net, grads);
+        if let (Some(beta), Some(average)) = (cfg.ema, ema.take()) {
+            ema = Some(crate::nn::ema::update(
+                average,
+                &net.valid(),
+                crate::nn::ema::decay_at(beta, step),
+            ));
+        }
         let l: f32 = loss.into_scalar();
         if !l.is_finite() {
             return Err(TrainError::Diverged { step, loss: l });
@@ -459,10 +607,11 @@ pub fn train_on(
         let done = step + 1;
         progress.update(done, &format!("loss {l:.3}"));
 
-        if done % cfg.log_every == 0 || done == cfg.steps {
+        if done % cfg.log_every == 0 || done == end {
             let secs = window_start.elapsed().as_secs_f64().max(1e-9);
             let ips = (loss_n as f64 * cfg.batch as f64) / secs;
-            let learned = Learned::new(net.valid(), device.clone(), c);
+            let weights = ema.clone().unwrap_or_else(|| net.valid());
+            let learned = Learned::new(weights, device.clone(), c);
             validation = denoising_table(
                 &learned,
                 &val,
@@ -492,9 +641,10 @@ pub fn train_on(
             (loss_sum, loss_n) = (0.0, 0);
             window_start = Instant::now();
         }
-        if done % cfg.checkpoint_every == 0 || done == cfg.steps {
+        if done % cfg.checkpoint_every == 0 || done == end {
             checkpoint::save_checkpoint(
                 &net,
+                ema.as_ref(),
                 &cfg.net,
                 &optim,
                 TrainState {
@@ -506,27 +656,56 @@ pub fn train_on(
         }
     }
     progress.finish();
-    checkpoint::save_weights(&net.valid(), &cfg.net, &run.model())?;
+    if end == cfg.steps {
+        checkpoint::save_weights(&net.valid(), &cfg.net, &run.model())?;
+        if let Some(average) = &ema {
+            checkpoint::save_weights(average, &cfg.net, &run.model_ema())?;
+        }
+    }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     Ok(TrainReport {
-        steps: cfg.steps,
+        steps: end.max(start),
         resumed_from: start,
         final_loss: last_loss,
         validation,
-        images_per_second: (cfg.steps - start) as f64 * cfg.batch as f64 / secs,
+        images_per_second: end.saturating_sub(start) as f64 * cfg.batch as f64 / secs,
     })
 }
 
-/// Loads the trained network of a run folder as a blind denoiser on `device`.
+/// Which weights of a run to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Weights {
+    /// The moving average when the run keeps one (`model-ema.safetensors`), else the last
+    /// weights.
+    #[default]
+    Ema,
+    /// The last weights of training (`model.safetensors`).
+    Raw,
+}
+
+/// Loads the trained network of a run folder as a blind denoiser on `device` (its moving
+/// average of the weights when it keeps one; see [`load_weights`] to choose).
 pub fn load_denoiser(run: &RunDir, device: &Device) -> Result<(Learned, RunRecord), TrainError> {
+    load_weights(run, device, Weights::Ema)
+}
+
+/// Loads the chosen weights of a run folder as a blind denoiser on `device`.
+pub fn load_weights(
+    run: &RunDir,
+    device: &Device,
+    weights: Weights,
+) -> Result<(Learned, RunRecord), TrainError> {
     let record: RunRecord = run.read_config().map_err(|source| TrainError::Io {
         path: run.config(),
         source,
     })?;
-    let model = run.model();
-    if !model.exists() {
+    if !run.model().exists() {
         return Err(TrainError::Unfinished(run.root().to_path_buf()));
     }
+    let model = match weights {
+        Weights::Ema if run.model_ema().exists() => run.model_ema(),
+        _ => run.model(),
+    };
     let (net, cfg) = checkpoint::load_weights(&model, device)?;
     Ok((
         Learned::new(net, device.clone(), cfg.image_channels),
@@ -537,6 +716,59 @@ pub fn load_denoiser(run: &RunDir, device: &Device) -> Result<(Learned, RunRecor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(schedule: LrSchedule, steps: u64) -> TrainConfig {
+        let mut cfg: TrainConfig = serde_json::from_value(old_config_json()).unwrap();
+        cfg.lr_schedule = schedule;
+        cfg.steps = steps;
+        cfg.lr_halve_every = steps / 4;
+        cfg.lr_warmup = 10;
+        cfg
+    }
+
+    #[test]
+    fn cosine_plan_warms_up_decays_and_is_replanned_by_an_extension() {
+        let cfg = plan(LrSchedule::Cosine, 100);
+        assert!((cfg.lr_at(0) - cfg.lr / 10.0).abs() < 1e-12);
+        assert!((cfg.lr_at(9) - cfg.lr).abs() < 1e-12);
+        assert!(cfg.lr_at(55) < cfg.lr_at(20) && cfg.lr_at(99) < 0.01 * cfg.lr);
+        let longer = cfg.extend(200);
+        assert_eq!(longer.steps, 200);
+        // step 100 of a 200-step plan: lr at (90/190) of the cosine, far from 0
+        assert!(longer.lr_at(100) > 0.4 * cfg.lr);
+        // the halving period scales with the run
+        let step = plan(LrSchedule::Step, 100).extend(200);
+        assert_eq!(step.lr_halve_every, 50);
+        assert_eq!(
+            plan(LrSchedule::Step, 100).extend(100),
+            plan(LrSchedule::Step, 100)
+        );
+    }
+
+    #[test]
+    fn sigma_draws_stay_in_range() {
+        let mut rng = stream(0, Purpose::TrainNoise, 0);
+        for sampling in [
+            SigmaSampling::Uniform,
+            SigmaSampling::LogUniform,
+            SigmaSampling::Mixture,
+        ] {
+            let draws: Vec<f32> = (0..2000)
+                .map(|_| sampling.draw(&mut rng, 0.0, 0.5))
+                .collect();
+            assert!(
+                draws.iter().all(|s| (0.0..=0.5).contains(s)),
+                "{sampling:?}"
+            );
+            let low = draws.iter().filter(|s| **s < 0.05).count();
+            match sampling {
+                // a tenth of the range below 0.05 uniformly; log-uniform puts 58% there
+                SigmaSampling::Uniform => assert!(low < 300, "{low}"),
+                SigmaSampling::LogUniform => assert!(low > 1000, "{low}"),
+                SigmaSampling::Mixture => assert!((400..900).contains(&low), "{low}"),
+            }
+        }
+    }
 
     #[test]
     fn loss_weights_are_one_at_sigma_max_and_fall_with_sigma_as_documented() {
@@ -571,7 +803,14 @@ mod tests {
         other.split.train_size = Some(4);
         let data = other.resolve().unwrap();
         let run = RunDir::new(dir.path().join("run"));
-        let err = train_on(&cfg, data, &run, false, &crate::progress::Silent).err();
+        let err = train_on(
+            &cfg,
+            data,
+            &run,
+            Session::default(),
+            &crate::progress::Silent,
+        )
+        .err();
         assert!(matches!(&err, Some(TrainError::DataMismatch)), "{err:?}");
         assert!(!run.config().exists(), "nothing is written");
     }
@@ -595,6 +834,10 @@ mod tests {
         let mut json = old_config_json();
         let old: TrainConfig = serde_json::from_value(json.clone()).expect("old config");
         assert_eq!(old.loss_weighting, LossWeighting::Uniform);
+        // and with the learning-rate plan, σ draws and (no) averaging it was trained with
+        assert_eq!(old.lr_schedule, LrSchedule::Step);
+        assert_eq!(old.sigma_sampling, SigmaSampling::Uniform);
+        assert_eq!((old.lr_warmup, old.ema), (0, None));
         json["loss_weighting"] = "inv-sigma".into();
         let new: TrainConfig = serde_json::from_value(json).expect("new config");
         assert_eq!(new.loss_weighting, LossWeighting::InvSigma);

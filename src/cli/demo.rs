@@ -10,7 +10,7 @@ use tweedie::data::synthetic::{Disks, Family};
 use tweedie::data::{DataSource, Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::RunDir;
-use tweedie::train::{DataConfig, LossWeighting, TrainConfig};
+use tweedie::train::{DataConfig, LossWeighting, LrSchedule, Session, SigmaSampling, TrainConfig};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -65,6 +65,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
         batch: 32,
         lr: 1e-3,
         lr_halve_every: (a.steps / 3).max(1),
+        lr_schedule: LrSchedule::Step,
+        lr_warmup: 0,
+        sigma_sampling: SigmaSampling::Uniform,
+        ema: None,
         sigma_min: 0.0,
         // the whole range the sampler starts from (σ₀ = 1): trained only up to 0.5, the
         // 1/σ-weighted network drew noise textures instead of garments
@@ -80,7 +84,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     };
     let run = RunDir::new(a.out.join("run"));
     let resume = run.config().exists();
-    super::train::train_and_report(&cfg, None, &run, resume)?;
+    super::train::train_and_report(&cfg, None, &run, Session::resuming(resume))?;
     super::eval::run(super::eval::EvalArgs::for_run(
         run.root().to_path_buf(),
         a.device,

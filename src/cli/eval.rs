@@ -1,17 +1,17 @@
 //! `tweedie eval`: PSNR/MSE vs σ on the run's training images and on held-out images, printed,
 //! written to `eval.json`, plotted, and added to the run's report.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tweedie::analysis::metrics::{add_noise, denoising_table, DenoisingRow};
+use tweedie::analysis::metrics::{denoising_table, noisy, DenoisingRow};
+use tweedie::data::synthetic::Family;
 use tweedie::data::{DataSource, FolderOptions, Images};
 use tweedie::denoise::Denoiser;
 use tweedie::report::grid::{save_grid, Scaling};
-use tweedie::report::plot::{save_line_plot, LinePlot, Scale, Series};
-use tweedie::report::run::{self as run_report, psnr_series};
-use tweedie::run::EvalRecord;
-use tweedie::run::RunDir;
+use tweedie::report::run as run_report;
+use tweedie::run::{EvalRecord, RunDir};
+use tweedie::train::Weights;
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -23,11 +23,18 @@ pub struct EvalArgs {
     #[arg(long)]
     data: Option<String>,
     /// Noise levels, comma-separated (0.1 or 25/255).
-    #[arg(long, default_value = "5/255,15/255,25/255,50/255,100/255")]
-    sigmas: String,
+    #[arg(long, value_delimiter = ',', value_parser = super::sigma_arg, default_value = "5/255,15/255,25/255,50/255,100/255")]
+    sigmas: Vec<f32>,
     /// Images evaluated from each of train and test.
     #[arg(long, default_value_t = 256)]
     count: usize,
+    /// Also evaluate the exact MMSE denoiser of the data's synthetic family on the same noisy
+    /// held-out images (Gaussian fields: the Wiener filter; read from the .json beside the .npy).
+    #[arg(long)]
+    optimum: bool,
+    /// Which weights: the moving average when the run keeps one, or the last ones.
+    #[arg(long, value_enum, default_value_t = Weights::Ema)]
+    weights: Weights,
     /// Noise seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -48,69 +55,73 @@ impl EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let sigmas = super::parse_sigmas(&a.sigmas)?;
-    if sigmas.is_empty() || a.count == 0 {
+    if a.sigmas.is_empty() || a.count == 0 {
         anyhow::bail!("give at least one noise level in --sigmas and --count ≥ 1");
     }
+    let sigmas = &a.sigmas;
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_denoiser(&run, &device)?;
+    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
     let data = record.config.data.resolve()?;
+    let source = a.data.as_deref().unwrap_or(&record.config.data.source);
     let test = match &a.data {
         None => data.dataset.test.clone(),
         Some(spec) => {
-            let source = DataSource::parse(
-                spec,
-                FolderOptions {
-                    gray: record.config.data.gray,
-                    size: record.config.data.size,
-                },
-            )?;
-            source
-                .load(
-                    record.config.data.test_size,
-                    record.config.data.split.split_seed,
-                )?
+            let options = FolderOptions {
+                gray: record.config.data.gray,
+                size: record.config.data.size,
+            };
+            let (test_size, split_seed) = (
+                record.config.data.test_size,
+                record.config.data.split.split_seed,
+            );
+            DataSource::parse(spec, options)?
+                .load(test_size, split_seed)?
                 .test
         }
     };
     let train = data.train.take(a.count);
     let test = test.take(a.count);
-    let train_rows = denoising_table(&denoiser, &train, &sigmas, a.seed)?;
-    let test_rows = denoising_table(&denoiser, &test, &sigmas, a.seed)?;
+    let train_rows = denoising_table(&denoiser, &train, sigmas, a.seed)?;
+    let test_rows = denoising_table(&denoiser, &test, sigmas, a.seed)?;
+    let optimum = match a.optimum {
+        false => None,
+        true => {
+            let family = Family::of_npy(std::path::Path::new(source)).with_context(|| {
+                format!("--optimum: {source} is not a synthetic family's .npy with its .json")
+            })?;
+            let Some(oracle) = tweedie::denoise::optimum(&family) else {
+                bail!("--optimum: no closed-form optimal denoiser is known for {source}'s family");
+            };
+            Some(denoising_table(&oracle, &test, sigmas, a.seed)?)
+        }
+    };
     print_table(&train_rows, &test_rows, train.len(), test.len());
-
+    if let Some(opt) = &optimum {
+        println!(
+            "{:>8} {:>12} {:>12} {:>10}",
+            "σ", "test MSE", "optimum MSE", "ratio"
+        );
+        for (t, o) in test_rows.iter().zip(opt) {
+            println!(
+                "{:>8.4} {:>12.3e} {:>12.3e} {:>10.3}",
+                t.sigma,
+                t.mse,
+                o.mse,
+                t.mse / o.mse
+            );
+        }
+    }
     let eval = EvalRecord {
         train: train_rows,
         test: test_rows,
+        optimum,
         images: a.count,
         seed: a.seed,
     };
     tweedie::io::write_json(&run.file("eval.json"), &eval)?;
     std::fs::create_dir_all(run.figures())?;
-    save_line_plot(
-        &LinePlot {
-            title: "Denoising PSNR vs noise level".into(),
-            x_label: "σ".into(),
-            y_label: "PSNR (dB)".into(),
-            x_scale: Scale::Log,
-            y_scale: Scale::Linear,
-        },
-        &[
-            psnr_series("train", &eval.train),
-            psnr_series("test", &eval.test),
-            Series {
-                label: "noisy input".into(),
-                points: eval
-                    .test
-                    .iter()
-                    .map(|r| (r.sigma as f64, r.input_psnr))
-                    .collect(),
-            },
-        ],
-        &run.figures().join("psnr_vs_sigma.png"),
-    )?;
-    examples(&denoiser, &test, &sigmas, a.seed, &run)?;
+    examples(&denoiser, &test, sigmas, a.seed, &run)?;
     run_report::write(&run)?;
     println!(
         "wrote {} and {}",
@@ -150,11 +161,11 @@ fn examples(
     let clean = test.take(4);
     let mut tiles = Vec::new();
     for &s in sigmas {
-        let noisy = add_noise(&clean, s, seed);
-        let denoised = denoiser.denoise(&noisy, Some(s))?;
+        let y = noisy(&clean, s, seed);
+        let denoised = denoiser.denoise(&y, Some(s))?;
         for i in 0..clean.len() {
             tiles.push(clean.select(&[i]));
-            tiles.push(noisy.select(&[i]));
+            tiles.push(y.select(&[i]));
             tiles.push(denoised.select(&[i]));
         }
     }

@@ -150,14 +150,6 @@ pub fn parse_sigma(s: &str) -> Result<f32> {
     Ok(v as f32)
 }
 
-/// Parses a comma-separated list of noise levels.
-pub fn parse_sigmas(s: &str) -> Result<Vec<f32>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| parse_sigma(p).map_err(|e| anyhow::anyhow!("bad noise level `{p}` in `{s}`: {e}")))
-        .collect()
-}
-
 /// clap value parser for a single σ.
 pub fn sigma_arg(s: &str) -> std::result::Result<f32, String> {
     parse_sigma(s).map_err(|e| e.to_string())
@@ -170,10 +162,9 @@ mod tests {
     #[test]
     fn sigmas_parse_fractions_and_reject_nonsense() {
         assert!((parse_sigma("25/255").unwrap() - 25.0 / 255.0).abs() < 1e-7);
-        assert_eq!(parse_sigmas("0.1, 0.2").unwrap(), vec![0.1, 0.2]);
         assert!(parse_sigma("-1").is_err());
         assert!(parse_sigma("1/0").is_err());
-        assert!(parse_sigmas("0.1,abc").is_err());
+        assert!(sigma_arg("abc").is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::{RunDir, RunRecord};
-use tweedie::train::{DataConfig, LossWeighting, TrainConfig, TrainingData};
+use tweedie::train::{
+    DataConfig, LossWeighting, LrSchedule, Session, SigmaSampling, TrainConfig, TrainingData,
+};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -59,9 +61,22 @@ pub struct TrainArgs {
     /// Initial Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Halve the learning rate every this many steps [default: steps/4].
+    /// Learning-rate plan over the run's steps.
+    #[arg(long, value_enum, default_value_t = LrSchedule::Step)]
+    pub lr_schedule: LrSchedule,
+    /// Step plan: halve the learning rate every this many steps [default: steps/4].
     #[arg(long)]
     pub lr_halve_every: Option<u64>,
+    /// Cosine plan: steps of linear warm-up [default: steps/50].
+    #[arg(long)]
+    pub lr_warmup: Option<u64>,
+    /// How each training image's σ is drawn from [--sigma-min, --sigma-max].
+    #[arg(long, value_enum, default_value_t = SigmaSampling::Uniform)]
+    pub sigma_sampling: SigmaSampling,
+    /// Keep a moving average of the weights with this decay (0.999: about the last 1000 steps);
+    /// eval, sample, denoise, restore and jacobian use it unless given --weights raw. 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    pub ema: f64,
     /// Smallest training noise level (0.1 or 25/255).
     #[arg(long, default_value = "0", value_parser = sigma_arg)]
     pub sigma_min: f32,
@@ -99,6 +114,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its checkpoint (with its own config; --steps may extend it).
     #[arg(long)]
     pub resume: bool,
+    /// Stop after this step, with a checkpoint, as if interrupted (the plan stays over --steps;
+    /// --resume continues it and ends exactly where an uninterrupted run would).
+    #[arg(long)]
+    pub stop_at: Option<u64>,
     /// Print the resolved configuration and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -113,10 +132,10 @@ impl TrainArgs {
             let record: RunRecord = run
                 .read_config()
                 .with_context(|| format!("reading {}", run.config().display()))?;
-            let mut cfg = record.config;
-            if let Some(steps) = self.steps {
-                cfg.steps = steps;
-            }
+            let mut cfg = match self.steps {
+                Some(steps) => record.config.extend(steps),
+                None => record.config,
+            };
             cfg.device = self.device;
             return Ok((cfg, None));
         }
@@ -159,6 +178,10 @@ impl TrainArgs {
             batch: self.batch,
             lr: self.lr,
             lr_halve_every: self.lr_halve_every.unwrap_or((steps / 4).max(1)),
+            lr_schedule: self.lr_schedule,
+            lr_warmup: self.lr_warmup.unwrap_or(steps / 50),
+            sigma_sampling: self.sigma_sampling,
+            ema: (self.ema != 0.0).then_some(self.ema),
             sigma_min: self.sigma_min,
             sigma_max: self.sigma_max,
             loss_weighting: self.loss_weighting,
@@ -184,7 +207,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    train_and_report(&cfg, data, &RunDir::new(&args.out), args.resume)
+    let session = Session {
+        resume: args.resume,
+        stop_at: args.stop_at,
+    };
+    train_and_report(&cfg, data, &RunDir::new(&args.out), session)
 }
 
 /// Trains (on `data` when already resolved from `cfg.data`), then writes the run's figures
@@ -193,12 +220,12 @@ pub fn train_and_report(
     cfg: &TrainConfig,
     data: Option<TrainingData>,
     run: &RunDir,
-    resume: bool,
+    session: Session,
 ) -> Result<()> {
     let progress = Terminal::new();
     let report = match data {
-        Some(data) => tweedie::train::train_on(cfg, data, run, resume, &progress)?,
-        None => tweedie::train::train(cfg, run, resume, &progress)?,
+        Some(data) => tweedie::train::train_on(cfg, data, run, session, &progress)?,
+        None => tweedie::train::train(cfg, run, session, &progress)?,
     };
     tweedie::report::run::write(run)
         .with_context(|| format!("writing the report of {}", run.root().display()))?;
@@ -213,6 +240,14 @@ pub fn train_and_report(
         println!(
             "  σ = {:.4}: PSNR {:.2} dB (noisy input {:.2} dB)",
             r.sigma, r.psnr, r.input_psnr
+        );
+    }
+    if report.steps < cfg.steps {
+        println!(
+            "stopped at step {} of {}: continue with tweedie train --resume --out {}",
+            report.steps,
+            cfg.steps,
+            run.root().display()
         );
     }
     println!("run folder: {} (report.html)", run.root().display());

@@ -32,6 +32,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family an `.npy` was generated from, read from the `.json` that `tweedie data synth`
+    /// writes beside it; `None` for any other file.
+    pub fn of_npy(npy: &std::path::Path) -> Option<Family> {
+        let text = std::fs::read_to_string(npy.with_extension("json")).ok()?;
+        let sidecar: serde_json::Value = serde_json::from_str(&text).ok()?;
+        serde_json::from_value(sidecar.get("family")?.clone()).ok()
+    }
+
     /// Draws `count` images of `size × size` pixels, image `k` from stream (seed, k).
     pub fn generate(&self, size: usize, count: usize, seed: u64) -> Result<Images, DataError> {
         if size < 4 {

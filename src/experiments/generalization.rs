@@ -297,7 +297,7 @@ pub fn train_run(
         _ => {}
     }
     let tc = cfg.run_config(key);
-    train::train(&tc, &run, true, progress).map_err(wrap)?;
+    train::train(&tc, &run, train::Session::resuming(true), progress).map_err(wrap)?;
     Ok(state)
 }
 
@@ -618,6 +618,10 @@ mod tests {
             batch: 4,
             lr: 1e-3,
             lr_halve_every: 100,
+            lr_schedule: crate::train::LrSchedule::Cosine,
+            lr_warmup: 0,
+            sigma_sampling: crate::train::SigmaSampling::Uniform,
+            ema: None,
             sigma_min: 0.0,
             sigma_max: 1.0,
             loss_weighting: Default::default(),

@@ -3,8 +3,10 @@
 //! - `model.safetensors`: the weights (and running norm statistics), with the [`NetConfig`] in
 //!   the file's metadata, so a weights file alone rebuilds its network.
 //! - `checkpoint.safetensors`: the same plus Adam's state (stored as one `u8` tensor holding
-//!   burn's optimizer record) and the [`TrainState`] in the metadata. Training randomness is
-//!   counter-based ([`crate::rng`]), so seed and step are the whole RNG state.
+//!   burn's optimizer record), the exponential moving average of the weights when training keeps
+//!   one (its tensors under the prefix `__ema.`), and the [`TrainState`] in the metadata.
+//!   Training randomness is counter-based ([`crate::rng`]), so seed and step are the whole RNG
+//!   state; one file holds everything, so a kill cannot leave weights and average out of step.
 //!
 //! Both are written atomically: a crash during a save leaves the previous file intact.
 
@@ -24,6 +26,8 @@ const NET_KEY: &str = "tweedie.net";
 const STATE_KEY: &str = "tweedie.train_state";
 /// Tensor name of the optimizer record.
 const OPTIM_TENSOR: &str = "__tweedie.optimizer";
+/// Name prefix of the moving-average weights' tensors in a checkpoint.
+const EMA_PREFIX: &str = "__ema.";
 
 /// Errors of saving and loading networks.
 #[derive(Debug, thiserror::Error)]
@@ -139,13 +143,15 @@ pub fn load_weights(path: &Path, device: &Device) -> Result<(Network, NetConfig)
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let meta = read_metadata(&bytes, path)?;
     let cfg = net_config(&meta, path)?;
-    let weights = strip_optimizer(&bytes, path)?;
+    let weights = select_tensors(&bytes, path, "")?;
     Ok((load_into(&cfg, weights, device, path)?, cfg))
 }
 
-/// Writes weights, optimizer state and training state in one file, atomically.
+/// Writes weights, optimizer state, the moving average (if any) and training state in one
+/// file, atomically.
 pub fn save_checkpoint(
     net: &Network,
+    ema: Option<&Network>,
     cfg: &NetConfig,
     optim: &ModuleOptimizer,
     state: TrainState,
@@ -154,14 +160,27 @@ pub fn save_checkpoint(
     let net_json = serde_json::to_string(cfg).expect("NetConfig serializes");
     let state_json = serde_json::to_string(&state).expect("TrainState serializes");
     let weights = weight_bytes(net, &[], path)?;
+    let ema_weights = ema.map(|e| weight_bytes(e, &[], path)).transpose()?;
     let optim_bytes = optim.into_bytes().map_err(|e| format_err(path, e))?;
     let optim_bytes: &[u8] = &optim_bytes;
 
     let st = SafeTensors::deserialize(&weights).map_err(|e| format_err(path, e))?;
+    let ema_st = ema_weights
+        .as_deref()
+        .map(SafeTensors::deserialize)
+        .transpose()
+        .map_err(|e| format_err(path, e))?;
     let mut meta = read_metadata(&weights, path)?;
     meta.insert(NET_KEY.into(), net_json);
     meta.insert(STATE_KEY.into(), state_json);
     let mut views: Vec<(String, TensorView<'_>)> = st.tensors();
+    if let Some(e) = &ema_st {
+        views.extend(
+            e.tensors()
+                .into_iter()
+                .map(|(n, v)| (format!("{EMA_PREFIX}{n}"), v)),
+        );
+    }
     views.push((
         OPTIM_TENSOR.into(),
         TensorView::new(Dtype::U8, vec![optim_bytes.len()], optim_bytes)
@@ -182,6 +201,8 @@ pub struct Checkpoint {
     pub optim: ModuleOptimizer,
     /// Step and seed.
     pub state: TrainState,
+    /// The moving average of the weights, when the checkpoint holds one.
+    pub ema: Option<Network>,
 }
 
 /// Reads a checkpoint written by [`save_checkpoint`]; `optim` is a fresh optimizer of the same
@@ -210,26 +231,39 @@ pub fn load_checkpoint(
     let optim = optim
         .from_bytes(Bytes::from_bytes_vec(optim_view.data().to_vec()))
         .map_err(|e| format_err(path, format!("bad optimizer state ({e})")))?;
-    let weights = strip_optimizer(&bytes, path)?;
+    let weights = select_tensors(&bytes, path, "")?;
     let net = load_into(&config, weights, device, path)?;
+    let ema = if st.names().iter().any(|n| n.starts_with(EMA_PREFIX)) {
+        let weights = select_tensors(&bytes, path, EMA_PREFIX)?;
+        Some(load_into(&config, weights, device, path)?)
+    } else {
+        None
+    };
     Ok(Checkpoint {
         net,
         config,
         optim,
         state,
+        ema,
     })
 }
 
-/// The file without the optimizer tensor, so the network loader sees only its own tensors.
-fn strip_optimizer(bytes: &[u8], path: &Path) -> Result<Vec<u8>, CheckpointError> {
+/// The network's own tensors of a file: with `prefix` empty, the weights (neither the
+/// optimizer record nor the moving average); otherwise the tensors under `prefix`, renamed
+/// without it.
+fn select_tensors(bytes: &[u8], path: &Path, prefix: &str) -> Result<Vec<u8>, CheckpointError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(path, e))?;
-    if st.names().iter().all(|n| *n != OPTIM_TENSOR) {
+    let extra = |n: &str| n == OPTIM_TENSOR || n.starts_with(EMA_PREFIX);
+    if prefix.is_empty() && !st.names().iter().any(|n| extra(n)) {
         return Ok(bytes.to_vec());
     }
     let views: Vec<(String, TensorView<'_>)> = st
         .tensors()
         .into_iter()
-        .filter(|(n, _)| n != OPTIM_TENSOR)
+        .filter_map(|(n, v)| match prefix {
+            "" => (!extra(&n)).then_some((n, v)),
+            p => n.strip_prefix(p).map(|rest| (rest.to_string(), v)),
+        })
         .collect();
     let meta = read_metadata(bytes, path)?;
     safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e))

@@ -10,6 +10,7 @@ mod bf_cnn;
 mod bf_norm;
 mod bf_unet;
 pub mod checkpoint;
+pub mod ema;
 mod kernels;
 mod relus;
 

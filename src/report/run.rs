@@ -15,6 +15,37 @@ pub fn psnr_series(label: &str, rows: &[DenoisingRow]) -> Series {
     }
 }
 
+/// PSNR vs σ on training and held-out images, the noisy input and, when measured, the optimum.
+fn eval_figure(eval: &EvalRecord, path: &std::path::Path) -> Result<(), ReportError> {
+    let mut series = vec![
+        psnr_series("train", &eval.train),
+        psnr_series("test", &eval.test),
+        Series {
+            label: "noisy input".into(),
+            points: eval
+                .test
+                .iter()
+                .map(|r| (r.sigma as f64, r.input_psnr))
+                .collect(),
+        },
+    ];
+    if let Some(opt) = &eval.optimum {
+        series.push(psnr_series("optimum (test)", opt));
+    }
+    save_line_plot(
+        &LinePlot {
+            title: "Denoising PSNR vs noise level".into(),
+            x_label: "σ".into(),
+            y_label: "PSNR (dB)".into(),
+            x_scale: Scale::Log,
+            y_scale: Scale::Linear,
+        },
+        &series,
+        path,
+    )?;
+    Ok(())
+}
+
 /// Writes `figures/` and `report.html` of a run.
 pub fn write(run: &RunDir) -> Result<(), ReportError> {
     let record: RunRecord = run.read_config()?;
@@ -52,8 +83,19 @@ pub fn write(run: &RunDir) -> Result<(), ReportError> {
             vec![
                 "training".into(),
                 format!(
-                    "{} steps × {} images, lr {} halved every {} steps, σ ∈ [{}, {}]",
-                    cfg.steps, cfg.batch, cfg.lr, cfg.lr_halve_every, cfg.sigma_min, cfg.sigma_max
+                    "{} steps × {} images, lr {} ({}), σ ∈ [{}, {}] ({:?}), loss weighting {:?}, {}",
+                    cfg.steps,
+                    cfg.batch,
+                    cfg.lr,
+                    cfg.describe_schedule(),
+                    cfg.sigma_min,
+                    cfg.sigma_max,
+                    cfg.sigma_sampling,
+                    cfg.loss_weighting,
+                    match cfg.ema {
+                        Some(b) => format!("weights averaged with decay {b}"),
+                        None => "no weight averaging".into(),
+                    }
                 ),
             ],
             vec!["seed".into(), cfg.seed.to_string()],
@@ -122,6 +164,7 @@ pub fn write(run: &RunDir) -> Result<(), ReportError> {
     }
     if let Ok(text) = std::fs::read_to_string(run.file("eval.json")) {
         if let Ok(eval) = serde_json::from_str::<EvalRecord>(&text) {
+            eval_figure(&eval, &figures.join("psnr_vs_sigma.png"))?;
             html.heading("Evaluation: train vs test").figure(
                 "figures/psnr_vs_sigma.png",
                 "PSNR vs σ on training and held-out images",
