@@ -266,12 +266,26 @@ pub enum RunState {
 }
 
 /// Inspects a run folder.
+///
+/// A run belongs to the study when its recorded configuration is the study's for that run,
+/// whatever device it was trained on: a study continued on another machine (`--device`) keeps
+/// its runs.
 pub fn run_state(study: &StudyDir, cfg: &Config, key: RunKey) -> RunState {
     let run = study.run(key);
-    match run.read_config::<RunRecord>() {
-        Ok(rec) if rec.config == cfg.run_config(key) && run.model().exists() => RunState::Finished,
-        Ok(rec) if rec.config == cfg.run_config(key) => RunState::Partial,
-        _ => RunState::Missing,
+    let want = cfg.run_config(key);
+    let ours = match run.read_config::<RunRecord>() {
+        Ok(rec) => {
+            TrainConfig {
+                device: want.device,
+                ..rec.config
+            } == want
+        }
+        Err(_) => false,
+    };
+    match (ours, run.model().exists()) {
+        (true, true) => RunState::Finished,
+        (true, false) => RunState::Partial,
+        (false, _) => RunState::Missing,
     }
 }
 
@@ -668,6 +682,26 @@ mod tests {
         for k in next.runs() {
             assert!(!seeds.contains(&next.run_config(k).seed));
         }
+        // a run recorded on another device is still the study's run
+        let dir = tempfile::tempdir().unwrap();
+        let study = StudyDir::new(dir.path());
+        let key = RunKey {
+            n: 4,
+            split: Split::A,
+        };
+        let mut recorded = large.run_config(key);
+        recorded.device = "cuda".parse().unwrap();
+        let record = RunRecord {
+            config: recorded,
+            tweedie_version: "test".into(),
+            data_fingerprint: String::new(),
+            train_fingerprint: String::new(),
+            train_images: 4,
+            image_shape: [1, 8, 8],
+            num_params: 0,
+        };
+        study.run(key).write_config(&record).unwrap();
+        assert_eq!(run_state(&study, &large, key), RunState::Partial);
         // studies written before keep their positional seeds
         let old = Config {
             run_seeds: RunSeeds::Positional,
