@@ -61,10 +61,12 @@ pub trait Denoiser {
 /// Vectors are batches of image-shaped vectors `[k, c, h, w]` with y's c, h, w; each is
 /// multiplied separately.
 pub trait JacobianAt {
-    /// The shape of y, `[1, c, h, w]`.
-    fn shape(&self) -> [usize; 4];
     /// f(y), computed while linearizing.
     fn denoised(&self) -> &Images;
+    /// The shape of y, `[1, c, h, w]`.
+    fn shape(&self) -> [usize; 4] {
+        self.denoised().shape()
+    }
     /// J·vₖ for every vₖ.
     fn jvp(&self, vs: &Images) -> Images;
     /// vₖᵀ·J (= Jᵀvₖ) for every vₖ.
@@ -192,9 +194,6 @@ impl<'a, D: Denoiser + ?Sized> FiniteDifferences<'a, D> {
 }
 
 impl<D: Denoiser + ?Sized> JacobianAt for FiniteDifferences<'_, D> {
-    fn shape(&self) -> [usize; 4] {
-        self.y.shape()
-    }
     fn denoised(&self) -> &Images {
         &self.fy
     }
@@ -306,7 +305,6 @@ impl Linearize for Learned {
             device: &self.device,
             denoised: Images::from_tensor(t - lin.output().clone()),
             lin,
-            shape: y.shape(),
         }))
     }
 }
@@ -316,23 +314,19 @@ struct LearnedAt<'a> {
     device: &'a Device,
     lin: Linearized<'a>,
     denoised: Images,
-    shape: [usize; 4],
 }
 
 impl JacobianAt for LearnedAt<'_> {
-    fn shape(&self) -> [usize; 4] {
-        self.shape
-    }
     fn denoised(&self) -> &Images {
         &self.denoised
     }
     fn jvp(&self, vs: &Images) -> Images {
-        check_vectors(vs, self.shape);
+        check_vectors(vs, self.shape());
         let v = vs.to_tensor(self.device);
         Images::from_tensor(v.clone() - self.lin.jvp(v))
     }
     fn vjp(&self, vs: &Images) -> Images {
-        check_vectors(vs, self.shape);
+        check_vectors(vs, self.shape());
         let v = vs.to_tensor(self.device);
         Images::from_tensor(v.clone() - self.lin.vjp(v))
     }
@@ -502,7 +496,6 @@ impl Linearize for Wiener {
                 Ok(Box::new(WienerAt {
                     gain: self.field.wiener_gain(h, w, s as f64),
                     denoised,
-                    shape: y.shape(),
                 }))
             }
         }
@@ -513,19 +506,15 @@ impl Linearize for Wiener {
 struct WienerAt {
     gain: Vec<f64>,
     denoised: Images,
-    shape: [usize; 4],
 }
 
 impl JacobianAt for WienerAt {
-    fn shape(&self) -> [usize; 4] {
-        self.shape
-    }
     fn denoised(&self) -> &Images {
         &self.denoised
     }
     fn jvp(&self, vs: &Images) -> Images {
-        check_vectors(vs, self.shape);
-        let [_, _, h, w] = self.shape;
+        check_vectors(vs, self.shape());
+        let [_, _, h, w] = self.shape();
         let out = (0..vs.len())
             .flat_map(|k| crate::fourier::filter(vs.image(k), h, w, &self.gain))
             .collect();

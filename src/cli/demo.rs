@@ -65,9 +65,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         batch: 32,
         lr: 1e-3,
         lr_halve_every: (a.steps / 3).max(1),
-        lr_schedule: LrSchedule::Step,
-        lr_warmup: 0,
-        sigma_sampling: SigmaSampling::Uniform,
+        lr_schedule: LrSchedule::Cosine,
+        lr_warmup: a.steps / 50,
+        sigma_sampling: SigmaSampling::Mixture,
         ema: None,
         sigma_min: 0.0,
         // the whole range the sampler starts from (σ₀ = 1): trained only up to 0.5, the

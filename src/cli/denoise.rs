@@ -27,6 +27,9 @@ pub struct DenoiseArgs {
     /// Seed of the added noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which weights: the moving average when the run keeps one, or the last ones.
+    #[arg(long, value_enum, default_value_t = tweedie::train::Weights::Ema)]
+    weights: tweedie::train::Weights,
     /// Device: auto, cpu, cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -35,7 +38,7 @@ pub struct DenoiseArgs {
 pub fn run(a: DenoiseArgs) -> Result<()> {
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_denoiser(&run, &device)?;
+    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
     let opts = FolderOptions {
         gray: record.image_shape[0] == 1,
         size: None,

@@ -52,6 +52,9 @@ pub struct JacobianArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
+    /// Which weights: the moving average when the run keeps one, or the last ones.
+    #[arg(long, value_enum, default_value_t = tweedie::train::Weights::Ema)]
+    weights: tweedie::train::Weights,
     /// Device: auto, cpu, cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -96,11 +99,11 @@ pub fn run(a: JacobianArgs) -> Result<()> {
     };
     cfg.validate()?;
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_denoiser(&RunDir::new(&a.run), &device)?;
+    let (denoiser, record) = tweedie::train::load_weights(&RunDir::new(&a.run), &device, a.weights)?;
     let x = clean_image(&a.image, &record)?;
     cfg.validate_for(x.dim())?;
     let other = match &a.compare_run {
-        Some(r) => Some(tweedie::train::load_denoiser(&RunDir::new(r), &device)?.0),
+        Some(r) => Some(tweedie::train::load_weights(&RunDir::new(r), &device, a.weights)?.0),
         None => None,
     };
     let name = |p: &PathBuf| p.display().to_string();

@@ -69,6 +69,9 @@ pub struct RestoreArgs {
     seed: u64,
     #[command(flatten)]
     ascent: AscentArgs,
+    /// Which weights: the moving average when the run keeps one, or the last ones.
+    #[arg(long, value_enum, default_value_t = tweedie::train::Weights::Ema)]
+    weights: tweedie::train::Weights,
     /// Device: auto, cpu, cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -151,7 +154,7 @@ fn load_one(path: &Path, gray: bool, shape: [usize; 3]) -> Result<Images> {
 pub fn run(a: RestoreArgs) -> Result<()> {
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_denoiser(&run, &device)?;
+    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
     let shape = record.image_shape;
     let gray = shape[0] == 1;
     let inputs: Vec<PathBuf> = match (&a.input, &a.input_folder) {

@@ -34,6 +34,9 @@ pub struct SampleArgs {
     /// Images denoised together (memory vs speed; does not change the samples).
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Which weights: the moving average when the run keeps one, or the last ones.
+    #[arg(long, value_enum, default_value_t = tweedie::train::Weights::Ema)]
+    weights: tweedie::train::Weights,
     /// Device: auto, cpu, cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -90,7 +93,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     sampler.validate()?;
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_denoiser(&run, &device)?;
+    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
     let shape = record.image_shape;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let out = sampler.sample(&denoiser, shape, a.count, 0, a.seed, &Terminal::new())?;

@@ -62,7 +62,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// Learning-rate plan over the run's steps.
-    #[arg(long, value_enum, default_value_t = LrSchedule::Step)]
+    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
     pub lr_schedule: LrSchedule,
     /// Step plan: halve the learning rate every this many steps [default: steps/4].
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub lr_warmup: Option<u64>,
     /// How each training image's σ is drawn from [--sigma-min, --sigma-max].
-    #[arg(long, value_enum, default_value_t = SigmaSampling::Uniform)]
+    #[arg(long, value_enum, default_value_t = SigmaSampling::Mixture)]
     pub sigma_sampling: SigmaSampling,
     /// Keep a moving average of the weights with this decay (0.999: about the last 1000 steps);
     /// eval, sample, denoise, restore and jacobian use it unless given --weights raw. 0: none.
@@ -179,7 +179,10 @@ impl TrainArgs {
             lr: self.lr,
             lr_halve_every: self.lr_halve_every.unwrap_or((steps / 4).max(1)),
             lr_schedule: self.lr_schedule,
-            lr_warmup: self.lr_warmup.unwrap_or(steps / 50),
+            lr_warmup: match self.lr_schedule {
+                LrSchedule::Cosine => self.lr_warmup.unwrap_or(steps / 50),
+                LrSchedule::Step => 0,
+            },
             sigma_sampling: self.sigma_sampling,
             ema: (self.ema != 0.0).then_some(self.ema),
             sigma_min: self.sigma_min,
