@@ -99,7 +99,8 @@ pub fn run(a: JacobianArgs) -> Result<()> {
     };
     cfg.validate()?;
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_weights(&RunDir::new(&a.run), &device, a.weights)?;
+    let (denoiser, record) =
+        tweedie::train::load_weights(&RunDir::new(&a.run), &device, a.weights)?;
     let x = clean_image(&a.image, &record)?;
     cfg.validate_for(x.dim())?;
     let other = match &a.compare_run {
