@@ -374,7 +374,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// The loss became NaN or infinite.
-    #[error("loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume")]
+    #[error("loss became {loss} at step {step}; the last checkpoint is intact: lower the learning rate and resume")]
     Diverged {
         /// The step.
         step: u64,

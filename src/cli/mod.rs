@@ -17,6 +17,7 @@ mod train;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use tweedie::config::InvalidField;
+use tweedie::experiments::generalization::StudyError;
 use tweedie::train::TrainError;
 
 /// The flags of a subcommand as clap parses `args` (placeholders for the required ones): the
@@ -118,10 +119,22 @@ fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
     if let Some(f) = err.chain().find_map(|e| e.downcast_ref::<InvalidField>()) {
         return anyhow::anyhow!("{} {}: {}", flag(f.field), f.value, f.expected);
     }
+    if let Some(StudyError::Unfinished { study, runs }) =
+        err.chain().find_map(|e| e.downcast_ref::<StudyError>())
+    {
+        return anyhow::anyhow!(
+            "runs not finished: {}; train them first: tweedie generalization --out {} --resume",
+            runs.join(", "),
+            study.display()
+        );
+    }
     match err.chain().find_map(|e| e.downcast_ref::<TrainError>()) {
         Some(TrainError::Exists(run)) => anyhow::anyhow!(
             "{} already holds a run; pass --resume to continue it or choose another --out",
             run.display()
+        ),
+        Some(TrainError::Diverged { step, loss }) => anyhow::anyhow!(
+            "loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume"
         ),
         Some(TrainError::Unfinished(run)) => anyhow::anyhow!(
             "{} has no model.safetensors yet: finish training (tweedie train --resume --out {})",

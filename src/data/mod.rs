@@ -89,9 +89,9 @@ pub enum DataError {
         /// The first offending image.
         index: usize,
     },
-    /// A parameter of a synthetic family or split is out of range.
-    #[error("invalid parameter: {0}")]
-    Invalid(String),
+    /// A parameter of a synthetic family is out of range.
+    #[error("invalid data setting")]
+    Invalid(#[from] crate::config::InvalidField),
 }
 
 /// A batch of images on the host: `f32`, NCHW, row-major.

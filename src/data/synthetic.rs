@@ -12,6 +12,7 @@
 //! large set equal a small set generated with the same seed.
 
 use super::{DataError, Images};
+use crate::config::{check, InvalidField};
 use crate::fourier::{self, Direction};
 use crate::rng::{stream, Purpose};
 use rand::Rng;
@@ -42,14 +43,8 @@ impl Family {
 
     /// Draws `count` images of `size × size` pixels, image `k` from stream (seed, k).
     pub fn generate(&self, size: usize, count: usize, seed: u64) -> Result<Images, DataError> {
-        if size < 4 {
-            return Err(DataError::Invalid(format!(
-                "--size {size} is too small; use 4 or more"
-            )));
-        }
-        if count == 0 {
-            return Err(DataError::Invalid("--count must be at least 1".into()));
-        }
+        check(size >= 4, "size", size, "must be 4 or more")?;
+        check(count > 0, "count", count, "must be at least 1")?;
         self.validate()?;
         let d = size * size;
         let mut data = Vec::with_capacity(count * d);
@@ -69,19 +64,24 @@ impl Family {
         Ok(Images::new(data, [count, 1, size, size]))
     }
 
-    fn validate(&self) -> Result<(), DataError> {
-        let bad = |m: String| Err(DataError::Invalid(m));
+    fn validate(&self) -> Result<(), InvalidField> {
         match self {
-            Family::Gaussian(g) if !(g.gamma.is_finite() && g.gamma >= 0.0) => {
-                bad(format!("--gamma {} must be ≥ 0", g.gamma))
+            Family::Gaussian(g) => {
+                check(
+                    g.gamma.is_finite() && g.gamma >= 0.0,
+                    "gamma",
+                    g.gamma,
+                    "must be ≥ 0",
+                )?;
+                check(g.sd > 0.0 && g.sd.is_finite(), "sd", g.sd, "must be > 0")
             }
-            Family::Gaussian(g) if !(g.sd > 0.0 && g.sd.is_finite()) => {
-                bad(format!("--sd {} must be > 0", g.sd))
-            }
-            Family::CAlpha(c) if !(c.alpha > 0.0 && c.alpha <= 3.0) => {
-                bad(format!("--alpha {} must be in (0, 3]", c.alpha))
-            }
-            _ => Ok(()),
+            Family::CAlpha(c) => check(
+                c.alpha > 0.0 && c.alpha <= 3.0,
+                "alpha",
+                c.alpha,
+                "must be in (0, 3]",
+            ),
+            Family::Disks(_) => Ok(()),
         }
     }
 }
@@ -415,11 +415,10 @@ mod tests {
     #[test]
     fn bad_parameters_are_errors() {
         let f = Family::CAlpha(CAlpha { alpha: -1.0 });
-        assert!(f
-            .generate(16, 1, 0)
-            .unwrap_err()
-            .to_string()
-            .contains("alpha"));
+        match f.generate(16, 1, 0).unwrap_err() {
+            DataError::Invalid(e) => assert_eq!(e.field, "alpha"),
+            other => panic!("expected an invalid alpha, got {other}"),
+        }
         assert!(Family::Disks(Disks {}).generate(2, 1, 0).is_err());
     }
 }

@@ -120,7 +120,7 @@ pub enum StudyError {
     #[error("invalid study setting")]
     Invalid(#[from] InvalidField),
     /// Runs that must be trained before the study can be measured.
-    #[error("runs not finished: {}; train them first (tweedie generalization --out {} --resume)", .runs.join(", "), .study.display())]
+    #[error("runs not finished: {}; train them first (resume the study in {})", .runs.join(", "), .study.display())]
     Unfinished {
         /// The study folder.
         study: PathBuf,
