@@ -2,56 +2,27 @@
 //! (constrained ascent). For each input image: the measurement Mᵀc, the restoration and, when a
 //! reference is given, PSNR/SSIM and a side-by-side figure.
 
+use super::operator::OperatorArgs;
 use super::progress::Terminal;
 use super::sampler::AscentArgs;
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tweedie::analysis::metrics::{mse, psnr_from_mse, ssim};
 use tweedie::data::{image_files, load_image, FolderOptions, Images};
 use tweedie::run::RunDir;
 use tweedie::sampling::ascent::{restore, Constraint, Outcome};
-use tweedie::sampling::operators::{BlockAverage, LowPass, Mask, Measurement, RandomProjection};
-use tweedie::DeviceSpec;
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum Task {
-    /// Fill a missing box (--mask-box) or the black pixels of --mask.
-    Inpaint,
-    /// A random --fraction of pixels is missing.
-    RandomPixels,
-    /// Super-resolution from --factor × --factor block averages.
-    Superres,
-    /// Compressive sensing: --fraction of D random orthonormal projections.
-    Cs,
-    /// Deblurring: only Fourier coefficients with |f| ≤ --cutoff cycles/image are known.
-    Deblur,
-}
+use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     /// Run folder (from `tweedie train`).
     #[arg(long)]
     run: PathBuf,
-    /// The inverse problem.
-    #[arg(long, value_enum)]
-    task: Task,
-    /// Inpainting box: top,left,height,width in pixels.
-    #[arg(long, value_delimiter = ',')]
-    mask_box: Option<Vec<usize>>,
-    /// Inpainting mask image: white = known, black = missing.
-    #[arg(long)]
-    mask: Option<PathBuf>,
-    /// Random pixels: fraction missing; compressive sensing: fraction measured.
-    #[arg(long, default_value_t = 0.5)]
-    fraction: f64,
-    /// Super-resolution factor (2, 4, 8).
-    #[arg(long, default_value_t = 4)]
-    factor: usize,
-    /// Deblurring: frequency cutoff in cycles per image.
-    #[arg(long, default_value_t = 4.0)]
-    cutoff: f64,
+    #[command(flatten)]
+    operator: OperatorArgs,
     /// The image to measure and restore.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -85,51 +56,6 @@ struct Row {
     psnr_naive: Option<f64>,
     psnr: Option<f64>,
     ssim: Option<f64>,
-}
-
-fn operator(a: &RestoreArgs, shape: [usize; 3]) -> Result<Box<dyn Measurement>> {
-    let [c, h, w] = shape;
-    Ok(match a.task {
-        Task::Inpaint => match (&a.mask_box, &a.mask) {
-            (Some(b), None) => {
-                let [top, left, bh, bw] = b[..] else {
-                    bail!("--mask-box {b:?}: expected four numbers top,left,height,width");
-                };
-                if top + bh > h || left + bw > w || bh == 0 || bw == 0 {
-                    bail!("--mask-box {b:?} does not fit in {h}×{w} images");
-                }
-                Box::new(Mask::box_hole(shape, top, left, bh, bw))
-            }
-            (None, Some(p)) => {
-                let m = load_image(
-                    p,
-                    FolderOptions {
-                        gray: true,
-                        size: None,
-                    },
-                )?;
-                if m.shape()[2..] != [h, w] {
-                    bail!(
-                        "{}: mask is {:?} but images are {h}×{w}",
-                        p.display(),
-                        &m.shape()[2..]
-                    );
-                }
-                let keep = (0..c * h * w)
-                    .map(|i| m.as_slice()[i % (h * w)] > 0.5)
-                    .collect();
-                Box::new(Mask::new(
-                    keep,
-                    format!("inpainting with mask {}", p.display()),
-                ))
-            }
-            _ => bail!("inpainting needs exactly one of --mask-box or --mask"),
-        },
-        Task::RandomPixels => Box::new(Mask::random_pixels(shape, a.fraction, a.seed)?),
-        Task::Superres => Box::new(BlockAverage::new(shape, a.factor)?),
-        Task::Cs => Box::new(RandomProjection::new(c * h * w, a.fraction, a.seed)?),
-        Task::Deblur => Box::new(LowPass::new(shape, a.cutoff)?),
-    })
 }
 
 fn load_one(path: &Path, gray: bool, shape: [usize; 3]) -> Result<Images> {
@@ -168,7 +94,7 @@ pub fn run(a: RestoreArgs) -> Result<()> {
         }
         _ => bail!("give exactly one of --input or --input-folder"),
     };
-    let op = operator(&a, shape)?;
+    let op = a.operator.build(shape, a.seed)?;
     let clean: Vec<Images> = inputs
         .iter()
         .map(|p| load_one(p, gray, shape))

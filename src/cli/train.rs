@@ -1,6 +1,7 @@
 //! `tweedie train`: flags → [`TrainConfig`] → [`tweedie::train::train`] → run folder + report.
 
 use super::progress::Terminal;
+use super::recipe::RecipeArgs;
 use super::sigma_arg;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -8,9 +9,7 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::{RunDir, RunRecord};
-use tweedie::train::{
-    DataConfig, LossWeighting, LrSchedule, Session, SigmaSampling, TrainConfig, TrainingData,
-};
+use tweedie::train::{DataConfig, LrSchedule, Session, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -58,35 +57,8 @@ pub struct TrainArgs {
     /// Images per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Initial Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Learning-rate plan over the run's steps.
-    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
-    pub lr_schedule: LrSchedule,
-    /// Step plan: halve the learning rate every this many steps [default: steps/4].
-    #[arg(long)]
-    pub lr_halve_every: Option<u64>,
-    /// Cosine plan: steps of linear warm-up [default: steps/50].
-    #[arg(long)]
-    pub lr_warmup: Option<u64>,
-    /// How each training image's σ is drawn from [--sigma-min, --sigma-max].
-    #[arg(long, value_enum, default_value_t = SigmaSampling::Mixture)]
-    pub sigma_sampling: SigmaSampling,
-    /// Keep a moving average of the weights with this decay (0.999: about the last 1000 steps);
-    /// eval, sample, denoise, restore and jacobian use it unless given --weights raw. 0: none.
-    #[arg(long, default_value_t = 0.0)]
-    pub ema: f64,
-    /// Smallest training noise level (0.1 or 25/255).
-    #[arg(long, default_value = "0", value_parser = sigma_arg)]
-    pub sigma_min: f32,
-    /// Largest training noise level.
-    #[arg(long, default_value = "1", value_parser = sigma_arg)]
-    pub sigma_max: f32,
-    /// Weight of each image's squared error by its noise level: `uniform` is the paper's plain
-    /// sum; `inv-sigma` (1/σ) keeps low noise levels from being drowned out on a short budget.
-    #[arg(long, value_enum, default_value_t = LossWeighting::InvSigma)]
-    pub loss_weighting: LossWeighting,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Seed of initialisation, batch order and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -176,18 +148,18 @@ impl TrainArgs {
             },
             steps,
             batch: self.batch,
-            lr: self.lr,
-            lr_halve_every: self.lr_halve_every.unwrap_or((steps / 4).max(1)),
-            lr_schedule: self.lr_schedule,
-            lr_warmup: match self.lr_schedule {
-                LrSchedule::Cosine => self.lr_warmup.unwrap_or(steps / 50),
+            lr: self.recipe.lr,
+            lr_halve_every: self.recipe.lr_halve_every.unwrap_or((steps / 4).max(1)),
+            lr_schedule: self.recipe.lr_schedule,
+            lr_warmup: match self.recipe.lr_schedule {
+                LrSchedule::Cosine => self.recipe.lr_warmup.unwrap_or(steps / 50),
                 LrSchedule::Step => 0,
             },
-            sigma_sampling: self.sigma_sampling,
-            ema: (self.ema != 0.0).then_some(self.ema),
-            sigma_min: self.sigma_min,
-            sigma_max: self.sigma_max,
-            loss_weighting: self.loss_weighting,
+            sigma_sampling: self.recipe.sigma_sampling,
+            ema: (self.recipe.ema != 0.0).then_some(self.recipe.ema),
+            sigma_min: self.recipe.sigma_min,
+            sigma_max: self.recipe.sigma_max,
+            loss_weighting: self.recipe.loss_weighting,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             log_every: self.log_every.unwrap_or((steps / 20).max(1)),
