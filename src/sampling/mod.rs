@@ -112,12 +112,4 @@ impl Sampler {
             },
         })
     }
-
-    /// Images denoised together (memory vs speed; never changes the samples).
-    pub fn batch(&self) -> usize {
-        match self {
-            Sampler::Ascent(p) => p.batch,
-            Sampler::Euler(p) => p.batch,
-        }
-    }
 }
