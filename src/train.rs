@@ -524,19 +524,18 @@ pub fn train_on(
     let fresh_optim = || AdamConfig::new().init();
 
     let checkpoint_path = run.checkpoint();
-    let (mut net, optim, start, ema) = if resume && checkpoint_path.exists() {
-        let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
-        if ck.state.seed != cfg.seed || ck.config != cfg.net {
-            return Err(TrainError::ForeignCheckpoint(checkpoint_path));
-        }
-        let ema = ck.ema.map(|e| e.valid());
-        (ck.net, ck.optim, ck.state.step, ema)
-    } else {
-        (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0, None)
-    };
-    let mut optim: ModuleOptimizer = optim;
+    let (mut net, mut optim, start, saved_ema): (_, ModuleOptimizer, _, _) =
+        if resume && checkpoint_path.exists() {
+            let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
+            if ck.state.seed != cfg.seed || ck.config != cfg.net {
+                return Err(TrainError::ForeignCheckpoint(checkpoint_path));
+            }
+            (ck.net, ck.optim, ck.state.step, ck.ema.map(|e| e.valid()))
+        } else {
+            (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0, None)
+        };
     // the moving average starts from the weights it is first taken of
-    let mut ema = cfg.ema.map(|_| ema.unwrap_or_else(|| net.valid()));
+    let mut ema = cfg.ema.map(|_| saved_ema.unwrap_or_else(|| net.valid()));
 
     let record = RunRecord {
         config: cfg.clone(),

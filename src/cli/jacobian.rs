@@ -3,22 +3,12 @@
 
 use super::progress::Terminal;
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::{load_image, FolderOptions, Images};
 use tweedie::experiments::jacobian::{self, Config, JacobianDir, Method, Subject};
 use tweedie::run::{RunDir, RunRecord};
 use tweedie::DeviceSpec;
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum MethodArg {
-    /// Dense for images up to 64×64 values, Lanczos beyond.
-    Auto,
-    /// Full J from D VJPs, then an exact eigendecomposition (faer).
-    Dense,
-    /// Top-k eigenpairs by Lanczos on (J + Jᵀ)/2, trace by Hutchinson.
-    Lanczos,
-}
 
 #[derive(Args, Debug)]
 pub struct JacobianArgs {
@@ -35,8 +25,8 @@ pub struct JacobianArgs {
     #[arg(long, default_value_t = 32)]
     top: usize,
     /// How to compute the spectrum.
-    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
-    method: MethodArg,
+    #[arg(long, value_enum, default_value_t = Method::Auto)]
+    method: Method,
     /// Lanczos iterations [default: 2·top + 20].
     #[arg(long)]
     iterations: Option<usize>,
@@ -88,11 +78,7 @@ pub fn run(a: JacobianArgs) -> Result<()> {
     let cfg = Config {
         sigmas: a.sigmas.clone(),
         top: a.top,
-        method: match a.method {
-            MethodArg::Auto => Method::Auto,
-            MethodArg::Dense => Method::Dense,
-            MethodArg::Lanczos => Method::Lanczos,
-        },
+        method: a.method,
         iterations: a.iterations,
         probes: a.probes,
         seed: a.seed,

@@ -34,10 +34,10 @@ pub const DENSE_MAX: usize = 16384;
 pub const CHUNK: usize = 256;
 
 /// How the spectrum is computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
-    /// Dense up to [`AUTO_DENSE_MAX`] values, Lanczos beyond.
+    /// Dense up to 4096 values (64×64 gray, `AUTO_DENSE_MAX`), Lanczos beyond.
     Auto,
     /// Full J from D VJPs, then an exact eigendecomposition (faer).
     Dense,
