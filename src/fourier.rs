@@ -75,9 +75,41 @@ pub fn power(x: &[f32], h: usize, w: usize) -> Vec<f64> {
     buf.iter().map(|v| v.norm_sqr() * s).collect()
 }
 
+/// The fraction of x's energy in the Fourier modes whose radial frequency |f| (cycles per
+/// image) lies in [lo, hi]: how much of a vector is "of that frequency band".
+pub fn band_fraction(x: &[f32], h: usize, w: usize, [lo, hi]: [f64; 2]) -> f64 {
+    let p = power(x, h, w);
+    let total: f64 = p.iter().sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    let inside: f64 = p
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (lo..=hi).contains(&radial_freq(i / w, i % w, h, w)))
+        .map(|(_, v)| v)
+        .sum();
+    inside / total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cosine_lies_in_its_band() {
+        let (h, w) = (8, 12);
+        let x: Vec<f32> = (0..h * w)
+            .map(|i| {
+                let (r, c) = ((i / w) as f64, (i % w) as f64);
+                (2.0 * std::f64::consts::PI * (2.0 * r / h as f64 + 3.0 * c / w as f64)).cos()
+                    as f32
+            })
+            .collect();
+        let f = 13f64.sqrt();
+        assert!((band_fraction(&x, h, w, [f - 0.01, f + 0.01]) - 1.0).abs() < 1e-9);
+        assert!(band_fraction(&x, h, w, [0.0, 3.0]) < 1e-9);
+    }
 
     #[test]
     fn inverse_undoes_forward_and_parseval_holds() {

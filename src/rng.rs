@@ -27,6 +27,12 @@ pub enum Purpose {
     Validation = 8,
     /// A run of a study (identity: N and split).
     StudyRun = 9,
+    /// Monte-Carlo oracles (identity: the content of the image they estimate from).
+    Oracle = 10,
+    /// The arms of a study that are not indexed by N (identity: the arm's name, [`name_key`]).
+    StudyArm = 11,
+    /// A fixed pixel permutation of a data set.
+    PixelShuffle = 12,
 }
 
 /// SplitMix64 finalizer: spreads nearby integers over the whole 64-bit range.
@@ -52,6 +58,20 @@ pub fn derive(seed: u64, purpose: Purpose, identity: &[u64]) -> u64 {
     identity
         .iter()
         .fold(mix(seed ^ mix(purpose as u64)), |h, &v| mix(h ^ mix(v)))
+}
+
+/// An identity for [`derive()`] from a name (FNV-1a), stable across versions and platforms.
+pub fn name_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// An identity for [`derive()`] from an image's pixels: the same pixels, the same key.
+pub fn content_key(values: &[f32]) -> u64 {
+    values
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, v| mix(h ^ v.to_bits() as u64))
 }
 
 #[cfg(test)]

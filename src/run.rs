@@ -53,6 +53,26 @@ impl RunDir {
         self.root.join(name)
     }
 
+    /// What the folder holds for a run of configuration `want`. A run is ours when its
+    /// recorded configuration is `want`, whatever device it was trained on: a study continued
+    /// on another machine (`--device`) keeps its runs.
+    pub fn state(&self, want: &TrainConfig) -> RunState {
+        let ours = match self.read_config::<RunRecord>() {
+            Ok(rec) => {
+                TrainConfig {
+                    device: want.device,
+                    ..rec.config
+                } == *want
+            }
+            Err(_) => false,
+        };
+        match (ours, self.model().exists()) {
+            (true, true) => RunState::Finished,
+            (true, false) => RunState::Partial,
+            (false, _) => RunState::Missing,
+        }
+    }
+
     /// Reads and parses `config.json`.
     pub fn read_config<T: DeserializeOwned>(&self) -> std::io::Result<T> {
         let text = std::fs::read_to_string(self.config())?;
@@ -69,6 +89,18 @@ impl RunDir {
         std::fs::create_dir_all(&self.root)?;
         crate::io::write_json(&self.config(), value)
     }
+}
+
+/// What a run folder holds, for a given configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Trained with this configuration.
+    Finished,
+    /// Started (a checkpoint may exist); training resumes it.
+    Partial,
+    /// Nothing usable.
+    Missing,
 }
 
 /// What `config.json` of a training run holds.

@@ -1,9 +1,10 @@
 //! Measuring denoisers: denoising quality ([`metrics`]), memorization ([`memorization`]),
-//! Jacobians ([`jacobian`]) and their spectra ([`spectrum`], [`lanczos`]). Everything here takes
+//! Jacobians ([`jacobian`]) and their spectra ([`spectrum`], [`lanczos`]), rates ([`rate`]). Everything here takes
 //! a [`crate::denoise::Denoiser`] (or [`crate::denoise::Linearize`]), never a network type.
 
 pub mod jacobian;
 pub mod lanczos;
 pub mod memorization;
 pub mod metrics;
+pub mod rate;
 pub mod spectrum;

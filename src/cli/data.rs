@@ -80,7 +80,7 @@ pub struct SynthArgs {
     /// Gaussian: mean intensity.
     #[arg(long, default_value_t = 0.5)]
     mean: f64,
-    /// C^α: regularity α in (0, 3].
+    /// C^α: regularity α in (0, 8].
     #[arg(long, default_value_t = 1.0)]
     alpha: f64,
 }
@@ -133,18 +133,9 @@ fn synth(a: SynthArgs) -> Result<()> {
     } else {
         a.out.with_extension("npy")
     };
-    tweedie::data::write_npy(&images, &out)
+    family
+        .save(&images, a.seed, &out)
         .with_context(|| format!("writing {}", out.display()))?;
-    let sidecar = serde_json::json!({
-        "family": family,
-        "size": a.size,
-        "count": a.count,
-        "seed": a.seed,
-        "fingerprint": images.fingerprint(),
-        "tweedie_version": env!("CARGO_PKG_VERSION"),
-    });
-    tweedie::io::write_json(&out.with_extension("json"), &sidecar)
-        .with_context(|| format!("writing {}", out.with_extension("json").display()))?;
     let preview = images.take(64);
     save_grid(
         &preview,

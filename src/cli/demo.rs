@@ -53,6 +53,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
                 split_seed: 0,
                 dedup: None,
             },
+            shuffle_pixels: None,
         },
         net: NetConfig {
             arch: Arch::BfUnet,

@@ -9,6 +9,7 @@ mod eval;
 mod generalization;
 mod jacobian;
 mod operator;
+mod optimality;
 mod progress;
 mod recipe;
 mod restore;
@@ -64,6 +65,9 @@ enum Command {
     Generalization(generalization::GeneralizationArgs),
     /// Jacobian of the denoiser at a noisy image: eigenvalues, GAHB eigenvectors, tr J.
     Jacobian(jacobian::JacobianArgs),
+    /// Networks against the optimum where it is known: Gaussian fields (Wiener), C^α rates,
+    /// disks (numerical MMSE), and a shuffled-pixel control.
+    Optimality(optimality::OptimalityArgs),
     /// The small end-to-end demo: train on Fashion-MNIST (or a synthetic family), evaluate,
     /// write a report.
     Demo(demo::DemoArgs),
@@ -83,6 +87,7 @@ pub fn run() -> Result<()> {
         Command::Restore(a) => restore::run(a),
         Command::Jacobian(a) => jacobian::run(a),
         Command::Generalization(a) => generalization::run(a),
+        Command::Optimality(a) => optimality::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     };

@@ -3,7 +3,7 @@
 
 use super::sigma_arg;
 use clap::Args;
-use tweedie::train::{LossWeighting, LrSchedule, SigmaSampling};
+use tweedie::train::{LossWeighting, LrSchedule, SigmaSampling, TrainConfig};
 
 /// How to train (see README, Training quality, for the measurements behind the defaults).
 #[derive(Args, Debug)]
@@ -37,4 +37,23 @@ pub struct RecipeArgs {
     /// sum; `inv-sigma` (1/σ) keeps low noise levels from being drowned out on a short budget.
     #[arg(long, value_enum, default_value_t = LossWeighting::InvSigma)]
     pub loss_weighting: LossWeighting,
+}
+
+impl RecipeArgs {
+    /// Sets the recipe's fields of `cfg`, planned over its `steps`.
+    pub fn apply(&self, cfg: &mut TrainConfig) {
+        let steps = cfg.steps;
+        cfg.lr = self.lr;
+        cfg.lr_halve_every = self.lr_halve_every.unwrap_or((steps / 4).max(1));
+        cfg.lr_schedule = self.lr_schedule;
+        cfg.lr_warmup = match self.lr_schedule {
+            LrSchedule::Cosine => self.lr_warmup.unwrap_or(steps / 50),
+            LrSchedule::Step => 0,
+        };
+        cfg.sigma_sampling = self.sigma_sampling;
+        cfg.ema = (self.ema != 0.0).then_some(self.ema);
+        cfg.sigma_min = self.sigma_min;
+        cfg.sigma_max = self.sigma_max;
+        cfg.loss_weighting = self.loss_weighting;
+    }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::{RunDir, RunRecord};
-use tweedie::train::{DataConfig, LrSchedule, Session, TrainConfig, TrainingData};
+use tweedie::train::{DataConfig, Session, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// De-duplicate: drop images whose correlation with a kept one exceeds this (e.g. 0.95).
     #[arg(long)]
     pub dedup: Option<f32>,
+    /// Rearrange every image's pixels by one fixed permutation drawn from this seed (a control
+    /// that keeps per-pixel statistics and destroys geometry).
+    #[arg(long)]
+    pub shuffle_pixels: Option<u64>,
     /// Architecture.
     #[arg(long, value_enum, default_value_t = Arch::BfUnet)]
     pub arch: Arch,
@@ -126,8 +130,8 @@ impl TrainArgs {
             bail!("--data is required (unless --resume finds a run in --out)");
         };
         let steps = self.steps.unwrap_or(2000);
-        let mut cfg = TrainConfig {
-            data: DataConfig {
+        let mut cfg = TrainConfig::new(
+            DataConfig {
                 source,
                 gray: self.gray,
                 size: self.size,
@@ -138,8 +142,9 @@ impl TrainArgs {
                     split_seed: self.split_seed,
                     dedup: self.dedup,
                 },
+                shuffle_pixels: self.shuffle_pixels,
             },
-            net: NetConfig {
+            NetConfig {
                 arch: self.arch,
                 image_channels: 1,
                 channels: self.channels,
@@ -147,27 +152,16 @@ impl TrainArgs {
                 layers: self.layers,
             },
             steps,
-            batch: self.batch,
-            lr: self.recipe.lr,
-            lr_halve_every: self.recipe.lr_halve_every.unwrap_or((steps / 4).max(1)),
-            lr_schedule: self.recipe.lr_schedule,
-            lr_warmup: match self.recipe.lr_schedule {
-                LrSchedule::Cosine => self.recipe.lr_warmup.unwrap_or(steps / 50),
-                LrSchedule::Step => 0,
-            },
-            sigma_sampling: self.recipe.sigma_sampling,
-            ema: (self.recipe.ema != 0.0).then_some(self.recipe.ema),
-            sigma_min: self.recipe.sigma_min,
-            sigma_max: self.recipe.sigma_max,
-            loss_weighting: self.recipe.loss_weighting,
-            seed: self.seed,
-            checkpoint_every: self.checkpoint_every,
-            log_every: self.log_every.unwrap_or((steps / 20).max(1)),
-            val_sigmas: self.val_sigmas.clone(),
-            val_count: self.val_count,
-            min_epoch: self.min_epoch,
-            device: self.device,
-        };
+            self.batch,
+            self.seed,
+            self.device,
+        );
+        cfg.checkpoint_every = self.checkpoint_every;
+        cfg.log_every = self.log_every.unwrap_or(cfg.log_every);
+        cfg.val_sigmas = self.val_sigmas.clone();
+        cfg.val_count = self.val_count;
+        cfg.min_epoch = self.min_epoch;
+        self.recipe.apply(&mut cfg);
         // the network's channels follow the data
         let data = cfg.data.resolve()?;
         cfg.net.image_channels = data.train.shape()[1];

@@ -186,6 +186,22 @@ impl Images {
         self.select(&(0..n).collect::<Vec<_>>())
     }
 
+    /// Every image with its pixels rearranged: pixel `perm[i]` of the original (per channel)
+    /// becomes pixel `i`. The per-pixel statistics stay, the geometry goes.
+    ///
+    /// # Panics
+    /// When `perm` is not as long as an image has pixels (a caller bug).
+    pub fn permute_pixels(&self, perm: &[usize]) -> Images {
+        let [_, _, h, w] = self.shape;
+        assert_eq!(perm.len(), h * w, "a pixel permutation of {h}×{w} images");
+        let data = self
+            .data
+            .chunks_exact(h * w)
+            .flat_map(|plane| perm.iter().map(|&p| plane[p]))
+            .collect();
+        Images::new(data, self.shape)
+    }
+
     /// Concatenates batches of the same image shape.
     ///
     /// # Panics

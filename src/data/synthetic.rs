@@ -64,6 +64,22 @@ impl Family {
         Ok(Images::new(data, [count, 1, size, size]))
     }
 
+    /// Writes `images` (drawn by [`Family::generate`] with `seed`) to `npy` and the family's
+    /// parameters to the `.json` beside it, which [`Family::of_npy`] reads back.
+    pub fn save(&self, images: &Images, seed: u64, npy: &std::path::Path) -> std::io::Result<()> {
+        super::write_npy(images, npy)?;
+        let [count, _, size, _] = images.shape();
+        let sidecar = serde_json::json!({
+            "family": self,
+            "size": size,
+            "count": count,
+            "seed": seed,
+            "fingerprint": images.fingerprint(),
+            "tweedie_version": env!("CARGO_PKG_VERSION"),
+        });
+        crate::io::write_json(&npy.with_extension("json"), &sidecar)
+    }
+
     fn validate(&self) -> Result<(), InvalidField> {
         match self {
             Family::Gaussian(g) => {
@@ -76,10 +92,10 @@ impl Family {
                 check(g.sd > 0.0 && g.sd.is_finite(), "sd", g.sd, "must be > 0")
             }
             Family::CAlpha(c) => check(
-                c.alpha > 0.0 && c.alpha <= 3.0,
+                c.alpha > 0.0 && c.alpha <= 8.0,
                 "alpha",
                 c.alpha,
-                "must be in (0, 3]",
+                "must be in (0, 8]",
             ),
             Family::Disks(_) => Ok(()),
         }
@@ -190,6 +206,15 @@ impl GaussianField {
             .collect()
     }
 
+    /// The Wiener filter's expected MSE per pixel at noise level σ, in closed form: each
+    /// Fourier coefficient keeps p·σ²/(p + σ²) of error, and the mean of those over
+    /// coefficients is the error per pixel (Parseval).
+    pub fn wiener_mse(&self, h: usize, w: usize, sigma: f64) -> f64 {
+        let s2 = sigma * sigma;
+        let p = self.spectrum(h, w);
+        p.iter().map(|p| p * s2 / (p + s2)).sum::<f64>() / p.len() as f64
+    }
+
     fn draw(&self, size: usize, p: &[f64], rng: &mut impl Rng) -> Vec<f32> {
         let mut buf: Vec<Complex<f64>> = (0..size * size)
             .map(|_| Complex::new(StandardNormal.sample(rng), 0.0))
@@ -203,11 +228,11 @@ impl GaussianField {
 
 /// C^α images: two regions, each a smooth C^α intensity, separated by the graph of a C^α
 /// function (a random contour), as in the paper's appendix. Both the contour and the region
-/// intensities are random multiscale sums Σⱼ 2^(−jα) Σₖ ξⱼₖ φ(2ʲt − k) of a cubic B-spline φ,
-/// whose Hölder regularity is α for α < 3.
+/// intensities are random multiscale sums Σⱼ 2^(−jα) Σₖ ξⱼₖ φ(2ʲt − k) of a B-spline φ smoother
+/// than α (cubic for α < 3, the next odd degree above α beyond), so their Hölder regularity is α.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CAlpha {
-    /// Regularity α of contours and regions.
+    /// Regularity α of contours and regions, in (0, 8].
     pub alpha: f64,
 }
 
@@ -229,19 +254,62 @@ fn bspline3(t: f64) -> f64 {
     }
 }
 
+/// Centred cardinal B-spline of degree m (support [−(m+1)/2, (m+1)/2], C^(m−1)):
+/// (1/m!) Σₖ (−1)ᵏ C(m+1, k) (t + (m+1)/2 − k)₊^m.
+fn bspline(m: usize, t: f64) -> f64 {
+    if m == 3 {
+        return bspline3(t);
+    }
+    let half = (m + 1) as f64 / 2.0;
+    if t.abs() >= half {
+        return 0.0;
+    }
+    let mut binom = 1.0;
+    let mut factorial = 1.0;
+    (1..=m).for_each(|i| factorial *= i as f64);
+    let mut sum = 0.0;
+    for k in 0..=m + 1 {
+        let u = t + half - k as f64;
+        if u > 0.0 {
+            let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+            sum += sign * binom * u.powi(m as i32);
+        }
+        binom = binom * (m + 1 - k) as f64 / (k + 1) as f64;
+    }
+    sum / factorial
+}
+
 impl CAlpha {
+    /// The B-spline degree: cubic below α = 3 (the family as first generated), then the
+    /// smallest odd degree above α.
+    fn degree(&self) -> usize {
+        if self.alpha < 3.0 {
+            3
+        } else {
+            let m = self.alpha.floor() as usize + 1;
+            m + (1 - m % 2)
+        }
+    }
+
+    /// Translates k of the splines that touch [0, 1] at scale `scale`.
+    fn translates(&self, scale: f64) -> std::ops::RangeInclusive<i64> {
+        let reach = (self.degree() as i64 + 2) / 2;
+        -reach..=(scale as i64 + reach)
+    }
+
     /// A random C^α function on [0, 1], sampled at `n` points, normalised to max |g| = 1.
     fn function_1d(&self, n: usize, rng: &mut impl Rng) -> Vec<f64> {
         let levels = (n as f64).log2().ceil() as i32 + 1;
+        let m = self.degree();
         let mut g = vec![0.0; n];
         for j in 0..levels {
             let scale = 2f64.powi(j);
             let amp = scale.powf(-self.alpha);
-            for k in -2..=(scale as i64 + 2) {
+            for k in self.translates(scale) {
                 let xi: f64 = StandardNormal.sample(rng);
                 for (i, v) in g.iter_mut().enumerate() {
                     let t = (i as f64 + 0.5) / n as f64;
-                    *v += amp * xi * bspline3(scale * t - k as f64);
+                    *v += amp * xi * bspline(m, scale * t - k as f64);
                 }
             }
         }
@@ -251,22 +319,30 @@ impl CAlpha {
     /// A random C^α function on [0, 1]², sampled on an `n × n` grid, max |u| = 1.
     fn function_2d(&self, n: usize, rng: &mut impl Rng) -> Vec<f64> {
         let levels = (n as f64).log2().ceil() as i32 + 1;
+        let m = self.degree();
         let mut u = vec![0.0; n * n];
         for j in 0..levels {
             let scale = 2f64.powi(j);
             let amp = scale.powf(-self.alpha);
-            let ks = -2..=(scale as i64 + 2);
-            for ky in ks.clone() {
-                for kx in ks.clone() {
+            let ks = self.translates(scale);
+            // the splines of each translate sampled once: B[k][i] = φ(2ʲ(i + ½)/n − k)
+            let basis: Vec<Vec<f64>> = ks
+                .clone()
+                .map(|k| {
+                    (0..n)
+                        .map(|i| bspline(m, scale * (i as f64 + 0.5) / n as f64 - k as f64))
+                        .collect()
+                })
+                .collect();
+            for by in &basis {
+                for bx in &basis {
                     let xi: f64 = StandardNormal.sample(rng);
-                    for r in 0..n {
-                        let by = bspline3(scale * (r as f64 + 0.5) / n as f64 - ky as f64);
-                        if by == 0.0 {
+                    for (r, byr) in by.iter().enumerate() {
+                        if *byr == 0.0 {
                             continue;
                         }
-                        for c in 0..n {
-                            let bx = bspline3(scale * (c as f64 + 0.5) / n as f64 - kx as f64);
-                            u[r * n + c] += amp * xi * by * bx;
+                        for (c, bxc) in bx.iter().enumerate() {
+                            u[r * n + c] += amp * xi * byr * bxc;
                         }
                     }
                 }
@@ -305,28 +381,90 @@ fn normalise(mut v: Vec<f64>) -> Vec<f64> {
 }
 
 /// Disks on a uniform background: centre, radius, foreground and background intensity drawn
-/// uniformly; the edge is anti-aliased (pixel coverage), so images vary smoothly with the 5
-/// parameters.
+/// uniformly from [`Disks::bounds`]; the edge is anti-aliased (a linear ramp one pixel wide), so
+/// images vary continuously with the 5 parameters ([`Disks::render`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Disks {}
 
+/// The parameters of one disk image, in pixels (centre, radius) and intensities.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Disk {
+    /// Centre, column coordinate.
+    pub cx: f64,
+    /// Centre, row coordinate.
+    pub cy: f64,
+    /// Radius.
+    pub r: f64,
+    /// Intensity inside.
+    pub fg: f64,
+    /// Intensity outside.
+    pub bg: f64,
+}
+
+impl Disk {
+    /// As a vector (cx, cy, r, fg, bg).
+    pub fn to_array(self) -> [f64; 5] {
+        [self.cx, self.cy, self.r, self.fg, self.bg]
+    }
+    /// From a vector (cx, cy, r, fg, bg).
+    pub fn from_array(a: [f64; 5]) -> Self {
+        Self {
+            cx: a[0],
+            cy: a[1],
+            r: a[2],
+            fg: a[3],
+            bg: a[4],
+        }
+    }
+}
+
 impl Disks {
-    fn draw(&self, n: usize, rng: &mut impl Rng) -> Vec<f32> {
+    /// The uniform prior's box for `n × n` images, per parameter (cx, cy, r, fg, bg):
+    /// [lower, upper].
+    pub fn bounds(n: usize) -> [[f64; 2]; 5] {
         let s = n as f64;
-        let cx = rng.random_range(0.3 * s..0.7 * s);
-        let cy = rng.random_range(0.3 * s..0.7 * s);
-        let r = rng.random_range(0.1 * s..0.3 * s);
-        let fg: f64 = rng.random_range(0.0..1.0);
-        let bg: f64 = rng.random_range(0.0..1.0);
-        let mut img = vec![0.0f32; n * n];
+        [
+            [0.3 * s, 0.7 * s],
+            [0.3 * s, 0.7 * s],
+            [0.1 * s, 0.3 * s],
+            [0.0, 1.0],
+            [0.0, 1.0],
+        ]
+    }
+
+    /// The fraction of pixel (x, y) inside the disk of centre (cx, cy) and radius r (the
+    /// anti-aliased mask).
+    pub fn coverage(cx: f64, cy: f64, r: f64, x: usize, y: usize) -> f64 {
+        let d = ((x as f64 + 0.5 - cx).powi(2) + (y as f64 + 0.5 - cy).powi(2)).sqrt();
+        (r - d + 0.5).clamp(0.0, 1.0)
+    }
+
+    /// The `n × n` image of a disk, into `out`.
+    pub fn render_into(n: usize, disk: Disk, out: &mut [f32]) {
         for y in 0..n {
             for x in 0..n {
-                let d = ((x as f64 + 0.5 - cx).powi(2) + (y as f64 + 0.5 - cy).powi(2)).sqrt();
-                let coverage = (r - d + 0.5).clamp(0.0, 1.0);
-                img[y * n + x] = (bg + (fg - bg) * coverage) as f32;
+                let m = Self::coverage(disk.cx, disk.cy, disk.r, x, y);
+                out[y * n + x] = (disk.bg + (disk.fg - disk.bg) * m) as f32;
             }
         }
+    }
+
+    /// The `n × n` image of a disk.
+    pub fn render(n: usize, disk: Disk) -> Vec<f32> {
+        let mut img = vec![0.0f32; n * n];
+        Self::render_into(n, disk, &mut img);
         img
+    }
+
+    fn draw(&self, n: usize, rng: &mut impl Rng) -> Vec<f32> {
+        let b = Self::bounds(n);
+        // drawn in this order since the family exists: keep it (seeded data sets stay the same)
+        let cx = rng.random_range(b[0][0]..b[0][1]);
+        let cy = rng.random_range(b[1][0]..b[1][1]);
+        let r = rng.random_range(b[2][0]..b[2][1]);
+        let fg: f64 = rng.random_range(b[3][0]..b[3][1]);
+        let bg: f64 = rng.random_range(b[4][0]..b[4][1]);
+        Self::render(n, Disk { cx, cy, r, fg, bg })
     }
 }
 
@@ -375,6 +513,29 @@ mod tests {
         assert!(big.iter().all(|v| (v - 0.5).abs() < 1e-3));
     }
 
+    /// The measured MSE of the Wiener filter on fresh fields equals its closed form.
+    #[test]
+    fn wiener_mse_equals_its_closed_form() {
+        let g = GaussianField::default();
+        let n = 16;
+        let x = Family::Gaussian(g.clone()).generate(n, 2000, 8).unwrap();
+        for sigma in [0.02f32, 0.1, 0.4] {
+            let y = crate::analysis::metrics::noisy(&x, sigma, 1);
+            let mut err = 0.0;
+            for i in 0..x.len() {
+                let out = g.wiener(y.image(i), n, n, sigma as f64);
+                err += crate::analysis::metrics::mse(&out, x.image(i));
+            }
+            let measured = err / x.len() as f64;
+            let exact = g.wiener_mse(n, n, sigma as f64);
+            assert!(
+                (measured / exact - 1.0).abs() < 0.03,
+                "σ = {sigma}: measured {measured}, closed form {exact}"
+            );
+            assert!(exact < (sigma as f64).powi(2));
+        }
+    }
+
     #[test]
     fn noise_level_is_estimated_from_the_image() {
         let g = GaussianField::default();
@@ -409,6 +570,51 @@ mod tests {
             // not constant
             let img = a.image(0);
             assert!(img.iter().any(|&v| (v - img[0]).abs() > 0.05));
+        }
+    }
+
+    /// Hölder regularity α shows in the k-th differences (k > α) of the contour function:
+    /// E|Δₕᵏ g|² ∝ h^(2α) at scales between the pixel and the interval.
+    #[test]
+    fn contours_have_the_stated_regularity() {
+        let n = 1024;
+        for alpha in [1.0, 2.0, 3.5] {
+            let fam = CAlpha { alpha };
+            let hs = [4usize, 8, 16, 32];
+            let mut energy = vec![0.0; hs.len()];
+            for draw in 0..16 {
+                let g = fam.function_1d(n, &mut stream(3, Purpose::Synth, draw));
+                for (e, &h) in energy.iter_mut().zip(&hs) {
+                    // 5th differences: exact for polynomials of degree 4, so they see α < 5
+                    let coef = [1.0, -5.0, 10.0, -10.0, 5.0, -1.0];
+                    let count = n - 5 * h;
+                    *e += (0..count)
+                        .map(|i| {
+                            let d: f64 =
+                                coef.iter().enumerate().map(|(k, c)| c * g[i + k * h]).sum();
+                            d * d
+                        })
+                        .sum::<f64>()
+                        / count as f64;
+                }
+            }
+            let (x, y): (Vec<f64>, Vec<f64>) = hs
+                .iter()
+                .zip(&energy)
+                .map(|(h, e)| ((*h as f64).ln(), e.ln()))
+                .unzip();
+            let fit = crate::analysis::rate::fit_line(&x, &y).unwrap();
+            assert!(
+                (fit.slope / 2.0 - alpha).abs() < 0.3,
+                "α = {alpha}: differences give {}",
+                fit.slope / 2.0
+            );
+        }
+        assert!((bspline(5, 0.7) - bspline(5, -0.7)).abs() < 1e-12);
+        // a B-spline is a partition of unity
+        for m in [3, 5, 7] {
+            let s: f64 = (-6..=6).map(|k| bspline(m, 0.3 - k as f64)).sum();
+            assert!((s - 1.0).abs() < 1e-9, "degree {m}: {s}");
         }
     }
 

@@ -21,7 +21,8 @@ use crate::denoise::{DenoiseError, Denoiser, EmpiricalOptimal};
 use crate::progress::{Progress, Silent};
 use crate::rng::{derive, Purpose};
 
-use crate::run::{RunDir, RunRecord};
+use crate::run::RunDir;
+pub use crate::run::RunState;
 use crate::sampling::{Sampler, SamplingError};
 use crate::train::{self, TrainConfig, TrainError};
 use serde::{Deserialize, Serialize};
@@ -253,40 +254,9 @@ impl Config {
     }
 }
 
-/// What a run folder holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunState {
-    /// Trained with this configuration.
-    Finished,
-    /// Started (a checkpoint may exist); training resumes it.
-    Partial,
-    /// Nothing usable.
-    Missing,
-}
-
-/// Inspects a run folder.
-///
-/// A run belongs to the study when its recorded configuration is the study's for that run,
-/// whatever device it was trained on: a study continued on another machine (`--device`) keeps
-/// its runs.
+/// Inspects a run folder (see [`RunDir::state`]).
 pub fn run_state(study: &StudyDir, cfg: &Config, key: RunKey) -> RunState {
-    let run = study.run(key);
-    let want = cfg.run_config(key);
-    let ours = match run.read_config::<RunRecord>() {
-        Ok(rec) => {
-            TrainConfig {
-                device: want.device,
-                ..rec.config
-            } == want
-        }
-        Err(_) => false,
-    };
-    match (ours, run.model().exists()) {
-        (true, true) => RunState::Finished,
-        (true, false) => RunState::Partial,
-        (false, _) => RunState::Missing,
-    }
+    study.run(key).state(&cfg.run_config(key))
 }
 
 /// Trains one run unless it is finished: resumes a partial run, starts over a broken one.
@@ -296,23 +266,12 @@ pub fn train_run(
     key: RunKey,
     progress: &dyn Progress,
 ) -> Result<RunState, StudyError> {
-    let state = run_state(study, cfg, key);
-    let run = study.run(key);
-    let wrap = |source| StudyError::Train {
-        run: key.name(),
-        source,
-    };
-    match state {
-        RunState::Finished => return Ok(state),
-        RunState::Missing if run.root().exists() => {
-            // a folder we can't use (deleted config, other settings): start it over
-            std::fs::remove_dir_all(run.root()).map_err(io(run.root()))?;
+    train::ensure_trained(&cfg.run_config(key), &study.run(key), progress).map_err(|source| {
+        StudyError::Train {
+            run: key.name(),
+            source,
         }
-        _ => {}
-    }
-    let tc = cfg.run_config(key);
-    train::train(&tc, &run, train::Session::resuming(true), progress).map_err(wrap)?;
-    Ok(state)
+    })
 }
 
 /// The runs still to train.
@@ -620,6 +579,7 @@ mod tests {
                     split_seed: 0,
                     dedup: None,
                 },
+                shuffle_pixels: None,
             },
             net: NetConfig {
                 arch: Arch::BfUnet,
@@ -691,7 +651,7 @@ mod tests {
         };
         let mut recorded = large.run_config(key);
         recorded.device = "cuda".parse().unwrap();
-        let record = RunRecord {
+        let record = crate::run::RunRecord {
             config: recorded,
             tweedie_version: "test".into(),
             data_fingerprint: String::new(),

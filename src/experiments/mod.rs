@@ -6,6 +6,8 @@
 //!
 //! - [`generalization`]: memorization → generalization over training-set sizes N.
 //! - [`jacobian`]: eigenvalues, eigenvectors and tr J of a denoiser's Jacobian at a noisy image.
+//! - [`optimality`]: networks against the optimum on families where it is known.
 
 pub mod generalization;
 pub mod jacobian;
+pub mod optimality;

@@ -1,12 +1,13 @@
 //! Figures and pages, drawn from the records a command leaves in its folder, never recomputed:
 //! one module per record kind — a training run ([`run`]), a generalization study ([`study`]),
-//! a Jacobian folder ([`jacobian`]), samples ([`samples`]), restorations ([`restore`]) — on top
+//! a Jacobian folder ([`jacobian`]), an optimality study ([`optimality`]), samples ([`samples`]), restorations ([`restore`]) — on top
 //! of image grids ([`grid`]), line plots ([`plot`]) and pages ([`html`]). Nothing outside this
 //! module draws.
 
 pub mod grid;
 pub mod html;
 pub mod jacobian;
+pub mod optimality;
 pub mod plot;
 pub mod restore;
 pub mod run;

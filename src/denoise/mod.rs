@@ -5,11 +5,19 @@
 //! - [`EmpiricalOptimal`]: the MMSE denoiser of the empirical distribution of a training set,
 //!   the perfectly memorizing denoiser: x̂(y) = Σᵢ wᵢ xᵢ, wᵢ ∝ exp(−‖y − xᵢ‖²/2σ²).
 //! - [`Wiener`]: the MMSE denoiser of a stationary Gaussian field.
+//! - [`disks::DiskOracle`]: the MMSE denoiser of the disk family, by importance sampling.
+//! - [`shrinkage::DctShrinkage`]: a classical, non-learned reference (DCT hard thresholding).
 //!
 //! Beside it, [`Linearize`] gives exact products with a denoiser's Jacobian J(y) = ∂f/∂y, so
 //! analysis opens networks and oracles through the same code (DESIGN.md): a network by its
 //! frozen ReLU pattern, the Wiener filter in closed form, anything else by central differences
 //! ([`FiniteDifferences`]).
+
+pub mod disks;
+pub mod shrinkage;
+
+pub use disks::DiskOracle;
+pub use shrinkage::DctShrinkage;
 
 use crate::data::synthetic::GaussianField;
 use crate::data::Images;

@@ -1,0 +1,459 @@
+//! The page of an optimality folder, drawn from `optimality.json` and the Jacobian folders beside
+//! it: MSE vs σ of the network against the optimum, the classical reference and the noisy input
+//! per arm; for Gaussian fields the eigenvalues against the Wiener gains and the Fourier-band
+//! fractions; for C^α the PSNR slopes against α/(α+1); for disks tr J against 5; for the
+//! shuffled control both arms side by side; and each arm's top eigenvectors.
+
+use super::html::Html;
+use super::plot::{save_line_plot, LinePlot, Scale, Series};
+use super::ReportError;
+use crate::experiments::jacobian::JacobianDir;
+use crate::experiments::optimality::{ArmRecord, OptimalityDir, Record, Study};
+
+fn invalid(e: impl std::fmt::Display) -> ReportError {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()).into()
+}
+
+/// Reads `optimality.json`.
+pub fn read(dir: &OptimalityDir) -> Result<Record, ReportError> {
+    let text = std::fs::read_to_string(dir.record())?;
+    serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", dir.record().display())))
+}
+
+fn psnr(mse: f64) -> f64 {
+    -10.0 * mse.max(1e-20).log10()
+}
+
+fn series(label: &str, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        label: label.into(),
+        points,
+    }
+}
+
+fn log_log(title: String, x: &str, y: &str) -> LinePlot {
+    LinePlot {
+        title,
+        x_label: x.into(),
+        y_label: y.into(),
+        x_scale: Scale::Log,
+        y_scale: Scale::Log,
+    }
+}
+
+/// MSE vs σ of one arm, every denoiser measured.
+fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportError> {
+    let by = |f: &dyn Fn(&crate::experiments::optimality::Row) -> Option<f64>| {
+        arm.rows
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.sigma as f64, v)))
+            .collect::<Vec<_>>()
+    };
+    let mut lines = vec![series("network", by(&|r| Some(r.network)))];
+    if arm.optimum.is_some() {
+        lines.push(series("optimum", by(&|r| r.optimum)));
+    }
+    lines.push(series("DCT shrinkage", by(&|r| Some(r.baseline))));
+    lines.push(series("noisy input", by(&|r| Some(r.noisy))));
+    let name = format!("mse_{}.png", arm.name);
+    save_line_plot(
+        &log_log(format!("{}: MSE per pixel vs σ", arm.name), "σ", "MSE"),
+        &lines,
+        &dir.root().join(&name),
+    )?;
+    Ok(name)
+}
+
+fn table(arm: &ArmRecord) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "σ",
+        "network PSNR",
+        "optimum PSNR",
+        "network/optimum MSE",
+        "DCT PSNR",
+        "noisy PSNR",
+    ];
+    let rows = arm
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{:.4}", r.sigma),
+                format!("{:.2}", psnr(r.network)),
+                r.optimum
+                    .map(|o| format!("{:.2}", psnr(o)))
+                    .unwrap_or("—".into()),
+                r.optimum
+                    .map(|o| format!("{:.3}", r.network / o))
+                    .unwrap_or("—".into()),
+                format!("{:.2}", psnr(r.baseline)),
+                format!("{:.2}", psnr(r.noisy)),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The eigenvectors figure of an arm's Jacobian folder at its first σ, relative to the page.
+fn eigenvector_figure(arm: &ArmRecord) -> Option<(String, f32)> {
+    arm.jacobian.first().map(|j| {
+        (
+            format!("jacobian/{}/eigenvectors_sigma{:.3}.png", arm.name, j.sigma),
+            j.sigma,
+        )
+    })
+}
+
+/// Writes the figures and `report.html` of an optimality folder (and the pages of its
+/// Jacobian folders).
+pub fn write(dir: &OptimalityDir, record: &Record) -> Result<(), ReportError> {
+    for arm in &record.arms {
+        let jdir: JacobianDir = dir.jacobian(&arm.name);
+        if jdir.record().exists() {
+            let rec = super::jacobian::read(&jdir)?;
+            super::jacobian::write(&jdir, &rec)?;
+        }
+    }
+    let cfg = &record.config;
+    let title = match &cfg.study {
+        Study::Gaussian { .. } => "Optimality: Gaussian fields",
+        Study::CAlpha { .. } => "Optimality: C^α images",
+        Study::Disks => "Optimality: disks",
+        Study::Shuffled { .. } => "Inductive bias: the shuffled-pixel control",
+    };
+    let mut html = Html::new(title);
+    html.table(
+        &["setting", "value"],
+        &[
+            vec![
+                "family".into(),
+                serde_json::to_string(&cfg.study).unwrap_or_default(),
+            ],
+            vec!["image size".into(), format!("{0}×{0}", cfg.size)],
+            vec![
+                "training images per arm".into(),
+                cfg.train_images.to_string(),
+            ],
+            vec![
+                "network".into(),
+                format!(
+                    "{:?}, {} blocks × {} channels",
+                    cfg.train.net.arch, cfg.train.net.blocks, cfg.train.net.channels
+                ),
+            ],
+            vec![
+                "training".into(),
+                format!(
+                    "{} steps of {}, lr {} ({}), σ ∈ [{}, {}]",
+                    cfg.train.steps,
+                    cfg.train.batch,
+                    cfg.train.lr,
+                    cfg.train.describe_schedule(),
+                    cfg.train.sigma_min,
+                    cfg.train.sigma_max
+                ),
+            ],
+            vec!["held-out images per σ".into(), cfg.eval_count.to_string()],
+            vec!["seed".into(), cfg.seed.to_string()],
+            vec!["tweedie".into(), record.tweedie_version.clone()],
+        ],
+    );
+    match &cfg.study {
+        Study::CAlpha { .. } => slopes(dir, record, &mut html)?,
+        Study::Shuffled { .. } => shuffled(dir, record, &mut html)?,
+        _ => {}
+    }
+    for arm in &record.arms {
+        arm_section(dir, record, arm, &mut html)?;
+    }
+    html.save(&dir.root().join("report.html"))?;
+    Ok(())
+}
+
+fn arm_section(
+    dir: &OptimalityDir,
+    record: &Record,
+    arm: &ArmRecord,
+    html: &mut Html,
+) -> Result<(), ReportError> {
+    html.heading(&format!("Arm {}", arm.name));
+    html.paragraph(&format!(
+        "Network of {} trained on {} images; {} held-out images per σ; optimum: {}; classical \
+         reference: {}. Measured in {:.0} s.",
+        arm.run,
+        arm.train_images,
+        arm.eval_images,
+        arm.optimum.as_deref().unwrap_or("none known"),
+        arm.baseline,
+        arm.measure_seconds
+    ));
+    let (header, rows) = table(arm);
+    html.table(&header, &rows);
+    let fig = mse_figure(dir, arm)?;
+    let worst = arm
+        .rows
+        .iter()
+        .filter_map(|r| r.optimum.map(|o| (r.sigma, r.network / o)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let caption = match worst {
+        Some((s, ratio)) => format!(
+            "MSE vs σ. The network is within a factor {ratio:.3} of the optimum at every σ \
+             measured (the largest gap at σ = {s:.3})."
+        ),
+        None => "MSE vs σ of the network, the classical reference and the noisy input.".into(),
+    };
+    html.figure(&fig, &caption);
+    if let Some(acc) = arm.rows.iter().filter_map(|r| r.optimum_accuracy).next() {
+        let worst_rel = arm
+            .rows
+            .iter()
+            .filter_map(|r| Some(r.optimum_accuracy?.mc_variance / r.optimum?))
+            .fold(0.0f64, f64::max);
+        html.paragraph(&format!(
+            "The disk MMSE is estimated by importance sampling: smallest effective sample size \
+             {:.0} at the first σ; its Monte-Carlo variance is at most {:.2}% of its MSE.",
+            acc.min_ess,
+            100.0 * worst_rel
+        ));
+        let trace: Vec<(f64, f64)> = arm
+            .jacobian
+            .iter()
+            .map(|j| (j.sigma as f64, j.trace))
+            .collect();
+        let name = format!("trace_{}.png", arm.name);
+        save_line_plot(
+            &log_log(
+                "tr J vs σ against the manifold dimension".into(),
+                "σ",
+                "tr J",
+            ),
+            &[
+                series("network tr J", trace.clone()),
+                series(
+                    "dimension 5",
+                    trace.iter().map(|(s, _)| (*s, 5.0)).collect(),
+                ),
+            ],
+            &dir.root().join(&name),
+        )?;
+        let text = trace
+            .iter()
+            .map(|(s, t)| format!("{t:.1} at σ = {s:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        html.figure(
+            &name,
+            &format!("Effective dimensionality of the network at a held-out disk: {text}; the optimum's tends to 5 as σ → 0."),
+        );
+    }
+    if matches!(record.config.study, Study::Gaussian { .. }) {
+        gaussian_figures(dir, arm, html)?;
+    }
+    if let Some((fig, sigma)) = eigenvector_figure(arm) {
+        html.figure(
+            &fig,
+            &format!(
+                "Top eigenvectors of the network's Jacobian at a noisy held-out image (σ = {sigma:.3}); \
+                 the full Jacobian page is jacobian/{}/report.html.",
+                arm.name
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn gaussian_figures(
+    dir: &OptimalityDir,
+    arm: &ArmRecord,
+    html: &mut Html,
+) -> Result<(), ReportError> {
+    for j in &arm.jacobian {
+        let (Some(gains), Some(bands)) = (&j.optimal_eigenvalues, &j.band_fractions) else {
+            continue;
+        };
+        let rank = |v: &[f64]| {
+            v.iter()
+                .enumerate()
+                .map(|(k, x)| ((k + 1) as f64, *x))
+                .collect()
+        };
+        let name = format!("eigenvalues_{}_sigma{:.3}.png", arm.name, j.sigma);
+        save_line_plot(
+            &LinePlot {
+                title: format!("Eigenvalues vs Wiener gains, σ = {:.3}", j.sigma),
+                x_label: "rank k".into(),
+                y_label: "λₖ".into(),
+                x_scale: Scale::Log,
+                y_scale: Scale::Linear,
+            },
+            &[
+                series("network", rank(&j.eigenvalues)),
+                series("Wiener gains p/(p+σ²)", rank(gains)),
+            ],
+            &dir.root().join(&name),
+        )?;
+        let k16 = 16.min(gains.len()).min(j.eigenvalues.len());
+        let dev = (0..k16)
+            .map(|k| (j.eigenvalues[k] - gains[k]).abs())
+            .fold(0.0f64, f64::max);
+        html.figure(
+            &name,
+            &format!(
+                "At σ = {:.3} the top {k16} eigenvalues are within {dev:.3} of the Wiener gains; \
+                 tr J = {:.1} against the Wiener filter's {:.1}.",
+                j.sigma,
+                j.trace,
+                j.optimal_trace.unwrap_or(f64::NAN)
+            ),
+        );
+        let name = format!("bands_{}_sigma{:.3}.png", arm.name, j.sigma);
+        save_line_plot(
+            &LinePlot {
+                title: format!(
+                    "Energy of eigenvector k in its Fourier octave, σ = {:.3}",
+                    j.sigma
+                ),
+                x_label: "rank k".into(),
+                y_label: "fraction".into(),
+                x_scale: Scale::Log,
+                y_scale: Scale::Linear,
+            },
+            &[series("network eigenvectors", rank(bands))],
+            &dir.root().join(&name),
+        )?;
+        let mean = bands.iter().sum::<f64>() / bands.len().max(1) as f64;
+        html.figure(
+            &name,
+            &format!(
+                "On average {:.0}% of each top eigenvector's energy lies in the octave of radial \
+                 frequencies around its Wiener mode's (100% for the Wiener filter, whose \
+                 eigenvectors are Fourier modes).",
+                100.0 * mean
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn slopes(dir: &OptimalityDir, record: &Record, html: &mut Html) -> Result<(), ReportError> {
+    html.heading("Rates: PSNR slope against α/(α+1)");
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for arm in &record.arms {
+        let Some(s) = &arm.slope else { continue };
+        let fmt = |f: &Option<crate::analysis::rate::LineFit>| {
+            f.map(|f| format!("{:.3} ± {:.3}", f.slope, f.stderr))
+                .unwrap_or("—".into())
+        };
+        rows.push(vec![
+            arm.name.clone(),
+            format!("{:.3}", s.optimal),
+            fmt(&s.network),
+            s.network
+                .map(|f| format!("{:+.3}", f.slope - s.optimal))
+                .unwrap_or("—".into()),
+            fmt(&s.baseline),
+            format!("[{}, {}]", s.range[0], s.range[1]),
+        ]);
+        lines.push(series(
+            &format!("{} network", arm.name),
+            arm.rows
+                .iter()
+                .map(|r| (-20.0 * (r.sigma as f64).log10(), psnr(r.network)))
+                .collect(),
+        ));
+    }
+    html.table(
+        &[
+            "arm",
+            "α/(α+1)",
+            "network slope ± s.e.",
+            "network − optimal",
+            "DCT slope ± s.e.",
+            "σ range",
+        ],
+        &rows,
+    );
+    save_line_plot(
+        &LinePlot {
+            title: "PSNR of the networks vs −20·log₁₀σ".into(),
+            x_label: "−20·log₁₀σ (dB)".into(),
+            y_label: "PSNR (dB)".into(),
+            x_scale: Scale::Linear,
+            y_scale: Scale::Linear,
+        },
+        &lines,
+        &dir.root().join("slopes.png"),
+    )?;
+    html.figure(
+        "slopes.png",
+        "PSNR against −20·log₁₀σ: the optimal rate MSE ∝ σ^(2α/(α+1)) is a line of slope α/(α+1); \
+         the table gives each network's fitted slope over the σ range.",
+    );
+    Ok(())
+}
+
+fn shuffled(dir: &OptimalityDir, record: &Record, html: &mut Html) -> Result<(), ReportError> {
+    let (Some(a), Some(b)) = (record.arm("original"), record.arm("shuffled")) else {
+        return Ok(());
+    };
+    html.heading("Original vs shuffled pixels");
+    let curve = |arm: &ArmRecord| {
+        arm.rows
+            .iter()
+            .map(|r| (r.sigma as f64, psnr(r.network)))
+            .collect::<Vec<_>>()
+    };
+    save_line_plot(
+        &LinePlot {
+            title: "PSNR vs σ, same N, seed and budget".into(),
+            x_label: "σ".into(),
+            y_label: "PSNR (dB)".into(),
+            x_scale: Scale::Log,
+            y_scale: Scale::Linear,
+        },
+        &[
+            series("original", curve(a)),
+            series("shuffled pixels", curve(b)),
+            series(
+                "noisy input",
+                a.rows
+                    .iter()
+                    .map(|r| (r.sigma as f64, psnr(r.noisy)))
+                    .collect(),
+            ),
+        ],
+        &dir.root().join("shuffled_psnr.png"),
+    )?;
+    let gaps: Vec<String> = a
+        .rows
+        .iter()
+        .zip(&b.rows)
+        .map(|(x, y)| {
+            format!(
+                "{:.2} dB at σ = {:.3}",
+                psnr(x.network) - psnr(y.network),
+                x.sigma
+            )
+        })
+        .collect();
+    html.figure(
+        "shuffled_psnr.png",
+        &format!(
+            "The network trained on the original images is ahead of the one trained on shuffled \
+             pixels by {}.",
+            gaps.join(", ")
+        ),
+    );
+    let traces: Vec<String> = a
+        .jacobian
+        .iter()
+        .zip(&b.jacobian)
+        .map(|(x, y)| format!("{:.1} vs {:.1} at σ = {:.3}", x.trace, y.trace, x.sigma))
+        .collect();
+    html.paragraph(&format!(
+        "tr J, original vs shuffled: {}.",
+        traces.join(", ")
+    ));
+    Ok(())
+}

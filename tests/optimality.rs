@@ -1,0 +1,208 @@
+//! `tweedie optimality --quick` end to end for every family: a complete `optimality.json`, its
+//! figures and page, resume without retraining, and clear errors for bad settings.
+
+mod common;
+
+use common::{disks, fails, ok, s};
+use serde_json::Value;
+use std::path::Path;
+
+fn record(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("optimality.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn quick(family: &str, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "optimality",
+        "--family",
+        family,
+        "--quick",
+        "--device",
+        "cpu",
+        "--out",
+        s(out),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+/// Every arm has one finite row per σ for the network, the reference and the noisy input,
+/// and a Jacobian summary per Jacobian σ with a positive trace.
+fn check_arms(rec: &Value, arms: &[&str], with_optimum: bool) {
+    let got: Vec<&str> = rec["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, arms);
+    let sigmas = rec["config"]["sigmas"].as_array().unwrap().len();
+    for arm in rec["arms"].as_array().unwrap() {
+        let rows = arm["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), sigmas);
+        for r in rows {
+            for key in ["network", "baseline", "noisy"] {
+                let v = r[key].as_f64().unwrap();
+                assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+            }
+            assert_eq!(r["optimum"].is_f64(), with_optimum, "{r}");
+        }
+        let jac = arm["jacobian"].as_array().unwrap();
+        assert!(!jac.is_empty());
+        assert!(jac.iter().all(|j| j["trace"].as_f64().unwrap() > 0.0));
+    }
+}
+
+#[test]
+fn gaussian_fields_against_the_wiener_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gauss");
+    let printed = quick("gaussian", &out, &[]);
+    assert!(printed.contains("net/opt"), "{printed}");
+    let rec = record(&out);
+    check_arms(&rec, &["gaussian"], true);
+    let arm = &rec["arms"][0];
+    // the Wiener filter is optimal: no denoiser measured on the same images beats it
+    for r in arm["rows"].as_array().unwrap() {
+        let opt = r["optimum"].as_f64().unwrap();
+        assert!(opt <= r["network"].as_f64().unwrap() * 1.0001);
+        assert!(opt <= r["baseline"].as_f64().unwrap() * 1.0001);
+    }
+    let j = &arm["jacobian"][0];
+    let top = rec["config"]["top"].as_u64().unwrap() as usize;
+    assert_eq!(j["optimal_eigenvalues"].as_array().unwrap().len(), top);
+    let bands = j["band_fractions"].as_array().unwrap();
+    assert_eq!(bands.len(), top);
+    assert!(bands
+        .iter()
+        .all(|b| (0.0..=1.0 + 1e-9).contains(&b.as_f64().unwrap())));
+    for f in [
+        "report.html",
+        "mse_gaussian.png",
+        "jacobian/gaussian/report.html",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("Wiener gains"), "{page}");
+
+    // resume: nothing retrains, the record is rewritten from the same networks
+    let model = out.join("runs/gaussian/model.safetensors");
+    let before = std::fs::metadata(&model).unwrap().modified().unwrap();
+    ok(&[
+        "optimality",
+        "--resume",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(
+        std::fs::metadata(&model).unwrap().modified().unwrap(),
+        before
+    );
+    assert_eq!(record(&out)["arms"][0]["rows"], arm["rows"]);
+    // a second start in the same folder is refused
+    let err = fails(&["optimality", "--family", "disks", "--out", s(&out)]);
+    assert!(err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn calpha_rates_are_fitted_per_alpha() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("calpha");
+    quick("calpha", &out, &["--alphas", "1,2"]);
+    let rec = record(&out);
+    check_arms(&rec, &["alpha-1", "alpha-2"], false);
+    for (arm, alpha) in rec["arms"].as_array().unwrap().iter().zip([1.0, 2.0]) {
+        let slope = &arm["slope"];
+        assert!((slope["optimal"].as_f64().unwrap() - alpha / (alpha + 1.0)).abs() < 1e-9);
+        let fit = &slope["network"];
+        assert!(fit["slope"].as_f64().unwrap().is_finite());
+        assert!(fit["stderr"].as_f64().unwrap() >= 0.0);
+        assert!(fit["points"].as_u64().unwrap() >= 2);
+    }
+    assert!(out.join("slopes.png").exists());
+}
+
+#[test]
+fn disks_against_the_numerical_mmse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("disks");
+    quick("disks", &out, &[]);
+    let rec = record(&out);
+    check_arms(&rec, &["disks"], true);
+    for r in rec["arms"][0]["rows"].as_array().unwrap() {
+        let acc = &r["optimum_accuracy"];
+        assert!(acc["min_ess"].as_f64().unwrap() > 1.0, "{acc}");
+        // the posterior mean beats the noisy input by far on a 5-parameter family
+        assert!(r["optimum"].as_f64().unwrap() < 0.5 * r["noisy"].as_f64().unwrap());
+    }
+    assert!(out.join("trace_disks.png").exists());
+}
+
+#[test]
+fn shuffled_pixels_control_trains_both_arms_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = disks(tmp.path(), 700);
+    let out = tmp.path().join("shuffled");
+    quick("shuffled", &out, &["--data", s(&data)]);
+    let rec = record(&out);
+    check_arms(&rec, &["original", "shuffled"], false);
+    let cfg = |arm: &str| -> Value {
+        let text = std::fs::read_to_string(out.join("runs").join(arm).join("config.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let (a, b) = (cfg("original"), cfg("shuffled"));
+    // same seed, N, budget; only the permutation differs
+    assert_eq!(a["config"]["seed"], b["config"]["seed"]);
+    assert_eq!(a["config"]["steps"], b["config"]["steps"]);
+    assert_eq!(a["train_images"], b["train_images"]);
+    assert!(a["config"]["data"]["shuffle_pixels"].is_null());
+    assert!(b["config"]["data"]["shuffle_pixels"].is_u64());
+    assert_ne!(a["train_fingerprint"], b["train_fingerprint"]);
+    assert!(out.join("shuffled_psnr.png").exists());
+}
+
+#[test]
+fn bad_optimality_settings_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let err = fails(&["optimality", "--out", s(&out)]);
+    assert!(err.contains("--family"), "{err}");
+    let err = fails(&["optimality", "--resume", "--out", s(&out)]);
+    assert!(err.contains("no optimality study"), "{err}");
+    let err = fails(&[
+        "optimality",
+        "--family",
+        "calpha",
+        "--fit-range",
+        "0.2,0.1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("--fit-range"), "{err}");
+    let err = fails(&[
+        "optimality",
+        "--family",
+        "calpha",
+        "--alphas",
+        "0,1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("--alphas 0"), "{err}");
+    let err = fails(&[
+        "optimality",
+        "--family",
+        "shuffled",
+        "--data",
+        "/no/such.npy",
+        "--quick",
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("/no/such.npy"), "{err}");
+    assert!(!out.join("optimality.json").exists());
+}
