@@ -165,6 +165,24 @@ pub struct TrainingData {
 }
 
 impl DataConfig {
+    /// All of `source` (no hold-out size, no split size, no de-duplication, pixels as they
+    /// are), split `a` of split seed 0; set the fields to narrow it.
+    pub fn new(source: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            gray: false,
+            size: None,
+            test_size: None,
+            split: SplitSpec {
+                train_size: None,
+                split: crate::data::Split::A,
+                split_seed: 0,
+                dedup: None,
+            },
+            shuffle_pixels: None,
+        }
+    }
+
     /// Loads the source and draws the training set.
     pub fn resolve(&self) -> Result<TrainingData, DataError> {
         let source = DataSource::parse(

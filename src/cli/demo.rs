@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::synthetic::{Disks, Family};
-use tweedie::data::{DataSource, Split, SplitSpec};
+use tweedie::data::{DataSource, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::RunDir;
 use tweedie::train::{DataConfig, LossWeighting, LrSchedule, Session, SigmaSampling, TrainConfig};
@@ -43,17 +43,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
     };
     let cfg = TrainConfig {
         data: DataConfig {
-            source,
             gray: true,
-            size: None,
-            test_size: None,
             split: SplitSpec {
                 train_size: Some(1000),
-                split: Split::A,
-                split_seed: 0,
-                dedup: None,
+                ..DataConfig::new("").split
             },
-            shuffle_pixels: None,
+            ..DataConfig::new(source)
         },
         net: NetConfig {
             arch: Arch::BfUnet,

@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tweedie::data::synthetic::GaussianField;
-use tweedie::data::{Split, SplitSpec};
 use tweedie::experiments::optimality::{self, Baseline, Config, OptimalityDir, Record, Study};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::train::{DataConfig, TrainConfig};
@@ -166,19 +165,8 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
         blocks: a.blocks,
         layers: a.layers,
     };
-    let data = DataConfig {
-        source: String::new(),
-        gray: false,
-        size: None,
-        test_size: None,
-        split: SplitSpec {
-            train_size: None,
-            split: Split::A,
-            split_seed: a.seed,
-            dedup: None,
-        },
-        shuffle_pixels: None,
-    };
+    let mut data = DataConfig::new("");
+    data.split.split_seed = a.seed;
     let mut cfg = Config {
         study,
         size: a.size,

@@ -4,9 +4,12 @@
 //!
 //! The posterior concentrates fast as σ falls (1024 pixels pin five numbers), so sampling from
 //! the prior would waste almost every draw. The proposal is a defensive mixture (Hesterberg
-//! 1995): with probability 1 − ε a Gaussian at the maximum-likelihood θ̂ with the Laplace
-//! covariance σ²(JᵀJ)⁻¹ inflated by κ, with probability ε the prior itself. θ̂ comes from a grid
-//! over (cx, cy, r) with the intensities fitted in closed form, refined by Levenberg–Marquardt.
+//! 1995) of three parts: a Gaussian at the maximum-likelihood θ̂ with the Laplace covariance
+//! σ²(JᵀJ)⁻¹ inflated by κ (where the posterior is nearly Gaussian); the geometry from the prior
+//! with the intensities from their exact conditional Gaussian given it (a disk whose contrast
+//! is below the noise, whose geometry is barely identified); and the prior itself. θ̂ comes from
+//! a grid over (cx, cy, r) with the intensities fitted in closed form, refined by
+//! Levenberg–Marquardt.
 //!
 //! Accuracy is measured, not assumed: per image, the effective sample size and the delta-method
 //! Monte-Carlo variance of the estimate, Σwᵢ²‖x(θᵢ) − x̂‖²/(Σwᵢ)² ([`Accuracy`]).
@@ -45,7 +48,6 @@ pub struct Accuracy {
 }
 
 const PROPOSAL_INFLATION: f64 = 1.5;
-const PRIOR_FRACTION: f64 = 0.2;
 
 fn residual_sq(y: &[f32], x: &[f32]) -> f64 {
     y.iter()
@@ -217,6 +219,141 @@ fn fit(y: &[f32], n: usize) -> ([f64; 5], [[f64; 5]; 5]) {
     (theta, normal(&jacobian(theta)))
 }
 
+/// The intensities' least-squares fit for a given geometry: y ≈ bg + c·m (m the disk's
+/// coverage, c = fg − bg), their Gaussian likelihood's mean and the Cholesky factor of its
+/// covariance σ²(XᵀX)⁻¹ (X = [1, m]); `None` when the mask is degenerate.
+struct Intensities {
+    mean: [f64; 2],
+    chol: [[f64; 2]; 2],
+}
+
+impl Intensities {
+    fn fit(y: &[f32], n: usize, geometry: [f64; 3], sigma: f64) -> Option<Self> {
+        let (mut s1, mut s2, mut sm, mut sy) = (0.0, 0.0, 0.0, 0.0);
+        for py in 0..n {
+            for px in 0..n {
+                let m = Disks::coverage(geometry[0], geometry[1], geometry[2], px, py);
+                let v = y[py * n + px] as f64;
+                s1 += m;
+                s2 += m * m;
+                sm += m * v;
+                sy += v;
+            }
+        }
+        let d = (n * n) as f64;
+        let det = d * s2 - s1 * s1;
+        if det <= 1e-9 * d * d {
+            return None;
+        }
+        let c = (d * sm - s1 * sy) / det;
+        let bg = (sy - c * s1) / d;
+        // covariance of (bg, c): σ²/det · [[s2, −s1], [−s1, d]]
+        let k = sigma * sigma / det;
+        let (a, b, e) = (k * s2, -k * s1, k * d);
+        let l00 = a.sqrt();
+        let l10 = b / l00;
+        let l11 = (e - l10 * l10).max(1e-300).sqrt();
+        Some(Self {
+            mean: [bg, c],
+            chol: [[l00, 0.0], [l10, l11]],
+        })
+    }
+
+    /// log N((bg, c); mean, κ²·cov).
+    fn log_density(&self, bg: f64, c: f64, kappa: f64) -> f64 {
+        let u0 = (bg - self.mean[0]) / self.chol[0][0];
+        let u1 = (c - self.mean[1] - self.chol[1][0] * u0) / self.chol[1][1];
+        -(2.0 * std::f64::consts::PI).ln()
+            - (self.chol[0][0] * self.chol[1][1]).ln()
+            - 2.0 * kappa.ln()
+            - 0.5 * (u0 * u0 + u1 * u1) / (kappa * kappa)
+    }
+}
+
+/// The proposal: a mixture of (a) the Laplace approximation at θ̂, N(θ̂, κ²·C), C = L·Lᵀ;
+/// (b) geometry from the prior with the intensities from their exact conditional Gaussian
+/// given it (what the posterior is when the disk's contrast is below the noise and its
+/// geometry is barely identified); (c) the prior.
+struct Proposal {
+    mean: [f64; 5],
+    chol: [[f64; 5]; 5],
+    bounds: [[f64; 2]; 5],
+    log_box: f64,
+    log_geometry_box: f64,
+}
+
+const MIXTURE: [f64; 3] = [0.6, 0.3, 0.1];
+const CONDITIONAL_INFLATION: f64 = 1.2;
+
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let top = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if top == f64::NEG_INFINITY {
+        return top;
+    }
+    top + v.iter().map(|x| (x - top).exp()).sum::<f64>().ln()
+}
+
+impl Proposal {
+    fn new(mean: [f64; 5], chol: [[f64; 5]; 5], n: usize) -> Self {
+        let bounds = Disks::bounds(n);
+        let width = |p: usize| (bounds[p][1] - bounds[p][0]).ln();
+        Self {
+            mean,
+            chol,
+            bounds,
+            log_box: -(0..5).map(width).sum::<f64>(),
+            log_geometry_box: -(0..3).map(width).sum::<f64>(),
+        }
+    }
+
+    fn draw(&self, y: &[f32], n: usize, sigma: f64, rng: &mut impl Rng) -> [f64; 5] {
+        let b = &self.bounds;
+        let u: f64 = rng.random();
+        if u < MIXTURE[0] {
+            let z: [f64; 5] = std::array::from_fn(|_| StandardNormal.sample(rng));
+            return std::array::from_fn(|i| {
+                self.mean[i]
+                    + PROPOSAL_INFLATION * (0..=i).map(|k| self.chol[i][k] * z[k]).sum::<f64>()
+            });
+        }
+        let geometry: [f64; 3] = std::array::from_fn(|p| rng.random_range(b[p][0]..b[p][1]));
+        if u < MIXTURE[0] + MIXTURE[1] {
+            if let Some(fit) = Intensities::fit(y, n, geometry, sigma) {
+                let z: [f64; 2] = std::array::from_fn(|_| StandardNormal.sample(rng));
+                let k = CONDITIONAL_INFLATION;
+                let bg = fit.mean[0] + k * fit.chol[0][0] * z[0];
+                let c = fit.mean[1] + k * (fit.chol[1][0] * z[0] + fit.chol[1][1] * z[1]);
+                return [geometry[0], geometry[1], geometry[2], bg + c, bg];
+            }
+        }
+        let fg = rng.random_range(b[3][0]..b[3][1]);
+        let bg = rng.random_range(b[4][0]..b[4][1]);
+        [geometry[0], geometry[1], geometry[2], fg, bg]
+    }
+
+    /// log q(θ) of the mixture, for θ inside the prior's box.
+    fn log_density(&self, t: &[f64; 5], y: &[f32], n: usize, sigma: f64) -> f64 {
+        let mut u = [0.0; 5];
+        for i in 0..5 {
+            let r = t[i] - self.mean[i] - (0..i).map(|k| self.chol[i][k] * u[k]).sum::<f64>();
+            u[i] = r / self.chol[i][i];
+        }
+        let quad: f64 = u.iter().map(|v| v * v).sum::<f64>() / PROPOSAL_INFLATION.powi(2);
+        let log_det: f64 =
+            (0..5).map(|i| self.chol[i][i].ln()).sum::<f64>() + 5.0 * PROPOSAL_INFLATION.ln();
+        let laplace = -2.5 * (2.0 * std::f64::consts::PI).ln() - log_det - 0.5 * quad;
+        let conditional = Intensities::fit(y, n, [t[0], t[1], t[2]], sigma)
+            .map_or(f64::NEG_INFINITY, |fit| {
+                self.log_geometry_box + fit.log_density(t[4], t[3] - t[4], CONDITIONAL_INFLATION)
+            });
+        log_sum_exp(&[
+            MIXTURE[0].ln() + laplace,
+            MIXTURE[1].ln() + conditional,
+            MIXTURE[2].ln() + self.log_box,
+        ])
+    }
+}
+
 /// One image: the posterior mean and (ESS, MC variance per pixel).
 fn posterior_mean(
     y: &[f32],
@@ -237,70 +374,42 @@ fn posterior_mean(
         let width = bounds[a][1] - bounds[a][0];
         precision[a][a] += 12.0 / (width * width);
     }
-    let precision_l = cholesky(&precision).expect("a floored precision is positive definite");
-    // proposal covariance κ²·precision⁻¹: draw θ̂ + κ·L⁻ᵀz, density from the precision
-    let kappa = PROPOSAL_INFLATION;
-    let log_det_precision: f64 = 2.0 * (0..5).map(|i| precision_l[i][i].ln()).sum::<f64>();
-    let log_gauss_norm =
-        -2.5 * (2.0 * std::f64::consts::PI).ln() - 5.0 * kappa.ln() + 0.5 * log_det_precision;
-    let log_box: f64 = -bounds.iter().map(|[lo, hi]| (hi - lo).ln()).sum::<f64>();
+    let laplace = inverse(&precision).expect("a floored precision is positive definite");
+    let proposal = Proposal::new(
+        theta,
+        cholesky(&laplace).expect("the inverse of a positive-definite matrix is one"),
+        n,
+    );
     let mut rng = stream(seed, Purpose::Oracle, 0);
-    let mut draws = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let t: [f64; 5] = if rng.random::<f64>() < PRIOR_FRACTION {
-            std::array::from_fn(|p| rng.random_range(bounds[p][0]..bounds[p][1]))
-        } else {
-            // solve Lᵀ u = z (u ~ N(0, precision⁻¹))
-            let z: [f64; 5] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
-            let mut u = [0.0; 5];
-            for i in (0..5).rev() {
-                u[i] = (z[i] - (i + 1..5).map(|k| precision_l[k][i] * u[k]).sum::<f64>())
-                    / precision_l[i][i];
-            }
-            std::array::from_fn(|p| theta[p] + kappa * u[p])
-        };
-        draws.push(t);
-    }
     let mut images = vec![0.0f32; samples * d];
     let mut log_w = vec![f64::NEG_INFINITY; samples];
-    for (s, t) in draws.iter().enumerate() {
-        let inside = t
+    for s in 0..samples {
+        let t = proposal.draw(y, n, sigma, &mut rng);
+        if !t
             .iter()
             .zip(&bounds)
-            .all(|(v, [lo, hi])| v >= lo && v <= hi);
-        if !inside {
-            continue;
+            .all(|(v, [lo, hi])| v >= lo && v <= hi)
+        {
+            continue; // outside the prior: weight 0
         }
         let x = &mut images[s * d..(s + 1) * d];
-        Disks::render_into(n, Disk::from_array(*t), x);
+        Disks::render_into(n, Disk::from_array(t), x);
         let log_lik = -residual_sq(y, x) / (2.0 * sigma * sigma);
-        // q(θ) = (1 − ε)·N(θ; θ̂, κ²P⁻¹) + ε·uniform(box)
-        let mut quad = 0.0;
-        let diff: [f64; 5] = std::array::from_fn(|p| t[p] - theta[p]);
-        for a in 0..5 {
-            for b in 0..5 {
-                quad += diff[a] * precision[a][b] * diff[b];
-            }
-        }
-        let log_gauss = log_gauss_norm - 0.5 * quad / (kappa * kappa);
-        let log_q = ((1.0 - PRIOR_FRACTION).ln() + log_gauss).max(PRIOR_FRACTION.ln() + log_box)
-            + (-((1.0 - PRIOR_FRACTION).ln() + log_gauss - PRIOR_FRACTION.ln() - log_box).abs())
-                .exp()
-                .ln_1p();
-        log_w[s] = log_box + log_lik - log_q;
+        log_w[s] = proposal.log_box + log_lik - proposal.log_density(&t, y, n, sigma);
     }
     let top = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = log_w.iter().map(|l| (l - top).exp()).collect();
     let total: f64 = w.iter().sum();
+    let w: Vec<f64> = w.into_iter().map(|v| v / total).collect();
     let mut mean = vec![0.0f64; d];
     for (s, ws) in w.iter().enumerate() {
         if *ws > 0.0 {
             for (m, v) in mean.iter_mut().zip(&images[s * d..(s + 1) * d]) {
-                *m += ws * *v as f64 / total;
+                *m += ws * *v as f64;
             }
         }
     }
-    let ess = total * total / w.iter().map(|v| v * v).sum::<f64>();
+    let ess = 1.0 / w.iter().map(|v| v * v).sum::<f64>();
     let mc: f64 = w
         .iter()
         .enumerate()
@@ -311,11 +420,23 @@ fn posterior_mean(
                 .zip(&mean)
                 .map(|(v, m)| (*v as f64 - m).powi(2))
                 .sum();
-            (ws / total).powi(2) * dev
+            ws * ws * dev
         })
         .sum::<f64>()
         / d as f64;
     (mean.into_iter().map(|v| v as f32).collect(), ess, mc)
+}
+
+fn inverse(a: &[[f64; 5]; 5]) -> Option<[[f64; 5]; 5]> {
+    let l = cholesky(a)?;
+    let mut inv = [[0.0; 5]; 5];
+    for j in 0..5 {
+        let col = chol_solve(&l, std::array::from_fn(|i| f64::from(u8::from(i == j))));
+        for (row, v) in inv.iter_mut().zip(col) {
+            row[j] = v;
+        }
+    }
+    Some(inv)
 }
 
 impl DiskOracle {

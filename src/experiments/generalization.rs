@@ -565,22 +565,9 @@ mod tests {
 
     /// A study on a small synthetic family that does not exist on disk: nothing may load it.
     fn config(sizes: &[usize]) -> Config {
-        use crate::data::SplitSpec;
         use crate::nn::{Arch, NetConfig};
         let train = TrainConfig {
-            data: crate::train::DataConfig {
-                source: "/nonexistent/disks.npy".into(),
-                gray: false,
-                size: None,
-                test_size: None,
-                split: SplitSpec {
-                    train_size: None,
-                    split: Split::A,
-                    split_seed: 0,
-                    dedup: None,
-                },
-                shuffle_pixels: None,
-            },
+            data: crate::train::DataConfig::new("/nonexistent/disks.npy"),
             net: NetConfig {
                 arch: Arch::BfUnet,
                 image_channels: 1,

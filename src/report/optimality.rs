@@ -258,6 +258,11 @@ fn arm_section(
                 arm.name
             ),
         );
+        html.figure(
+            &format!("jacobian/{}/panel.png", arm.name),
+            "The image the eigenvectors belong to: clean, noisy, denoised, and the noisy image \
+             projected onto the top eigenvectors (one row per Jacobian σ).",
+        );
     }
     Ok(())
 }
