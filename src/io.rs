@@ -12,10 +12,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tweedie-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tweedie-").suffix(".tmp");
+    // a temp file is created 0600; results are files like any other: 0666 less the umask
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -56,5 +58,21 @@ mod tests {
         assert_eq!(v["x"], 2);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    /// Results get the mode any new file gets here (0644 under the usual umask 022), not the
+    /// temp file's 0600.
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_have_the_usual_file_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("a.json");
+        write_json(&ours, &1).unwrap();
+        let plain = dir.path().join("b.txt");
+        std::fs::write(&plain, "1").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&plain));
+        assert_eq!(mode(&ours) & 0o600, 0o600);
     }
 }
