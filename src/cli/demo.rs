@@ -1,27 +1,30 @@
-//! `tweedie demo`: the small end-to-end run of the README's first command. Trains a small
-//! BF-UNet on 1000 Fashion-MNIST images (or on synthetic disks when the Debian package is not
-//! installed), evaluates it on training and held-out images, draws 16 samples from its prior,
-//! and writes `report.html`.
+//! `tweedie demo`: the README's first command. The paper's finding at CPU size: pairs of small
+//! networks on disjoint Fashion-MNIST sets (synthetic disks when the Debian package is not
+//! installed) at a memorizing and a generalizing N, paired samples, nearest training images,
+//! the train/test gap, model variance and a Jacobian per N (see
+//! [`tweedie::experiments::demo`]); ends with `OUT/index.html`. Resumable: run it again to
+//! continue.
 
+use super::generalization::GeneralizationArgs;
+use super::progress::Terminal;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::synthetic::{Disks, Family};
-use tweedie::data::{DataSource, SplitSpec};
-use tweedie::nn::{Arch, NetConfig};
-use tweedie::run::RunDir;
-use tweedie::train::{DataConfig, LossWeighting, LrSchedule, Session, SigmaSampling, TrainConfig};
+use tweedie::data::DataSource;
+use tweedie::experiments::demo::{self, Config, DemoDir};
+use tweedie::experiments::jacobian::{self, Method};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Output folder (the run is written to OUT/run).
+    /// Output folder (OUT/index.html links everything).
     #[arg(long, default_value = "demo")]
     out: PathBuf,
-    /// Training steps.
-    #[arg(long, default_value_t = 800)]
-    steps: u64,
-    /// Seed.
+    /// Tiny settings (N = 5 and 100, 150 steps): a smoke test of the pipeline, not a result.
+    #[arg(long)]
+    quick: bool,
+    /// Seed of the splits, the networks, the samples and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Device: auto, cpu, cuda[:N] or tch.
@@ -29,73 +32,105 @@ pub struct DemoArgs {
     device: DeviceSpec,
 }
 
-pub fn run(a: DemoArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let source = match DataSource::FashionMnist.load(None, 0) {
-        Ok(_) => "fashion-mnist".to_string(),
+/// The data source and a note on it: Fashion-MNIST, or synthetic disks written into the folder.
+fn source(a: &DemoArgs) -> Result<(String, String)> {
+    match DataSource::FashionMnist.load(None, 0) {
+        Ok(_) => Ok((
+            "fashion-mnist".into(),
+            "Debian's dataset-fashion-mnist".into(),
+        )),
         Err(e) => {
-            eprintln!("{e}\nfalling back to synthetic disks (32×32)");
-            let path = a.out.join("disks.npy");
-            let imgs = Family::Disks(Disks {}).generate(32, 3000, a.seed)?;
-            tweedie::data::write_npy(&imgs, &path)?;
-            path.display().to_string()
+            eprintln!("{e}\nfalling back to synthetic disks (28×28)");
+            let path = a.out.join("data").join("disks.npy");
+            if !path.exists() {
+                let family = Family::Disks(Disks {});
+                let imgs = family.generate(28, 6000, a.seed)?;
+                std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+                family
+                    .save(&imgs, a.seed, &path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok((
+                path.display().to_string(),
+                "synthetic disks: Fashion-MNIST is not installed".into(),
+            ))
         }
+    }
+}
+
+pub fn run(a: DemoArgs) -> Result<()> {
+    let dir = DemoDir::new(&a.out);
+    std::fs::create_dir_all(dir.root())
+        .with_context(|| format!("creating {}", dir.root().display()))?;
+    let (data, data_note) = source(&a)?;
+    let sdir = dir.study();
+    let study_dir = sdir.root().display().to_string();
+    let seed = a.seed.to_string();
+    let (sizes, steps, samples, channels) = if a.quick {
+        ("5,100", "150", "8", "8")
+    } else {
+        ("10,1000", "1200", "32", "16")
     };
-    let cfg = TrainConfig {
-        data: DataConfig {
-            gray: true,
-            split: SplitSpec {
-                train_size: Some(1000),
-                ..DataConfig::new("").split
-            },
-            ..DataConfig::new(source)
+    let mut flags = vec![
+        "--data",
+        &data,
+        "--sizes",
+        sizes,
+        "--steps",
+        steps,
+        "--samples",
+        samples,
+        "--blocks",
+        "2",
+        "--channels",
+        channels,
+        "--batch",
+        "32",
+        "--h0",
+        "0.05",
+        "--beta",
+        "0.5",
+        "--sigma-final",
+        "0.02",
+        "--eval-count",
+        "256",
+        "--seed",
+        &seed,
+        "--out",
+        &study_dir,
+    ];
+    if sdir.config().exists() {
+        flags.push("--resume");
+    }
+    let args: GeneralizationArgs = super::defaults_with(&flags);
+    let mut study = super::generalization::config(&args, &sdir)?;
+    study.train.device = a.device;
+    let cfg = Config {
+        study,
+        jacobian: jacobian::Config {
+            sigmas: vec![0.05, 0.1, 0.2, 0.4],
+            top: 32,
+            method: Method::Auto,
+            iterations: None,
+            probes: 64,
+            seed: a.seed,
         },
-        net: NetConfig {
-            arch: Arch::BfUnet,
-            image_channels: 1,
-            channels: 16,
-            blocks: 2,
-            layers: 20,
-        },
-        steps: a.steps,
-        batch: 32,
-        lr: 1e-3,
-        lr_halve_every: (a.steps / 3).max(1),
-        lr_schedule: LrSchedule::Cosine,
-        lr_warmup: a.steps / 50,
-        sigma_sampling: SigmaSampling::Mixture,
-        ema: None,
-        sigma_min: 0.0,
-        // the whole range the sampler starts from (σ₀ = 1): trained only up to 0.5, the
-        // 1/σ-weighted network drew noise textures instead of garments
-        sigma_max: 1.0,
-        loss_weighting: LossWeighting::InvSigma,
-        seed: a.seed,
-        checkpoint_every: 200,
-        log_every: (a.steps / 10).max(1),
-        val_sigmas: vec![15.0 / 255.0, 50.0 / 255.0, 100.0 / 255.0],
-        val_count: 64,
-        min_epoch: 1000,
-        device: a.device,
+        image: 0,
+        data_note,
     };
-    let run = RunDir::new(a.out.join("run"));
-    let resume = run.config().exists();
-    super::train::train_and_report(&cfg, None, &run, Session::resuming(resume))?;
-    super::eval::run(super::eval::EvalArgs::for_run(
-        run.root().to_path_buf(),
-        a.device,
-    ))?;
-    super::sample::run(super::sample::SampleArgs::for_run(
-        run.root().to_path_buf(),
-        run.file("samples"),
-        16,
-        // the demo's small, briefly trained network cannot denoise much below σ ≈ 0.011
-        // (with σ_L = 0.01, 1 of its 16 samples stalls there), so it stops a little earlier
-        (1.0, 0.02),
-        a.seed,
-        a.device,
-    ))?;
-    tweedie::report::run::write(&run)?;
-    println!("demo finished: open {}", run.file("report.html").display());
+    let device = a.device.device()?;
+    let progress = Terminal::new();
+    let record = demo::run(&cfg, &dir, &device, &progress).with_context(|| {
+        format!(
+            "fix the cause and run the same command again to continue ({})",
+            dir.root().display()
+        )
+    })?;
+    tweedie::report::index::write_demo(&dir, &record)?;
+    println!(
+        "demo finished in {:.0} s: open {}",
+        record.seconds,
+        dir.root().join("index.html").display()
+    );
     Ok(())
 }

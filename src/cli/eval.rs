@@ -43,17 +43,6 @@ pub struct EvalArgs {
     device: DeviceSpec,
 }
 
-impl EvalArgs {
-    /// The defaults for a run folder (used by the demo).
-    pub fn for_run(run: PathBuf, device: DeviceSpec) -> Self {
-        Self {
-            run,
-            device,
-            ..super::defaults_with(&["--run", "-"])
-        }
-    }
-}
-
 pub fn run(a: EvalArgs) -> Result<()> {
     if a.sigmas.is_empty() || a.count == 0 {
         anyhow::bail!("give at least one noise level in --sigmas and --count ≥ 1");

@@ -62,7 +62,7 @@ fn read_config(dir: &StudyDir) -> Result<Config> {
 }
 
 /// The study's configuration: the one in the folder when continuing, else from the flags.
-fn config(a: &GeneralizationArgs, dir: &StudyDir) -> Result<Config> {
+pub(super) fn config(a: &GeneralizationArgs, dir: &StudyDir) -> Result<Config> {
     let resuming = a.train.resume || a.task.is_some() || a.aggregate;
     if resuming {
         if !dir.config().exists() {

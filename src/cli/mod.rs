@@ -12,6 +12,7 @@ mod operator;
 mod optimality;
 mod progress;
 mod recipe;
+mod report;
 mod restore;
 mod sample;
 mod sampler;
@@ -68,8 +69,11 @@ enum Command {
     /// Networks against the optimum where it is known: Gaussian fields (Wiener), C^α rates,
     /// disks (numerical MMSE), and a shuffled-pixel control.
     Optimality(optimality::OptimalityArgs),
-    /// The small end-to-end demo: train on Fashion-MNIST (or a synthetic family), evaluate,
-    /// write a report.
+    /// Redraw the HTML of any folder the tool writes (run, study, Jacobian, optimality, demo, or
+    /// a folder holding several) from its JSON records.
+    Report(report::ReportArgs),
+    /// The paper's finding at CPU size: networks on small disjoint sets memorize, on large ones
+    /// they generalize; ends with OUT/index.html.
     Demo(demo::DemoArgs),
     /// Speed of the 7.6 M-parameter BF-UNet: training, eval and VJP images per second.
     Bench(bench::BenchArgs),
@@ -89,6 +93,7 @@ pub fn run() -> Result<()> {
         Command::Generalization(a) => generalization::run(a),
         Command::Optimality(a) => optimality::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Report(a) => report::run(a),
         Command::Bench(a) => bench::run(a),
     };
     result.map_err(name_the_flag)

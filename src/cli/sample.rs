@@ -2,7 +2,7 @@
 //! `samples.npy`, `trajectory.json` (sampler, seed, σₜ and hₜ per sample) and a σₜ plot.
 
 use super::progress::Terminal;
-use super::sampler::{AscentArgs, SamplerArgs, SamplerKind};
+use super::sampler::SamplerArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
@@ -52,37 +52,6 @@ struct TrajectoryFile<'a> {
     diverged: usize,
     stalled: usize,
     trajectories: &'a [Trajectory],
-}
-
-impl SampleArgs {
-    /// Default ascent sampling of `count` images from a run into `out`, from noise level
-    /// `sigma0` down to `sigma_final` (used by the demo).
-    pub fn for_run(
-        run: PathBuf,
-        out: PathBuf,
-        count: usize,
-        (sigma0, sigma_final): (f64, f64),
-        seed: u64,
-        device: DeviceSpec,
-    ) -> Self {
-        let defaults: Self = super::defaults_with(&["--run", "-", "--out", "-"]);
-        Self {
-            run,
-            count,
-            seed,
-            out,
-            sampler: SamplerArgs {
-                sampler: SamplerKind::Ascent,
-                ascent: AscentArgs {
-                    sigma0,
-                    sigma_final,
-                    ..defaults.sampler.ascent
-                },
-            },
-            device,
-            ..defaults
-        }
-    }
 }
 
 pub fn run(a: SampleArgs) -> Result<()> {
@@ -156,32 +125,4 @@ pub fn run(a: SampleArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The demo's sampling is the `sample` command line with its own defaults for the rest.
-    #[test]
-    fn for_run_is_the_command_line_with_its_defaults() {
-        let ours = SampleArgs::for_run("r".into(), "o".into(), 16, (1.0, 0.02), 3, DeviceSpec::Cpu);
-        let parsed: SampleArgs = crate::cli::defaults_with(&[
-            "--run",
-            "r",
-            "--out",
-            "o",
-            "--count",
-            "16",
-            "--sigma0",
-            "1",
-            "--sigma-final",
-            "0.02",
-            "--seed",
-            "3",
-            "--device",
-            "cpu",
-        ]);
-        assert_eq!(format!("{ours:?}"), format!("{parsed:?}"));
-    }
 }

@@ -59,6 +59,24 @@ impl Html {
         self
     }
 
+    /// A list of links: rows of (label, path relative to the page).
+    pub fn links(&mut self, rows: &[Vec<String>]) -> &mut Self {
+        let _ = writeln!(self.body, "<ul>");
+        for r in rows {
+            if let [label, href] = &r[..] {
+                let _ = writeln!(
+                    self.body,
+                    "<li><a href=\"{}\">{}</a> ({})</li>",
+                    esc(href),
+                    esc(label),
+                    esc(href)
+                );
+            }
+        }
+        let _ = writeln!(self.body, "</ul>");
+        self
+    }
+
     /// A figure: an image path relative to the page, with a caption.
     pub fn figure(&mut self, src: &str, caption: &str) -> &mut Self {
         let _ = writeln!(

@@ -1,4 +1,5 @@
-//! Figures and pages, drawn from the records a command leaves in its folder, never recomputed:
+//! Figures and pages, drawn from the records a command leaves in its folder, never recomputed
+//! ([`index::rebuild`] redraws any folder's):
 //! one module per record kind — a training run ([`run`]), a generalization study ([`study`]),
 //! a Jacobian folder ([`jacobian`]), an optimality study ([`optimality`]), samples ([`samples`]), restorations ([`restore`]) — on top
 //! of image grids ([`grid`]), line plots ([`plot`]) and pages ([`html`]). Nothing outside this
@@ -6,6 +7,7 @@
 
 pub mod grid;
 pub mod html;
+pub mod index;
 pub mod jacobian;
 pub mod optimality;
 pub mod plot;
