@@ -26,10 +26,46 @@ fn keep_freed_memory() {
     }
 }
 
+/// The error and its causes on one line, each cause once: library errors that name a file
+/// (`"{path}: {source}"`) also keep the I/O error as their source, and `{:#}` would print it
+/// twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn main() {
     keep_freed_memory();
     if let Err(err) = cli::run() {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(&err));
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        #[derive(Debug, thiserror::Error)]
+        #[error("run/config.json: {source}")]
+        struct Named {
+            source: std::io::Error,
+        }
+        let err = anyhow::Error::new(Named { source: io }).context("reading the run");
+        assert_eq!(
+            super::one_line(&err),
+            "reading the run: run/config.json: No such file"
+        );
     }
 }

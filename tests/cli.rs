@@ -381,6 +381,11 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
             assert_eq!(na, nb);
             assert!(da == db, "{file}: tensor {na} differs after resume");
         }
+        // and the files themselves, byte for byte: a checksum proves a reproduction
+        assert!(
+            std::fs::read(whole.join(file)).unwrap() == std::fs::read(split.join(file)).unwrap(),
+            "{file}: same tensors, different bytes"
+        );
     }
     // the moving average and the last weights both load and evaluate, and differ
     let eval = |weights: &str| {

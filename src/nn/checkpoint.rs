@@ -91,7 +91,54 @@ fn weight_bytes(
 pub fn save_weights(net: &Network, cfg: &NetConfig, path: &Path) -> Result<(), CheckpointError> {
     let net_json = serde_json::to_string(cfg).expect("NetConfig serializes");
     let bytes = weight_bytes(net, &[(NET_KEY, net_json)], path)?;
-    crate::io::write_atomic(path, &bytes).map_err(io_err(path))
+    crate::io::write_atomic(path, &canonical(bytes)).map_err(io_err(path))
+}
+
+/// The same safetensors file with its JSON header's keys in sorted order. The format's writers
+/// keep the header in hash maps, so two saves of the same tensors differ in byte order; sorted,
+/// identical runs give identical files and a checksum proves a reproduction. The header keeps its
+/// length (padded with spaces, as the format allows), so no tensor offset moves.
+fn canonical(bytes: Vec<u8>) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    let Some(n) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return bytes;
+    };
+    let Some(Ok(header)) = bytes
+        .get(8..8 + n)
+        .map(serde_json::from_slice::<BTreeMap<String, serde_json::Value>>)
+    else {
+        return bytes;
+    };
+    let mut text = String::from("{");
+    for (i, (key, value)) in header.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(key).expect("a string serializes"));
+        text.push(':');
+        // the metadata is a map of strings: sorted too (Value keeps insertion order when
+        // serde_json's preserve_order feature is on anywhere in the build)
+        let sorted = serde_json::from_value::<BTreeMap<String, String>>(value.clone())
+            .ok()
+            .filter(|_| key == "__metadata__");
+        let json = match sorted {
+            Some(m) => serde_json::to_string(&m),
+            None => serde_json::to_string(value),
+        };
+        text.push_str(&json.expect("JSON values serialize"));
+    }
+    text.push('}');
+    if text.len() > n {
+        return bytes;
+    }
+    let mut header = text.into_bytes();
+    header.resize(n, b' ');
+    let mut out = bytes;
+    out[8..8 + n].copy_from_slice(&header);
+    out
 }
 
 /// Reads the config stored in a weights or checkpoint file.
@@ -187,7 +234,7 @@ pub fn save_checkpoint(
             .map_err(|e| format_err(path, e))?,
     ));
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e))?;
-    crate::io::write_atomic(path, &bytes).map_err(io_err(path))
+    crate::io::write_atomic(path, &canonical(bytes)).map_err(io_err(path))
 }
 
 /// A checkpoint read back: the network (on the given device), its config, the optimizer with its
