@@ -19,7 +19,7 @@
 //! - [`analysis`]: denoising quality, memorization measures, Jacobians and their spectra.
 //! - [`experiments`]: the paper's experiments, each `Config` → `run` → `Record`.
 //! - [`report`]: figures and pages drawn from records alone.
-//! - Shared pieces: [`config`] (the error naming a bad field), [`rng`] (seeded streams keyed by
+//! - Shared pieces: [`interrupt`] (SIGINT/SIGTERM checkpoint and stop), [`config`] (the error naming a bad field), [`rng`] (seeded streams keyed by
 //!   purpose and identity), [`similarity`], [`fourier`], [`io`] (atomic writes), [`progress`],
 //!   [`device`].
 //!
@@ -43,6 +43,7 @@ pub mod denoise;
 pub mod device;
 pub mod experiments;
 pub mod fourier;
+pub mod interrupt;
 pub mod io;
 pub mod nn;
 pub mod progress;

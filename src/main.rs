@@ -46,6 +46,9 @@ fn one_line(err: &anyhow::Error) -> String {
 
 fn main() {
     keep_freed_memory();
+    if let Err(e) = tweedie::interrupt::install() {
+        eprintln!("warning: no SIGINT/SIGTERM checkpointing: {e}");
+    }
     if let Err(err) = cli::run() {
         eprintln!("error: {}", one_line(&err));
         std::process::exit(1);

@@ -446,6 +446,14 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// SIGINT or SIGTERM: a checkpoint was written at `step`.
+    #[error("interrupted at step {step}; checkpoint written in {run}: resume the run to continue")]
+    Interrupted {
+        /// The run folder.
+        run: PathBuf,
+        /// The step checkpointed.
+        step: u64,
+    },
     /// The loss became NaN or infinite.
     #[error("loss became {loss} at step {step}; the last checkpoint is intact: lower the learning rate and resume")]
     Diverged {
@@ -645,6 +653,7 @@ pub fn train_on(
     let mut last_loss = f64::NAN;
     let mut validation = Vec::new();
 
+    let watch = crate::interrupt::Watch::start();
     for step in start..end {
         let (x, noise, weights) = batch_at(cfg, &data.train, &mut order, step);
         let x = x.to_tensor(&adev);
@@ -726,7 +735,26 @@ pub fn train_on(
                 &checkpoint_path,
             )?;
         }
+        if crate::interrupt::requested() && done < end {
+            checkpoint::save_checkpoint(
+                &net,
+                ema.as_ref(),
+                &cfg.net,
+                &optim,
+                TrainState {
+                    step: done,
+                    seed: cfg.seed,
+                },
+                &checkpoint_path,
+            )?;
+            progress.finish();
+            return Err(TrainError::Interrupted {
+                run: run.root().to_path_buf(),
+                step: done,
+            });
+        }
     }
+    drop(watch);
     progress.finish();
     if end == cfg.steps {
         checkpoint::save_weights(&net.valid(), &cfg.net, &run.model())?;

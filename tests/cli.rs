@@ -791,3 +791,91 @@ fn generalization_study_runs_resumes_and_plans() {
         "cpu",
     ]);
 }
+
+/// A run stopped by SIGTERM checkpoints where it is and says so; one killed with SIGKILL at
+/// any moment keeps its last checkpoint. Resumed, both end with the same bytes as an
+/// uninterrupted run.
+#[cfg(unix)]
+#[test]
+fn killed_runs_resume_to_the_same_bytes() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 240);
+    let args = |out: &Path| -> Vec<String> {
+        train_args(s(&data), s(out), "400")
+            .into_iter()
+            .chain(RECIPE)
+            .map(String::from)
+            .collect()
+    };
+    let whole = dir.path().join("whole");
+    ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let model = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
+
+    // start a run, wait until it has written a checkpoint past `after` steps, then signal it
+    let interrupt = |out: &Path, signal: &str, after: u64, resume: bool| {
+        let mut a = args(out);
+        if resume {
+            a = vec![
+                "train".into(),
+                "--resume".into(),
+                "--out".into(),
+                s(out).into(),
+            ];
+            a.extend(["--device".into(), "cpu".into()]);
+        }
+        let child = Command::new(assert_cmd::cargo::cargo_bin("tweedie"))
+            .args(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let step = std::fs::read_to_string(out.join("metrics.jsonl"))
+                .ok()
+                .and_then(|t| t.lines().last().map(str::to_string))
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+                .and_then(|v| v["step"].as_u64())
+                .unwrap_or(0);
+            if step > after {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run never got past {after}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            !out.status.success(),
+            "the run finished before the {signal}"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let termed = dir.path().join("termed");
+    let err = interrupt(&termed, "-TERM", 20, false);
+    assert!(err.contains("interrupted at step"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    ok(&["train", "--resume", "--out", s(&termed), "--device", "cpu"]);
+    assert!(
+        model(&termed) == model(&whole),
+        "SIGTERM + resume: different bytes"
+    );
+
+    let killed = dir.path().join("killed");
+    interrupt(&killed, "-KILL", 40, false);
+    interrupt(&killed, "-KILL", 200, true);
+    ok(&["train", "--resume", "--out", s(&killed), "--device", "cpu"]);
+    assert!(
+        model(&killed) == model(&whole),
+        "SIGKILL ×2 + resume: different bytes"
+    );
+}

@@ -145,6 +145,10 @@ fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
             "{} already holds a run; pass --resume to continue it or choose another --out",
             run.display()
         ),
+        Some(TrainError::Interrupted { run, step }) => anyhow::anyhow!(
+            "interrupted at step {step}; the checkpoint is written: continue with the same command and --resume (tweedie train --resume --out {})",
+            run.display()
+        ),
         Some(TrainError::Diverged { step, loss }) => anyhow::anyhow!(
             "loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume"
         ),

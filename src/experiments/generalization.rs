@@ -295,6 +295,10 @@ pub fn train_all(
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
+                // an interrupted run has checkpointed: start no other
+                if crate::interrupt::requested() {
+                    break;
+                }
                 let Some(key) = queue.lock().expect("queue").next() else {
                     break;
                 };
