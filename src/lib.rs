@@ -20,7 +20,7 @@
 //! - [`experiments`]: the paper's experiments, each `Config` → `run` → `Record`.
 //! - [`report`]: figures and pages drawn from records alone.
 //! - Shared pieces: [`interrupt`] (SIGINT/SIGTERM checkpoint and stop), [`config`] (the error naming a bad field), [`rng`] (seeded streams keyed by
-//!   purpose and identity), [`similarity`], [`fourier`], [`io`] (atomic writes), [`progress`],
+//!   purpose and identity), [`similarity`], [`fourier`], [`io`] (atomic writes), [`lock`] (one writer per folder), [`progress`],
 //!   [`device`].
 //!
 //! ```
@@ -45,6 +45,7 @@ pub mod experiments;
 pub mod fourier;
 pub mod interrupt;
 pub mod io;
+pub mod lock;
 pub mod nn;
 pub mod progress;
 pub mod report;

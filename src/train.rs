@@ -454,6 +454,9 @@ pub enum TrainError {
         /// The step checkpointed.
         step: u64,
     },
+    /// Another process is writing the run folder.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
     /// The loss became NaN or infinite.
     #[error("loss became {loss} at step {step}; the last checkpoint is intact: lower the learning rate and resume")]
     Diverged {
@@ -589,6 +592,7 @@ pub fn train_on(
     if data.config != cfg.data {
         return Err(TrainError::DataMismatch);
     }
+    let _lock = crate::lock::FolderLock::acquire(run.root())?;
     let has_run = run.config().exists();
     if has_run && !resume {
         return Err(TrainError::Exists(run.root().to_path_buf()));

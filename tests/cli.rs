@@ -793,7 +793,8 @@ fn generalization_study_runs_resumes_and_plans() {
 }
 
 /// A run stopped by SIGTERM checkpoints where it is and says so; one killed with SIGKILL at
-/// any moment keeps its last checkpoint. Resumed, both end with the same bytes as an
+/// any moment keeps its last checkpoint; while a run lives a second writer is refused, and the
+/// lock a killed run leaves is taken over. Resumed, both end with the same bytes as an
 /// uninterrupted run.
 #[cfg(unix)]
 #[test]
@@ -813,7 +814,7 @@ fn killed_runs_resume_to_the_same_bytes() {
     let model = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
 
     // start a run, wait until it has written a checkpoint past `after` steps, then signal it
-    let interrupt = |out: &Path, signal: &str, after: u64, resume: bool| {
+    let interrupt = |out: &Path, signal: &str, after: u64, resume: bool| -> String {
         let mut a = args(out);
         if resume {
             a = vec![
@@ -847,6 +848,12 @@ fn killed_runs_resume_to_the_same_bytes() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        // while it runs, the folder is its own: a second writer is refused, by its pid
+        let err = fails(&["train", "--resume", "--out", s(out), "--device", "cpu"]);
+        assert!(
+            err.contains(&format!("in use by process {}", child.id())),
+            "{err}"
+        );
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
@@ -870,8 +877,10 @@ fn killed_runs_resume_to_the_same_bytes() {
         "SIGTERM + resume: different bytes"
     );
 
+    // a SIGKILL leaves the lock behind: the next run finds it stale and goes on
     let killed = dir.path().join("killed");
     interrupt(&killed, "-KILL", 40, false);
+    assert!(killed.join(".tweedie.lock").exists());
     interrupt(&killed, "-KILL", 200, true);
     ok(&["train", "--resume", "--out", s(&killed), "--device", "cpu"]);
     assert!(
