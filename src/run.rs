@@ -135,6 +135,9 @@ pub struct MetricsLine {
     pub validation: Vec<DenoisingRow>,
     /// Throughput since the previous line.
     pub images_per_second: f64,
+    /// Something that happened instead of training (a rollback after a non-finite loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// What `tweedie eval` writes to `eval.json`.

@@ -92,6 +92,21 @@ impl LossWeighting {
     }
 }
 
+/// What training does when the loss becomes NaN or infinite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnNan {
+    /// Stop with an error; the last checkpoint is intact (runs before this field).
+    #[default]
+    Stop,
+    /// Reload the last checkpoint (or the initial weights), halve the learning rate from there
+    /// on and continue; recorded in `metrics.jsonl`. At most [`MAX_ROLLBACKS`] times.
+    Rollback,
+}
+
+/// Rollbacks a run may take before a non-finite loss stops it anyway.
+pub const MAX_ROLLBACKS: u32 = 5;
+
 /// The learning rate over a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -248,6 +263,9 @@ pub struct TrainConfig {
     pub loss_weighting: LossWeighting,
     /// Seed of initialisation, batch order and noise.
     pub seed: u64,
+    /// What a non-finite loss does (runs written before this field: stop).
+    #[serde(default)]
+    pub on_nan: OnNan,
     /// Write a checkpoint every this many steps.
     pub checkpoint_every: u64,
     /// Validate and log every this many steps.
@@ -290,6 +308,7 @@ impl TrainConfig {
             sigma_max: 1.0,
             loss_weighting: LossWeighting::InvSigma,
             seed,
+            on_nan: OnNan::Stop,
             checkpoint_every: 250,
             log_every: (steps / 20).max(1),
             val_sigmas: vec![15.0 / 255.0, 50.0 / 255.0, 100.0 / 255.0],
@@ -609,18 +628,33 @@ pub fn train_on(
     let fresh_optim = || AdamConfig::new().init();
 
     let checkpoint_path = run.checkpoint();
-    let (mut net, mut optim, start, saved_ema): (_, ModuleOptimizer, _, _) =
-        if resume && checkpoint_path.exists() {
+    // the checkpoint, or the initial state: what a resume starts from and a rollback returns to
+    let restore = || -> Result<_, TrainError> {
+        let (net, optim, state, saved_ema): (_, ModuleOptimizer, _, _) = if checkpoint_path.exists()
+        {
             let ck = checkpoint::load_checkpoint(&checkpoint_path, &adev, fresh_optim())?;
             if ck.state.seed != cfg.seed || ck.config != cfg.net {
-                return Err(TrainError::ForeignCheckpoint(checkpoint_path));
+                return Err(TrainError::ForeignCheckpoint(checkpoint_path.clone()));
             }
-            (ck.net, ck.optim, ck.state.step, ck.ema.map(|e| e.valid()))
+            (ck.net, ck.optim, ck.state, ck.ema.map(|e| e.valid()))
         } else {
-            (cfg.net.init(&adev, cfg.seed), fresh_optim(), 0, None)
+            let state = TrainState {
+                step: 0,
+                seed: cfg.seed,
+                lr_scale: 1.0,
+            };
+            (cfg.net.init(&adev, cfg.seed), fresh_optim(), state, None)
         };
-    // the moving average starts from the weights it is first taken of
-    let mut ema = cfg.ema.map(|_| saved_ema.unwrap_or_else(|| net.valid()));
+        // the moving average starts from the weights it is first taken of
+        let ema = cfg.ema.map(|_| saved_ema.unwrap_or_else(|| net.valid()));
+        Ok((net, optim, state, ema))
+    };
+    if !resume && checkpoint_path.exists() {
+        // a folder without config.json but with a checkpoint: not ours to continue
+        return Err(TrainError::Exists(run.root().to_path_buf()));
+    }
+    let (mut net, mut optim, state, mut ema) = restore()?;
+    let (start, mut lr_scale) = (state.step, state.lr_scale);
 
     let record = RunRecord {
         config: cfg.clone(),
@@ -658,7 +692,9 @@ pub fn train_on(
     let mut validation = Vec::new();
 
     let watch = crate::interrupt::Watch::start();
-    for step in start..end {
+    let mut rollbacks = 0;
+    let mut step = start;
+    while step < end {
         let (x, noise, weights) = batch_at(cfg, &data.train, &mut order, step);
         let x = x.to_tensor(&adev);
         let noise = noise.to_tensor(&adev);
@@ -674,7 +710,7 @@ pub fn train_on(
         };
         let loss: Tensor<1> = error.sum().div_scalar(cfg.batch as f64);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let lr = cfg.lr_at(step);
+        let lr = cfg.lr_at(step) * lr_scale;
         net = optim.step(lr, net, grads);
         if let (Some(beta), Some(average)) = (cfg.ema, ema.take()) {
             ema = Some(crate::nn::ema::update(
@@ -684,8 +720,37 @@ pub fn train_on(
             ));
         }
         let l: f32 = loss.into_scalar();
+        #[cfg(test)]
+        let l = tests::inject_nan(step, l);
         if !l.is_finite() {
-            return Err(TrainError::Diverged { step, loss: l });
+            if cfg.on_nan == OnNan::Stop || rollbacks == MAX_ROLLBACKS {
+                return Err(TrainError::Diverged { step, loss: l });
+            }
+            rollbacks += 1;
+            let (n, o, state, e) = restore()?;
+            (net, optim, ema) = (n, o, e);
+            lr_scale = state.lr_scale * 0.5;
+            let event = format!(
+                "loss {l} at step {step}: rolled back to step {}, learning rate ×{lr_scale}",
+                state.step
+            );
+            let line = MetricsLine {
+                step: state.step,
+                loss: if loss_n > 0 {
+                    loss_sum / loss_n as f64
+                } else {
+                    0.0
+                },
+                lr: cfg.lr_at(state.step) * lr_scale,
+                validation: Vec::new(),
+                images_per_second: 0.0,
+                event: Some(event.clone()),
+            };
+            crate::io::append_json_line(&run.metrics(), &line).map_err(io(run.metrics()))?;
+            progress.log(&event);
+            (loss_sum, loss_n) = (0.0, 0);
+            step = state.step;
+            continue;
         }
         loss_sum += l as f64;
         loss_n += 1;
@@ -710,6 +775,7 @@ pub fn train_on(
                 lr,
                 validation: validation.clone(),
                 images_per_second: ips,
+                event: None,
             };
             crate::io::append_json_line(&run.metrics(), &line).map_err(io(run.metrics()))?;
             progress.log(&format!(
@@ -735,6 +801,7 @@ pub fn train_on(
                 TrainState {
                     step: done,
                     seed: cfg.seed,
+                    lr_scale,
                 },
                 &checkpoint_path,
             )?;
@@ -748,6 +815,7 @@ pub fn train_on(
                 TrainState {
                     step: done,
                     seed: cfg.seed,
+                    lr_scale,
                 },
                 &checkpoint_path,
             )?;
@@ -757,6 +825,7 @@ pub fn train_on(
                 step: done,
             });
         }
+        step = done;
     }
     drop(watch);
     progress.finish();
@@ -937,6 +1006,70 @@ mod tests {
         .err();
         assert!(matches!(&err, Some(TrainError::DataMismatch)), "{err:?}");
         assert!(!run.config().exists(), "nothing is written");
+    }
+
+    thread_local! {
+        static NAN_AT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// The loss of `step`, or NaN once at the step a test chose (training runs on its caller's
+    /// thread, so the choice is the calling test's alone).
+    pub(super) fn inject_nan(step: u64, loss: f32) -> f32 {
+        NAN_AT.with(|at| {
+            if at.get() == Some(step) {
+                at.set(None);
+                f32::NAN
+            } else {
+                loss
+            }
+        })
+    }
+
+    /// A NaN loss stops a run with its last checkpoint intact, or, with `OnNan::Rollback`,
+    /// returns to that checkpoint at half the learning rate and finishes; the rollback is in
+    /// `metrics.jsonl` and the halved rate in the checkpoint.
+    #[test]
+    fn a_nan_loss_stops_or_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disks.npy");
+        let imgs = crate::data::synthetic::Family::Disks(Default::default())
+            .generate(8, 40, 1)
+            .unwrap();
+        crate::data::write_npy(&imgs, &path).unwrap();
+        let mut json = old_config_json();
+        json["data"]["source"] = path.display().to_string().into();
+        json["data"]["split"]["train_size"] = serde_json::Value::Null;
+        json["steps"] = 12.into();
+        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let silent = &crate::progress::Silent;
+
+        let stop = RunDir::new(dir.path().join("stop"));
+        NAN_AT.with(|at| at.set(Some(7)));
+        let err = train(&cfg, &stop, Session::default(), silent).unwrap_err();
+        assert!(matches!(err, TrainError::Diverged { step: 7, .. }), "{err}");
+        let device = cfg.device.device().unwrap().autodiff();
+        let ck = checkpoint::load_checkpoint(&stop.checkpoint(), &device, AdamConfig::new().init())
+            .unwrap();
+        assert_eq!(ck.state.step, 5, "the last good checkpoint");
+        assert!(!stop.model().exists());
+
+        let roll = RunDir::new(dir.path().join("roll"));
+        let cfg = TrainConfig {
+            on_nan: OnNan::Rollback,
+            ..cfg
+        };
+        NAN_AT.with(|at| at.set(Some(7)));
+        let report = train(&cfg, &roll, Session::default(), silent).unwrap();
+        assert_eq!(report.steps, 12);
+        assert!(report.final_loss.is_finite());
+        let lines = crate::run::read_metrics(&roll).unwrap();
+        let events: Vec<_> = lines.iter().filter_map(|l| l.event.as_deref()).collect();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].contains("rolled back to step 5"), "{}", events[0]);
+        let ck = checkpoint::load_checkpoint(&roll.checkpoint(), &device, AdamConfig::new().init())
+            .unwrap();
+        assert_eq!((ck.state.step, ck.state.lr_scale), (12, 0.5));
+        assert!(roll.model().exists());
     }
 
     fn old_config_json() -> serde_json::Value {

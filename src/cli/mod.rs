@@ -150,7 +150,7 @@ fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
             run.display()
         ),
         Some(TrainError::Diverged { step, loss }) => anyhow::anyhow!(
-            "loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume"
+            "loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume (or train with --on-nan rollback)"
         ),
         Some(TrainError::Unfinished(run)) => anyhow::anyhow!(
             "{} has no model.safetensors yet: finish training (tweedie train --resume --out {})",

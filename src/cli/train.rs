@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::{RunDir, RunRecord};
-use tweedie::train::{DataConfig, Session, TrainConfig, TrainingData};
+use tweedie::train::{DataConfig, OnNan, Session, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// Seed of initialisation, batch order and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// When the loss becomes NaN or infinite: stop (the last checkpoint is intact), or roll back
+    /// to the last checkpoint, halve the learning rate and go on (at most 5 times).
+    #[arg(long, value_enum, default_value_t = OnNan::Stop)]
+    pub on_nan: OnNan,
     /// Write a checkpoint every this many steps.
     #[arg(long, default_value_t = 250)]
     pub checkpoint_every: u64,
@@ -157,6 +161,7 @@ impl TrainArgs {
             self.device,
         );
         cfg.checkpoint_every = self.checkpoint_every;
+        cfg.on_nan = self.on_nan;
         cfg.log_every = self.log_every.unwrap_or(cfg.log_every);
         cfg.val_sigmas = self.val_sigmas.clone();
         cfg.val_count = self.val_count;

@@ -570,34 +570,24 @@ mod tests {
     /// A study on a small synthetic family that does not exist on disk: nothing may load it.
     fn config(sizes: &[usize]) -> Config {
         use crate::nn::{Arch, NetConfig};
-        let train = TrainConfig {
-            data: crate::train::DataConfig::new("/nonexistent/disks.npy"),
-            net: NetConfig {
-                arch: Arch::BfUnet,
-                image_channels: 1,
-                channels: 4,
-                blocks: 1,
-                layers: 5,
-            },
-            steps: 10,
-            batch: 4,
-            lr: 1e-3,
-            lr_halve_every: 100,
-            lr_schedule: crate::train::LrSchedule::Cosine,
-            lr_warmup: 0,
-            sigma_sampling: crate::train::SigmaSampling::Uniform,
-            ema: None,
-            sigma_min: 0.0,
-            sigma_max: 1.0,
-            loss_weighting: Default::default(),
-            seed: 0,
-            checkpoint_every: 10,
-            log_every: 10,
-            val_sigmas: vec![0.1],
-            val_count: 4,
-            min_epoch: 4,
-            device: crate::DeviceSpec::Cpu,
+        let net = NetConfig {
+            arch: Arch::BfUnet,
+            image_channels: 1,
+            channels: 4,
+            blocks: 1,
+            layers: 5,
         };
+        let data = crate::train::DataConfig::new("/nonexistent/disks.npy");
+        let mut train = TrainConfig::new(data, net, 10, 4, 0, crate::DeviceSpec::Cpu);
+        train.lr_halve_every = 100;
+        train.lr_warmup = 0;
+        train.sigma_sampling = crate::train::SigmaSampling::Uniform;
+        train.loss_weighting = Default::default();
+        train.checkpoint_every = 10;
+        train.log_every = 10;
+        train.val_sigmas = vec![0.1];
+        train.val_count = 4;
+        train.min_epoch = 4;
         Config {
             sizes: sizes.to_vec(),
             train,

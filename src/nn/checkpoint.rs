@@ -51,12 +51,22 @@ pub enum CheckpointError {
 }
 
 /// Where training stands: with the seed (in the run's config) this is the whole RNG state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     /// Optimizer steps taken.
     pub step: u64,
     /// The run's seed (a check that a checkpoint is resumed with the seed it was made with).
     pub seed: u64,
+    /// Factor on the planned learning rate: halved by each rollback after a non-finite loss
+    /// (checkpoints written before this field: 1).
+    #[serde(default = "TrainState::no_scale")]
+    pub lr_scale: f64,
+}
+
+impl TrainState {
+    fn no_scale() -> f64 {
+        1.0
+    }
 }
 
 fn format_err(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
