@@ -76,12 +76,9 @@ impl RunDir {
     /// Reads and parses `config.json`.
     pub fn read_config<T: DeserializeOwned>(&self) -> std::io::Result<T> {
         let text = std::fs::read_to_string(self.config())?;
-        serde_json::from_str(&text).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", self.config().display()),
-            )
-        })
+        // the caller names the file (every caller wraps the error with its path)
+        serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
 
     /// Writes `config.json` atomically, creating the folder.

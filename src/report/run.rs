@@ -48,7 +48,9 @@ fn eval_figure(eval: &EvalRecord, path: &std::path::Path) -> Result<(), ReportEr
 
 /// Writes `figures/` and `report.html` of a run.
 pub fn write(run: &RunDir) -> Result<(), ReportError> {
-    let record: RunRecord = run.read_config()?;
+    let record: RunRecord = run
+        .read_config()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", run.config().display())))?;
     let metrics = read_metrics(run)?;
     let figures = run.figures();
     std::fs::create_dir_all(&figures)?;
