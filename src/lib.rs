@@ -20,7 +20,7 @@
 //! - [`experiments`]: the paper's experiments, each `Config` → `run` → `Record`.
 //! - [`report`]: figures and pages drawn from records alone.
 //! - Shared pieces: [`interrupt`] (SIGINT/SIGTERM checkpoint and stop), [`config`] (the error naming a bad field), [`rng`] (seeded streams keyed by
-//!   purpose and identity), [`similarity`], [`fourier`], [`io`] (atomic writes), [`lock`] (one writer per folder), [`progress`],
+//!   purpose and identity), [`similarity`], [`fourier`], [`io`] (atomic writes), [`lock`] (one writer per folder), [`resources`] (memory estimates), [`progress`],
 //!   [`device`].
 //!
 //! ```
@@ -49,6 +49,7 @@ pub mod lock;
 pub mod nn;
 pub mod progress;
 pub mod report;
+pub mod resources;
 pub mod rng;
 pub mod run;
 pub mod sampling;

@@ -59,6 +59,13 @@ impl Method {
     }
 }
 
+/// Memory of a dense D×D Jacobian and its decomposition: the f32 matrix, and faer's f64
+/// symmetric part, eigenvectors and workspace (about three D×D f64 matrices).
+pub fn dense_bytes(d: usize) -> u64 {
+    let dd = (d as u64) * (d as u64);
+    dd * 4 + 3 * dd * 8
+}
+
 /// The configuration of one Jacobian experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -110,14 +117,35 @@ impl Config {
         check(self.probes >= 2, "probes", self.probes, "must be ≥ 2")
     }
 
-    /// Checks that the method suits images of `d` values.
+    /// Checks that the method suits images of `d` values on this machine.
     pub fn validate_for(&self, d: usize) -> Result<(), InvalidField> {
+        self.validate_with_memory(d, crate::resources::available_memory())
+    }
+
+    /// [`Self::validate_for`] with the memory available (`None`: unknown, not checked).
+    pub fn validate_with_memory(
+        &self,
+        d: usize,
+        available: Option<u64>,
+    ) -> Result<(), InvalidField> {
         self.validate()?;
+        let dense = self.method.resolve(d) == Method::Dense;
         check(
-            self.method.resolve(d) != Method::Dense || d <= DENSE_MAX,
+            !dense || d <= DENSE_MAX,
             "method",
             "dense",
             format!("a dense {d}×{d} Jacobian is too large (D ≤ {DENSE_MAX}); use lanczos"),
+        )?;
+        let need = dense_bytes(d);
+        check(
+            !dense || available.is_none_or(|a| need <= a),
+            "method",
+            "dense",
+            format!(
+                "a dense {d}×{d} Jacobian needs about {} and {} is available; use lanczos",
+                crate::resources::gib(need),
+                crate::resources::gib(available.unwrap_or(0))
+            ),
         )
     }
 }
@@ -451,5 +479,18 @@ mod tests {
             Config::default().validate_for(DENSE_MAX + 1).is_ok(),
             "auto picks Lanczos"
         );
+        // a dense Jacobian the machine cannot hold is refused with the estimate
+        let dense = Config {
+            method: Method::Dense,
+            ..Config::default()
+        };
+        let err = dense
+            .validate_with_memory(4096, Some(dense_bytes(4096) / 2))
+            .unwrap_err();
+        assert!(err.expected.contains("needs about") && err.expected.contains("lanczos"));
+        assert!(dense
+            .validate_with_memory(4096, Some(dense_bytes(4096)))
+            .is_ok());
+        assert!(dense.validate_with_memory(4096, None).is_ok());
     }
 }
