@@ -888,3 +888,99 @@ fn killed_runs_resume_to_the_same_bytes() {
         "SIGKILL ×2 + resume: different bytes"
     );
 }
+
+/// A study killed mid-training (SIGKILL) and again after its runs trained (SIGTERM, outside
+/// training: the default action), then resumed, writes the same study.json as one never
+/// interrupted.
+#[cfg(unix)]
+#[test]
+fn a_killed_study_resumes_to_the_same_record() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 60);
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "generalization",
+            "--data",
+            s(&data),
+            "--sizes",
+            "1,4",
+            "--blocks",
+            "1",
+            "--channels",
+            "8",
+            "--steps",
+            "300",
+            "--checkpoint-every",
+            "10",
+            "--batch",
+            "8",
+            "--samples",
+            "4",
+            "--eval-count",
+            "8",
+            "--eval-sigmas",
+            "0.1",
+            "--h0",
+            "0.1",
+            "--beta",
+            "0.5",
+            "--sigma-final",
+            "0.03",
+            "--max-steps",
+            "300",
+            "--device",
+            "cpu",
+            "--out",
+            s(out),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let whole = dir.path().join("whole");
+    ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let record = |out: &Path| std::fs::read(out.join("study.json")).unwrap();
+
+    let cut = dir.path().join("cut");
+    let run_until = |a: Vec<String>, file: std::path::PathBuf, signal: &str| {
+        let child = Command::new(assert_cmd::cargo::cargo_bin("tweedie"))
+            .args(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !file.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never appeared",
+                file.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait_with_output().unwrap().status;
+        assert!(!status.success(), "finished before the {signal}");
+    };
+    run_until(
+        args(&cut),
+        cut.join("runs/N1-b/checkpoint.safetensors"),
+        "-KILL",
+    );
+    let mut resume = args(&cut);
+    resume.push("--resume".into());
+    run_until(
+        resume.clone(),
+        cut.join("runs/N4-b/model.safetensors"),
+        "-TERM",
+    );
+    assert!(!cut.join("study.json").exists());
+    ok(&resume.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        record(&cut) == record(&whole),
+        "the resumed study measured something else"
+    );
+}
