@@ -134,6 +134,9 @@ pub enum StudyError {
     /// The two training sets of one N share images.
     #[error("N = {0}: training sets a and b overlap")]
     Overlap(usize),
+    /// Another process is running this study.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StudyError + '_ {
@@ -423,6 +426,8 @@ pub fn run(
     progress: &(dyn Progress + Sync),
 ) -> Result<Record, StudyError> {
     cfg.validate()?;
+    // one study process per folder (cluster array tasks train single runs, each run locked)
+    let _lock = crate::lock::FolderLock::acquire(study.root())?;
     let failures = train_all(study, cfg, jobs, progress);
     if !failures.is_empty() {
         return Err(StudyError::Failed(
@@ -432,12 +437,23 @@ pub fn run(
                 .collect(),
         ));
     }
-    aggregate(study, cfg, device, progress)
+    measure(study, cfg, device, progress)
 }
 
 /// Samples every pair, measures everything and writes `study.json` (and the nearest training
 /// images the pair figures show). Every run must be finished.
 pub fn aggregate(
+    study: &StudyDir,
+    cfg: &Config,
+    device: &burn::tensor::Device,
+    progress: &dyn Progress,
+) -> Result<Record, StudyError> {
+    let _lock = crate::lock::FolderLock::acquire(study.root())?;
+    measure(study, cfg, device, progress)
+}
+
+/// [`aggregate`] in a folder this process holds.
+fn measure(
     study: &StudyDir,
     cfg: &Config,
     device: &burn::tensor::Device,

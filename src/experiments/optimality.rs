@@ -162,6 +162,9 @@ pub enum OptimalityError {
         /// The error.
         source: std::io::Error,
     },
+    /// Another process is running this study.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OptimalityError + '_ {
@@ -493,6 +496,8 @@ pub fn run(
     dir: &OptimalityDir,
     progress: &dyn Progress,
 ) -> Result<Record, OptimalityError> {
+    std::fs::create_dir_all(dir.root()).map_err(io(dir.root()))?;
+    let _lock = crate::lock::FolderLock::acquire(dir.root())?;
     train_all(cfg, dir, progress)?;
     let mut arms = Vec::new();
     for arm in cfg.arms() {
