@@ -983,11 +983,7 @@ mod tests {
     #[test]
     fn train_on_refuses_data_resolved_from_other_settings() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disks.npy");
-        let imgs = crate::data::synthetic::Family::Disks(Default::default())
-            .generate(8, 40, 1)
-            .unwrap();
-        crate::data::write_npy(&imgs, &path).unwrap();
+        let path = tiny_disks(dir.path());
         let mut json = old_config_json();
         json["data"]["source"] = path.display().to_string().into();
         json["device"] = "cpu".into();
@@ -1031,11 +1027,7 @@ mod tests {
     #[test]
     fn a_nan_loss_stops_or_rolls_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disks.npy");
-        let imgs = crate::data::synthetic::Family::Disks(Default::default())
-            .generate(8, 40, 1)
-            .unwrap();
-        crate::data::write_npy(&imgs, &path).unwrap();
+        let path = tiny_disks(dir.path());
         let mut json = old_config_json();
         json["data"]["source"] = path.display().to_string().into();
         json["data"]["split"]["train_size"] = serde_json::Value::Null;
@@ -1070,6 +1062,16 @@ mod tests {
             .unwrap();
         assert_eq!((ck.state.step, ck.state.lr_scale), (12, 0.5));
         assert!(roll.model().exists());
+    }
+
+    /// 40 disks of 8×8 in `dir/disks.npy`.
+    fn tiny_disks(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("disks.npy");
+        let imgs = crate::data::synthetic::Family::Disks(Default::default())
+            .generate(8, 40, 1)
+            .unwrap();
+        crate::data::write_npy(&imgs, &path).unwrap();
+        path
     }
 
     fn old_config_json() -> serde_json::Value {
