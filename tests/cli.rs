@@ -854,8 +854,9 @@ fn killed_runs_resume_to_the_same_bytes() {
             err.contains(&format!("in use by process {}", child.id())),
             "{err}"
         );
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
+        // the shell's own kill: no procps needed
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill {signal} {}", child.id())])
             .status()
             .unwrap();
         assert!(status.success());
@@ -958,8 +959,8 @@ fn a_killed_study_resumes_to_the_same_record() {
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        Command::new("kill")
-            .args([signal, &child.id().to_string()])
+        Command::new("sh")
+            .args(["-c", &format!("kill {signal} {}", child.id())])
             .status()
             .unwrap();
         let status = child.wait_with_output().unwrap().status;

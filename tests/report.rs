@@ -10,7 +10,10 @@ use std::process::Command;
 
 fn chromium() -> PathBuf {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Ok(out) = Command::new("which").arg(name).output() {
+        if let Ok(out) = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+        {
             if out.status.success() {
                 return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             }
