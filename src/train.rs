@@ -792,7 +792,9 @@ pub fn train_on(
             (loss_sum, loss_n) = (0.0, 0);
             window_start = Instant::now();
         }
-        if done % cfg.checkpoint_every == 0 || done == end {
+        // a stop asked for by SIGINT/SIGTERM checkpoints here, like a scheduled one
+        let interrupted = crate::interrupt::requested() && done < end;
+        if done % cfg.checkpoint_every == 0 || done == end || interrupted {
             checkpoint::save_checkpoint(
                 &net,
                 ema.as_ref(),
@@ -806,19 +808,7 @@ pub fn train_on(
                 &checkpoint_path,
             )?;
         }
-        if crate::interrupt::requested() && done < end {
-            checkpoint::save_checkpoint(
-                &net,
-                ema.as_ref(),
-                &cfg.net,
-                &optim,
-                TrainState {
-                    step: done,
-                    seed: cfg.seed,
-                    lr_scale,
-                },
-                &checkpoint_path,
-            )?;
+        if interrupted {
             progress.finish();
             return Err(TrainError::Interrupted {
                 run: run.root().to_path_buf(),
