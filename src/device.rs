@@ -76,6 +76,16 @@ impl TryFrom<String> for DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// Whether tensors live in host memory (the CPU backends), where the machine's available
+    /// memory is the limit.
+    pub fn is_host(self) -> bool {
+        match self {
+            Self::Cpu | Self::Tch => true,
+            Self::Auto => !cfg!(feature = "cuda"),
+            Self::Cuda(_) => false,
+        }
+    }
+
     /// The burn device (not autodiff).
     pub fn device(self) -> Result<Device, DeviceError> {
         match self {

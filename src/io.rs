@@ -18,6 +18,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let mut tmp = builder.tempfile_in(dir)?;
+    #[cfg(test)]
+    full_disk::check()?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -39,11 +41,52 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Res
 pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_string(value).map_err(std::io::Error::other)?;
     line.push('\n');
+    #[cfg(test)]
+    full_disk::check()?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
     f.write_all(line.as_bytes())
+}
+
+/// What to do after `e`, for messages that end in it: a full disk is the one failure of a long
+/// run that the user fixes and then simply continues.
+pub fn advice(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        "; free some space and run the command again (a run or study: with --resume, from its \
+         last checkpoint, which is intact)"
+    } else {
+        ""
+    }
+}
+
+/// A full disk, for tests: once armed on a thread, that thread's writes succeed `writes` more
+/// times and then fail as the OS fails them on a full filesystem (ENOSPC), after the temp file
+/// is created, as a real one would.
+#[cfg(test)]
+pub(crate) mod full_disk {
+    use std::cell::Cell;
+
+    thread_local! {
+        static LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Fills this thread's disk after `writes` more writes (`None`: room again).
+    pub(crate) fn fill_after(writes: Option<usize>) {
+        LEFT.with(|f| f.set(writes));
+    }
+
+    pub(super) fn check() -> std::io::Result<()> {
+        LEFT.with(|left| match left.get() {
+            Some(0) => Err(std::io::Error::from_raw_os_error(28)), // ENOSPC
+            Some(n) => {
+                left.set(Some(n - 1));
+                Ok(())
+            }
+            None => Ok(()),
+        })
+    }
 }
 
 #[cfg(test)]

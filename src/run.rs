@@ -154,6 +154,26 @@ pub struct EvalRecord {
     pub seed: u64,
 }
 
+/// Drops the lines of `metrics.jsonl` past `step` (and a torn last line): what a run killed after
+/// its last checkpoint logged is logged again when it resumes from that checkpoint, and must not
+/// appear twice. Rewritten atomically, and only when something is dropped.
+pub fn truncate_metrics(run: &RunDir, step: u64) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(run.metrics()) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<MetricsLine>(l).is_ok_and(|m| m.step <= step))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    if kept != text {
+        crate::io::write_atomic(&run.metrics(), kept.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Reads `metrics.jsonl`, skipping a torn last line (a crash mid-append).
 pub fn read_metrics(run: &RunDir) -> std::io::Result<Vec<MetricsLine>> {
     let text = match std::fs::read_to_string(run.metrics()) {
@@ -165,4 +185,39 @@ pub fn read_metrics(run: &RunDir) -> std::io::Result<Vec<MetricsLine>> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(step: u64) -> MetricsLine {
+        MetricsLine {
+            step,
+            loss: 1.0,
+            lr: 1e-3,
+            validation: Vec::new(),
+            images_per_second: 1.0,
+            event: None,
+        }
+    }
+
+    #[test]
+    fn truncating_metrics_drops_what_follows_the_checkpoint_and_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        truncate_metrics(&run, 5).unwrap(); // no file yet: nothing to do
+        assert!(!run.metrics().exists());
+        for step in [10, 20, 30] {
+            crate::io::append_json_line(&run.metrics(), &line(step)).unwrap();
+        }
+        let mut text = std::fs::read_to_string(run.metrics()).unwrap();
+        text.push_str("{\"step\": 4"); // torn by a kill mid-append
+        std::fs::write(run.metrics(), &text).unwrap();
+        truncate_metrics(&run, 20).unwrap();
+        let steps: Vec<u64> = read_metrics(&run).unwrap().iter().map(|m| m.step).collect();
+        assert_eq!(steps, [10, 20]);
+        let text = std::fs::read_to_string(run.metrics()).unwrap();
+        assert!(text.ends_with("}\n") && text.lines().count() == 2, "{text}");
+    }
 }

@@ -439,6 +439,27 @@ pub enum TrainError {
         /// The images'.
         images: usize,
     },
+    /// The batch would not fit in memory.
+    #[error(
+        "a batch of {batch} {h}×{w} images needs about {} to train and {} is available; use \
+         --batch {fits} or less",
+        crate::resources::gib(*need),
+        crate::resources::gib(*available)
+    )]
+    Memory {
+        /// The batch asked for.
+        batch: usize,
+        /// Image height.
+        h: usize,
+        /// Image width.
+        w: usize,
+        /// Estimated bytes ([`crate::resources::training_bytes`]).
+        need: u64,
+        /// Bytes available.
+        available: u64,
+        /// The largest batch that fits.
+        fits: usize,
+    },
     /// A checkpoint made with another seed or network.
     #[error("{0} was made with another seed or network; resume with the run's own config.json")]
     ForeignCheckpoint(PathBuf),
@@ -458,7 +479,7 @@ pub enum TrainError {
     #[error("{0} has no model.safetensors yet: finish training (resume it)")]
     Unfinished(PathBuf),
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", crate::io::advice(source))]
     Io {
         /// The file.
         path: PathBuf,
@@ -563,6 +584,27 @@ fn io(path: PathBuf) -> impl FnOnce(std::io::Error) -> TrainError {
     move |source| TrainError::Io { path, source }
 }
 
+/// Refuses a batch whose training would not fit in `available` bytes (`None`: unknown).
+fn check_memory(
+    cfg: &TrainConfig,
+    h: usize,
+    w: usize,
+    available: Option<u64>,
+) -> Result<(), TrainError> {
+    let need = crate::resources::training_bytes(&cfg.net, cfg.batch, h, w);
+    match available {
+        Some(available) if need > available => Err(TrainError::Memory {
+            batch: cfg.batch,
+            h,
+            w,
+            need,
+            available,
+            fits: crate::resources::largest_training_batch(&cfg.net, h, w, available),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// How one call to [`train`] treats the run folder and how far it goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Session {
@@ -623,6 +665,10 @@ pub fn train_on(
             images: c,
         });
     }
+    // host memory is the limit on the CPU; a GPU's is its own (and the backend's to report)
+    if cfg.device.is_host() {
+        check_memory(cfg, h, w, crate::resources::available_memory())?;
+    }
     let device = cfg.device.device()?;
     let adev = device.clone().autodiff();
     let fresh_optim = || AdamConfig::new().init();
@@ -676,6 +722,9 @@ pub fn train_on(
         }
     }
     run.write_config(&record).map_err(io(run.config()))?;
+    if resume {
+        crate::run::truncate_metrics(run, start).map_err(io(run.metrics()))?;
+    }
 
     let val = data.dataset.test.take(cfg.val_count);
     let mut order = EpochOrder::new(data.train.len(), cfg.min_epoch, cfg.seed);
@@ -1052,6 +1101,84 @@ mod tests {
             .unwrap();
         assert_eq!((ck.state.step, ck.state.lr_scale), (12, 0.5));
         assert!(roll.model().exists());
+    }
+
+    /// A batch the machine cannot hold is refused with the batch that fits, which does fit.
+    #[test]
+    fn a_batch_larger_than_memory_is_refused_with_one_that_fits() {
+        let mut json = old_config_json();
+        json["batch"] = 256.into();
+        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let one = crate::resources::training_bytes(&cfg.net, 1, 64, 64);
+        let available = 100 * one;
+        let err = check_memory(&cfg, 64, 64, Some(available)).unwrap_err();
+        let TrainError::Memory { fits, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(fits, 100);
+        assert!(err_text(&cfg, available).contains("--batch 100 or less"));
+        let cfg = TrainConfig { batch: fits, ..cfg };
+        assert!(check_memory(&cfg, 64, 64, Some(available)).is_ok());
+        assert!(
+            check_memory(&cfg, 64, 64, None).is_ok(),
+            "unknown: not checked"
+        );
+    }
+
+    fn err_text(cfg: &TrainConfig, available: u64) -> String {
+        check_memory(cfg, 64, 64, Some(available))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// A full disk at a checkpoint stops training with a message that says what to do; the
+    /// previous checkpoint stays byte for byte, no temp file is left, and once there is room
+    /// again the run resumes and finishes like one that never ran out.
+    #[test]
+    fn a_full_disk_keeps_the_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = tiny_disks(dir.path());
+        let mut json = old_config_json();
+        json["data"]["source"] = path.display().to_string().into();
+        json["data"]["split"]["train_size"] = serde_json::Value::Null;
+        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let silent = &crate::progress::Silent;
+
+        let whole = RunDir::new(dir.path().join("whole"));
+        train(&cfg, &whole, Session::default(), silent).unwrap();
+
+        let run = RunDir::new(dir.path().join("run"));
+        let half = Session {
+            resume: false,
+            stop_at: Some(5),
+        };
+        train(&cfg, &run, half, silent).unwrap();
+        let before = std::fs::read(run.checkpoint()).unwrap();
+        // config.json and the log line at step 10 fit; the checkpoint at step 10 does not
+        crate::io::full_disk::fill_after(Some(2));
+        let err = train(&cfg, &run, Session::resuming(true), silent);
+        crate::io::full_disk::fill_after(None);
+        let msg = err.unwrap_err().to_string();
+        assert!(
+            msg.contains("checkpoint.safetensors")
+                && msg.contains("No space left")
+                && msg.contains("--resume"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(run.checkpoint()).unwrap(), before);
+        let stray: Vec<_> = std::fs::read_dir(run.root())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+        assert!(!run.model().exists());
+
+        train(&cfg, &run, Session::resuming(true), silent).unwrap();
+        assert_eq!(
+            std::fs::read(run.model()).unwrap(),
+            std::fs::read(whole.model()).unwrap()
+        );
     }
 
     /// 40 disks of 8×8 in `dir/disks.npy`.

@@ -241,6 +241,23 @@ fn every_bad_input_is_one_clear_line_and_touches_nothing() {
             "--batch",
         ),
         (
+            "a batch larger than memory",
+            args(&[
+                "train",
+                "--data",
+                &d,
+                "--batch",
+                "4096",
+                "--channels",
+                "1024",
+                "--device",
+                "cpu",
+                "--out",
+                &out,
+            ]),
+            "--batch",
+        ),
+        (
             "negative σ",
             args(&["train", "--data", &d, "--sigma-max=-1", "--out", &out]),
             "-1",

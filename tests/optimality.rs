@@ -4,6 +4,8 @@
 mod common;
 
 use common::{disks, fails, ok, s};
+#[cfg(unix)]
+use common::{logged_step, signal_when};
 use serde_json::Value;
 use std::path::Path;
 
@@ -205,4 +207,52 @@ fn bad_optimality_settings_are_clear_errors() {
     ]);
     assert!(err.contains("/no/such.npy"), "{err}");
     assert!(!out.join("optimality.json").exists());
+}
+
+/// An optimality study SIGKILLed mid-training, after a checkpoint, resumes to the same
+/// networks and the same measurements as one never interrupted.
+#[cfg(unix)]
+#[test]
+fn a_killed_optimality_study_resumes_to_the_same_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 400 steps: a checkpoint at 250 to resume from
+    let extra = ["--steps", "400"];
+    let whole = tmp.path().join("whole");
+    quick("gaussian", &whole, &extra);
+    let cut = tmp.path().join("cut");
+    let args: Vec<String> = [
+        "optimality",
+        "--family",
+        "gaussian",
+        "--quick",
+        "--device",
+        "cpu",
+        "--out",
+        s(&cut),
+    ]
+    .iter()
+    .chain(&extra)
+    .map(|a| a.to_string())
+    .collect();
+    let run = cut.join("runs/gaussian");
+    signal_when(&args, || logged_step(&run) > 250, "-KILL");
+    assert!(!run.join("model.safetensors").exists());
+    ok(&[
+        "optimality",
+        "--resume",
+        "--device",
+        "cpu",
+        "--out",
+        s(&cut),
+    ]);
+    let model = |d: &Path| std::fs::read(d.join("runs/gaussian/model.safetensors")).unwrap();
+    assert!(model(&cut) == model(&whole), "different networks");
+    let measured = |d: &Path| {
+        let mut rec = record(d);
+        for arm in rec["arms"].as_array_mut().unwrap() {
+            arm.as_object_mut().unwrap().remove("measure_seconds");
+        }
+        rec
+    };
+    assert_eq!(measured(&cut), measured(&whole));
 }

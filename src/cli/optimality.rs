@@ -90,8 +90,8 @@ pub struct OptimalityArgs {
     /// Keep a moving average of the weights with this decay and measure it (0: none).
     #[arg(long, default_value_t = 0.0)]
     ema: f64,
-    /// Tiny settings (16×16, 256 images, 80 steps of an 8-channel network): a smoke test of
-    /// the whole pipeline in about a minute, not a result.
+    /// Tiny settings (16×16, 256 images, 80 steps of an 8-channel network, unless --steps
+    /// says otherwise): a smoke test of the whole pipeline in seconds, not a result.
     #[arg(long)]
     quick: bool,
     /// Seed of data, networks, noise and oracle draws.
@@ -183,6 +183,8 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
     };
     if a.quick {
         quick(&mut cfg);
+        // an explicit --steps still holds
+        cfg.train.steps = a.steps.unwrap_or(cfg.train.steps);
     }
     // the plan follows the (possibly quick) number of steps
     let t = &cfg.train;

@@ -33,7 +33,7 @@ const EMA_PREFIX: &str = "__ema.";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// File system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", crate::io::advice(source))]
     Io {
         /// The file.
         path: PathBuf,
@@ -93,6 +93,12 @@ fn weight_bytes(
     for (k, v) in metadata {
         store = store.metadata(*k, v.clone());
     }
+    // burn's running statistics hold their newest update aside (per thread) until the module is
+    // synced, and saving reads only the settled value: without this, a checkpoint written
+    // between two validations held the norms' statistics of one step earlier, and a run resumed
+    // from it drifted from an uninterrupted one by an ulp. `valid` settles them (in place: the
+    // statistics are shared with the copy it returns).
+    drop(burn::module::Module::valid(net));
     net.save_into(&mut store).map_err(|e| format_err(path, e))?;
     store.get_bytes().map_err(|e| format_err(path, e))
 }

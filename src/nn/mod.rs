@@ -94,6 +94,28 @@ impl NetConfig {
         }
     }
 
+    /// Values the forward pass produces for one `h`×`w` image (every convolution's output, and
+    /// the BF-UNet's pooled, upsampled and concatenated maps): what training keeps per image for
+    /// the backward pass, the bulk of its memory.
+    pub fn activations(&self, h: usize, w: usize) -> u64 {
+        let k = self.channels as u64;
+        let last = self.image_channels as u64 * (h * w) as u64;
+        match self.arch {
+            Arch::BfUnet => {
+                let m = 1usize << self.blocks;
+                let pixels = (h.div_ceil(m) * m * w.div_ceil(m) * m) as u64;
+                // scale b: k·2^b channels on pixels/4^b; encoder 2 convolutions + the pooled
+                // map (a quarter), decoder upsampled + concatenated (2×) + 2 convolutions
+                let scales: u64 = (0..self.blocks)
+                    .map(|b| (k << b) * (pixels >> (2 * b)) * (2 * 4 + 1 + 4 * 5) / 4)
+                    .sum();
+                let mid = 2 * (k << self.blocks) * (pixels >> (2 * self.blocks));
+                scales + mid + last
+            }
+            Arch::BfCnn => self.layers as u64 * k * (h * w) as u64 + last,
+        }
+    }
+
     /// Builds the network on `device`, weights drawn from `seed`.
     ///
     /// burn draws initial weights from the device's global generator, so seeding and building
@@ -448,6 +470,25 @@ mod tests {
                 "direction {k}: relative error {e}"
             );
         }
+    }
+
+    /// A training step leaves the norms' newest statistics pending in burn's running state;
+    /// what is saved right after it must include them (a checkpoint between two validations
+    /// did not, and a run resumed from it drifted from an uninterrupted one).
+    #[test]
+    fn saved_weights_include_the_last_steps_statistics() {
+        let device = Device::flex();
+        let cfg = small(Arch::BfUnet);
+        let net = trained_stats(&cfg, &device);
+        let y = random([4, 1, 8, 8], 3).to_tensor(&device);
+        drop(net.forward(y.clone(), Mode::Train)); // one more update, pending
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.safetensors");
+        checkpoint::save_weights(&net, &cfg, &p).unwrap();
+        let (back, _) = checkpoint::load_weights(&p, &device).unwrap();
+        let a = Images::from_tensor(net.valid().denoise(y.clone(), Mode::Eval));
+        let b = Images::from_tensor(back.denoise(y, Mode::Eval));
+        assert_eq!(a, b, "the last step's statistics were not saved");
     }
 
     #[test]

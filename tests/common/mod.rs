@@ -65,3 +65,46 @@ pub fn disks(dir: &Path, count: usize) -> PathBuf {
     ]);
     p
 }
+
+/// Starts `tweedie args`, waits (at most two minutes) until `ready()`, sends `signal` (`-KILL`,
+/// `-TERM`, through the shell's own kill: no procps needed) and returns the process's stderr.
+/// The process must not have finished by itself first.
+#[cfg(unix)]
+pub fn signal_when(args: &[String], ready: impl Fn() -> bool, signal: &str) -> String {
+    use std::process::{Command, Stdio};
+    let child = Command::new(assert_cmd::cargo::cargo_bin("tweedie"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tweedie {args:?}: never ready for the {signal}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill {signal} {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "tweedie {args:?} finished before the {signal}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The last step `metrics.jsonl` in `run` has logged (0 before the first line).
+pub fn logged_step(run: &Path) -> u64 {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .ok()
+        .and_then(|t| t.lines().last().map(str::to_string))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .and_then(|v| v["step"].as_u64())
+        .unwrap_or(0)
+}
