@@ -1,53 +1,89 @@
 //! Choosing where tensors live. burn 0.22 picks the backend from the device at run time, so one
-//! binary carries every backend it was built with: `flex` (pure-Rust CPU, always), `cuda` and
-//! `tch` behind cargo features.
+//! binary carries every backend it was built with: `flex` (pure-Rust CPU, always), `wgpu`
+//! (Vulkan, Metal, DX12 GPUs), `cuda` and `tch` behind cargo features.
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A device as the user names it: `auto`, `cpu`, `cuda[:N]` or `tch`.
+/// A device as the user names it: `auto`, `cpu`, `wgpu[:N]`, `cuda[:N]` or `tch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(into = "String", try_from = "String")]
 pub enum DeviceSpec {
-    /// The first CUDA GPU if the binary has the `cuda` feature, else the CPU.
+    /// A GPU if the binary was built for one and the machine has one (CUDA first, then a wgpu
+    /// adapter that is a real GPU), else the CPU.
     #[default]
     Auto,
     /// burn's pure-Rust `flex` CPU backend.
     Cpu,
+    /// A GPU through burn-wgpu (`wgpu` feature): Vulkan, Metal or DX12.
+    Wgpu(Adapter),
     /// An NVIDIA GPU through burn-cuda (`cuda` feature).
     Cuda(usize),
     /// libtorch through burn-tch (`tch` feature), on its CPU.
     Tch,
 }
 
+/// Which wgpu adapter: `wgpu` (the best one wgpu finds), `wgpu:N` (the N-th discrete GPU),
+/// `wgpu:integrated[:N]`, or `wgpu:cpu` (a software device such as Mesa's lavapipe, which runs
+/// the GPU code path on a machine without a GPU: what the tests use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adapter {
+    /// wgpu's choice (a high-power GPU first; `CUBECL_WGPU_DEFAULT_DEVICE` overrides it).
+    Default,
+    /// The N-th discrete GPU.
+    Discrete(usize),
+    /// The N-th integrated GPU.
+    Integrated(usize),
+    /// A software adapter.
+    Software,
+}
+
 /// The device could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// Unknown spelling.
-    #[error("unknown device `{0}`; use auto, cpu, cuda, cuda:N or tch")]
+    #[error(
+        "unknown device `{0}`; use auto, cpu, wgpu, wgpu:N, wgpu:integrated, wgpu:cpu, cuda, \
+         cuda:N or tch"
+    )]
     Unknown(String),
     /// The backend was not compiled in.
     #[error("device `{0}` needs a build with `--features {1}` (see the README)")]
     NotBuilt(String, &'static str),
+    /// The backend is built in but the machine offers no such device.
+    #[error(
+        "device `{0}` is not available here: {1} (a GPU needs its Vulkan, Metal or DX12 driver; \
+         `--device cpu` runs without one)"
+    )]
+    Unavailable(String, String),
 }
 
 impl FromStr for DeviceSpec {
     type Err = DeviceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
-        match s.as_str() {
-            "auto" => Ok(Self::Auto),
-            "cpu" | "flex" => Ok(Self::Cpu),
-            "cuda" | "gpu" => Ok(Self::Cuda(0)),
-            "tch" | "libtorch" => Ok(Self::Tch),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Self::Cuda)
-                .ok_or(DeviceError::Unknown(s)),
-        }
+        let index = |n: &str| n.parse::<usize>().ok();
+        let parsed = match s.as_str() {
+            "auto" => Some(Self::Auto),
+            "cpu" | "flex" => Some(Self::Cpu),
+            "cuda" | "gpu" => Some(Self::Cuda(0)),
+            "tch" | "libtorch" => Some(Self::Tch),
+            "wgpu" => Some(Self::Wgpu(Adapter::Default)),
+            "wgpu:cpu" => Some(Self::Wgpu(Adapter::Software)),
+            "wgpu:integrated" => Some(Self::Wgpu(Adapter::Integrated(0))),
+            _ => {
+                if let Some(n) = s.strip_prefix("wgpu:integrated:") {
+                    index(n).map(|n| Self::Wgpu(Adapter::Integrated(n)))
+                } else if let Some(n) = s.strip_prefix("wgpu:") {
+                    index(n).map(|n| Self::Wgpu(Adapter::Discrete(n)))
+                } else {
+                    s.strip_prefix("cuda:").and_then(index).map(Self::Cuda)
+                }
+            }
+        };
+        parsed.ok_or(DeviceError::Unknown(s))
     }
 }
 
@@ -56,6 +92,10 @@ impl fmt::Display for DeviceSpec {
         match self {
             Self::Auto => write!(f, "auto"),
             Self::Cpu => write!(f, "cpu"),
+            Self::Wgpu(Adapter::Default) => write!(f, "wgpu"),
+            Self::Wgpu(Adapter::Discrete(n)) => write!(f, "wgpu:{n}"),
+            Self::Wgpu(Adapter::Integrated(n)) => write!(f, "wgpu:integrated:{n}"),
+            Self::Wgpu(Adapter::Software) => write!(f, "wgpu:cpu"),
             Self::Cuda(n) => write!(f, "cuda:{n}"),
             Self::Tch => write!(f, "tch"),
         }
@@ -76,24 +116,17 @@ impl TryFrom<String> for DeviceSpec {
 }
 
 impl DeviceSpec {
-    /// Whether tensors live in host memory (the CPU backends), where the machine's available
-    /// memory is the limit.
-    pub fn is_host(self) -> bool {
-        match self {
-            Self::Cpu | Self::Tch => true,
-            Self::Auto => !cfg!(feature = "cuda"),
-            Self::Cuda(_) => false,
-        }
-    }
-
     /// The burn device (not autodiff).
     pub fn device(self) -> Result<Device, DeviceError> {
         match self {
             Self::Cpu => Ok(Device::flex()),
-            #[cfg(feature = "cuda")]
-            Self::Auto => Ok(Device::cuda(0)),
-            #[cfg(not(feature = "cuda"))]
-            Self::Auto => Ok(Device::flex()),
+            Self::Auto => Ok(auto()),
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu(adapter) => gpu::device(adapter)
+                .map(|(device, _)| device)
+                .map_err(|e| DeviceError::Unavailable(self.to_string(), e)),
+            #[cfg(not(feature = "wgpu"))]
+            Self::Wgpu(_) => Err(DeviceError::NotBuilt(self.to_string(), "wgpu")),
             #[cfg(feature = "cuda")]
             Self::Cuda(n) => Ok(Device::cuda(n)),
             #[cfg(not(feature = "cuda"))]
@@ -105,6 +138,119 @@ impl DeviceSpec {
             Self::Tch => Err(DeviceError::NotBuilt(self.to_string(), "tch")),
         }
     }
+
+    /// What the device is, in words, for logs and records: the adapter's name for a wgpu GPU.
+    pub fn describe(self) -> String {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu(adapter) => match gpu::device(adapter) {
+                Ok((_, name)) => format!("{self} ({name})"),
+                Err(_) => self.to_string(),
+            },
+            Self::Auto => match auto_choice() {
+                Some(gpu) => gpu.describe(),
+                None => "cpu".into(),
+            },
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// Where `auto` goes: the GPU it picks, or `None` for the CPU.
+fn auto_choice() -> Option<DeviceSpec> {
+    if cfg!(feature = "cuda") {
+        return Some(DeviceSpec::Cuda(0));
+    }
+    #[cfg(feature = "wgpu")]
+    if gpu::is_hardware(Adapter::Default) {
+        return Some(DeviceSpec::Wgpu(Adapter::Default));
+    }
+    None
+}
+
+fn auto() -> Device {
+    auto_choice()
+        .and_then(|d| d.device().ok())
+        .unwrap_or_else(Device::flex)
+}
+
+/// Whether `device` keeps its tensors in host memory (the CPU backends), where the machine's
+/// available memory is the limit.
+pub fn is_host(device: &Device) -> bool {
+    #[cfg(feature = "tch")]
+    if matches!(
+        device.as_dispatch().clone().inner(),
+        burn::backend::DispatchDevice::LibTorch(_)
+    ) {
+        return true;
+    }
+    is_flex(device)
+}
+
+/// Whether `device` is burn's `flex` CPU backend (with or without autodiff).
+pub fn is_flex(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
+/// wgpu adapters, each initialized once per process (burn refuses a second initialization of
+/// the same one) and remembered with its name.
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::Adapter;
+    use burn::tensor::{Device, DeviceKind};
+    use std::sync::Mutex;
+
+    type Opened = Result<(Device, String), String>;
+    static OPENED: Mutex<Vec<(Adapter, Opened)>> = Mutex::new(Vec::new());
+
+    /// The device and its adapter's name, or why there is none.
+    pub(super) fn device(adapter: Adapter) -> Opened {
+        open(adapter).map(|(d, name, _)| (d, name))
+    }
+
+    /// Whether the adapter exists and is a GPU rather than a software device.
+    pub(super) fn is_hardware(adapter: Adapter) -> bool {
+        open(adapter).is_ok_and(|(_, _, hardware)| hardware)
+    }
+
+    fn open(adapter: Adapter) -> Result<(Device, String, bool), String> {
+        let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, o)) = opened.iter().find(|(a, _)| *a == adapter) {
+            return o
+                .clone()
+                .map(|(d, name)| (d, name.clone(), !name.ends_with("[software]")));
+        }
+        let kind = match adapter {
+            Adapter::Default => DeviceKind::DefaultDevice,
+            Adapter::Discrete(n) => DeviceKind::DiscreteGpu(n),
+            Adapter::Integrated(n) => DeviceKind::IntegratedGpu(n),
+            Adapter::Software => DeviceKind::Cpu,
+        };
+        // wgpu may panic rather than return an error when no driver is installed
+        let o: Opened =
+            std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init_with_setup())
+                .map_err(|_| "the wgpu runtime failed to start".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|(device, setup)| {
+                    let info = setup.adapter.get_info();
+                    let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+                    let name = format!(
+                        "{}, {:?}{}",
+                        info.name,
+                        info.backend,
+                        if software { " [software]" } else { "" }
+                    );
+                    (device, name)
+                });
+        opened.push((adapter, o.clone()));
+        o.map(|(d, name)| {
+            let hardware = !name.ends_with("[software]");
+            (d, name, hardware)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -113,11 +259,25 @@ mod tests {
 
     #[test]
     fn parses_and_round_trips() {
-        for s in ["auto", "cpu", "cuda:1", "tch"] {
+        for s in [
+            "auto",
+            "cpu",
+            "cuda:1",
+            "tch",
+            "wgpu",
+            "wgpu:1",
+            "wgpu:integrated:0",
+            "wgpu:cpu",
+        ] {
             assert_eq!(s.parse::<DeviceSpec>().unwrap().to_string(), s);
         }
         assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
         assert!("tpu".parse::<DeviceSpec>().is_err());
+        assert!("wgpu:x".parse::<DeviceSpec>().is_err());
+        assert_eq!(
+            "wgpu:integrated".parse::<DeviceSpec>().unwrap(),
+            DeviceSpec::Wgpu(Adapter::Integrated(0))
+        );
         assert!(DeviceSpec::Cpu.device().is_ok());
     }
 }

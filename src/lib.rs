@@ -58,5 +58,5 @@ pub mod train;
 
 pub use data::Images;
 pub use denoise::Denoiser;
-pub use device::DeviceSpec;
+pub use device::{Adapter, DeviceSpec};
 pub use nn::{Mode, NetConfig, Network};

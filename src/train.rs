@@ -665,11 +665,11 @@ pub fn train_on(
             images: c,
         });
     }
+    let device = cfg.device.device()?;
     // host memory is the limit on the CPU; a GPU's is its own (and the backend's to report)
-    if cfg.device.is_host() {
+    if crate::device::is_host(&device) {
         check_memory(cfg, h, w, crate::resources::available_memory())?;
     }
-    let device = cfg.device.device()?;
     let adev = device.clone().autodiff();
     let fresh_optim = || AdamConfig::new().init();
 
@@ -730,7 +730,11 @@ pub fn train_on(
     let mut order = EpochOrder::new(data.train.len(), cfg.min_epoch, cfg.seed);
     progress.log(&format!(
         "{:?}: {} parameters; {} steps of {} images on {}",
-        cfg.net.arch, record.num_params, cfg.steps, cfg.batch, cfg.device
+        cfg.net.arch,
+        record.num_params,
+        cfg.steps,
+        cfg.batch,
+        cfg.device.describe()
     ));
     progress.start("training", cfg.steps);
     progress.update(start, "");

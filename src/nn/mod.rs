@@ -118,10 +118,28 @@ impl NetConfig {
 
     /// Builds the network on `device`, weights drawn from `seed`.
     ///
+    /// The weights are always drawn on the CPU backend and then moved: every backend has its own
+    /// generator, and a run must start from the same network whichever device trains it.
     /// burn draws initial weights from the device's global generator, so seeding and building
     /// happen under one process-wide lock: two networks built at once on different threads
     /// (parallel runs, parallel tests) would otherwise interleave their draws.
     pub fn init(&self, device: &Device, seed: u64) -> Network {
+        let host = if device.is_autodiff() {
+            Device::flex().autodiff()
+        } else {
+            Device::flex()
+        };
+        let net = self.init_on(&host, seed);
+        if crate::device::is_flex(device) {
+            net
+        } else {
+            // `fork`, not `to_device`: on an autodiff device the copy must be a fresh leaf of
+            // the graph, not the output of a transfer (whose node the first backward consumes)
+            net.fork(device)
+        }
+    }
+
+    fn init_on(&self, device: &Device, seed: u64) -> Network {
         static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
         device.seed(seed);
