@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs `tweedie bench` and the PyTorch reference (bench/reference.py) alternately on this
-# machine and prints one table: workload, ours (ms), PyTorch (ms), ratio (PyTorch/ours: above 1
-# means we are faster). Installs torch into bench/.venv from PyPI on first use.
-#   bench/compare.sh            full run (3 rounds, 10 reps each, + the 40×40 Jacobian)
-#   bench/compare.sh --quick    1 round, 3 reps, no Jacobian (a few minutes)
+# machine, 5 rounds, and prints one table: workload, ours and PyTorch (median ms over the
+# rounds), the ratio (PyTorch/ours: above 1 means we are faster) as the median of the rounds'
+# ratios with their range, and our effective rate (direct-convolution FLOPs over the median time)
+# against the machine's GEMM rate measured in the same runs. Alternating rounds and medians keep
+# one noisy moment from making a result. Installs torch into bench/.venv from PyPI on first use.
+#   bench/compare.sh            5 rounds, 10 reps each, + the 40×40 Jacobian
+#   bench/compare.sh --quick    5 rounds, 3 reps, no Jacobian
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
-rounds=3 reps=10 workloads="train,eval,vjp,jacobian"
-if [ "${1:-}" = "--quick" ]; then rounds=1 reps=3 workloads="train,eval,vjp"; fi
+rounds=5 reps=10 workloads="train,eval,vjp,jacobian"
+if [ "${1:-}" = "--quick" ]; then reps=3 workloads="train,eval,vjp"; fi
 
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
@@ -18,21 +21,33 @@ cargo build --release -q
 bin="${CARGO_TARGET_DIR:-target}/release/tweedie"
 out=$(mktemp -d)
 for r in $(seq 1 "$rounds"); do
-  "$bin" bench --device cpu --reps "$reps" --workloads "$workloads" | tee -a "$out/ours"
-  bench/.venv/bin/python bench/reference.py --reps "$reps" --workloads "$workloads" | tee -a "$out/torch"
+  echo "== round $r of $rounds"
+  "$bin" bench --device cpu --reps "$reps" --workloads "$workloads" | tee "$out/ours.$r"
+  bench/.venv/bin/python bench/reference.py --reps "$reps" --workloads "$workloads" | tee "$out/torch.$r"
 done
-python3 - "$out/ours" "$out/torch" <<'PY'
+python3 - "$out" "$rounds" <<'PY'
 import statistics, sys
-def read(p):
+out, rounds = sys.argv[1], int(sys.argv[2])
+def read(p, tag="RESULT"):
     d = {}
     for line in open(p):
-        if line.startswith("RESULT "):
+        if line.startswith(tag + " "):
             _, k, v = line.split()
-            d.setdefault(k, []).append(float(v))
-    return {k: statistics.median(v) for k, v in d.items()}
-ours, ref = read(sys.argv[1]), read(sys.argv[2])
-print(f"\n{'workload':<16} {'ours (ms)':>12} {'PyTorch (ms)':>14} {'ratio':>8}")
-for k in ours:
-    if k in ref:
-        print(f"{k:<16} {ours[k]:>12.1f} {ref[k]:>14.1f} {ref[k] / ours[k]:>8.2f}")
+            d[k] = float(v)
+    return d
+ours = [read(f"{out}/ours.{r}") for r in range(1, rounds + 1)]
+ref = [read(f"{out}/torch.{r}") for r in range(1, rounds + 1)]
+flops = read(f"{out}/ours.1", "FLOPS")
+gemm = statistics.median(o.pop("gemm_gflops") for o in ours if "gemm_gflops" in o)
+print(f"\nmachine GEMM rate (faer f32, 2048², all cores): {gemm:.1f} GFLOP/s (median of {rounds} runs)")
+print(f"{'workload':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'range':>11} {'GFLOP/s':>8} {'of GEMM':>8}")
+for k in ours[0]:
+    if not all(k in r for r in ref):
+        continue
+    t_ours = statistics.median(o[k] for o in ours)
+    t_ref = statistics.median(r[k] for r in ref)
+    ratios = [r[k] / o[k] for o, r in zip(ours, ref)]
+    rate = flops[k] / (t_ours / 1e3) / 1e9 if k in flops else float("nan")
+    print(f"{k:<14} {t_ours:>9.1f} {t_ref:>9.1f} {statistics.median(ratios):>6.2f} "
+          f"{min(ratios):>5.2f}–{max(ratios):<5.2f} {rate:>8.1f} {100 * rate / gemm:>7.0f}%")
 PY

@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// Instead: throughput vs image size (28, 40, 80) and batch size, and Jacobian cost vs size.
     #[arg(long)]
     scaling: bool,
-    /// Device: auto, cpu, cuda[:N] or tch.
+    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
 }
@@ -106,12 +106,54 @@ fn eval_pass(
     })
 }
 
-fn report(name: &str, what: &str, secs: f64, per: Option<(f64, &str)>) {
-    match per {
-        Some((n, unit)) => println!("{what:<44} {:9.1} ms  {:8.1} {unit}", secs * 1e3, n / secs),
-        None => println!("{what:<44} {:9.1} ms", secs * 1e3),
+/// A workload's line: time, throughput, and its effective rate (the direct convolutions'
+/// FLOPs over the time) against the machine's GEMM rate.
+struct Line<'a> {
+    name: &'a str,
+    what: &'a str,
+    per: Option<(f64, &'a str)>,
+    flops: Option<f64>,
+}
+
+fn report(line: Line<'_>, secs: f64, gemm: Option<f64>) {
+    let mut text = format!("{:<44} {:9.1} ms", line.what, secs * 1e3);
+    if let Some((n, unit)) = line.per {
+        text += &format!("  {:8.1} {unit}", n / secs);
     }
-    println!("RESULT {name} {:.3}", secs * 1e3);
+    if let Some(flops) = line.flops {
+        let rate = flops / secs / 1e9;
+        text += &format!("  {rate:7.1} GFLOP/s");
+        if let Some(g) = gemm {
+            text += &format!(" ({:.0}% of GEMM)", 100.0 * rate / g);
+        }
+    }
+    println!("{text}");
+    println!("RESULT {} {:.3}", line.name, secs * 1e3);
+    if let Some(flops) = line.flops {
+        println!("FLOPS {} {flops:.0}", line.name);
+    }
+}
+
+/// The machine's single-precision GEMM rate in GFLOP/s: faer multiplying two `n`×`n` f32
+/// matrices on all cores (median of 3 after a warm-up), the practical ceiling of any
+/// convolution built on GEMMs here.
+fn gemm_rate(n: usize) -> f64 {
+    use faer::linalg::matmul::matmul;
+    use faer::{Accum, Mat, Par};
+    let a = Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+    let b = Mat::<f32>::from_fn(n, n, |i, j| ((i * 5 + j * 2) % 13) as f32 - 6.0);
+    let mut c = Mat::<f32>::zeros(n, n);
+    let secs = time(3, || {
+        matmul(
+            c.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            b.as_ref(),
+            1.0,
+            Par::rayon(0),
+        )
+    });
+    2.0 * (n as f64).powi(3) / secs / 1e9
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -135,25 +177,35 @@ pub fn run(a: BenchArgs) -> Result<()> {
         return scaling(&mut net, &device, &adev, a.reps.min(5));
     }
     let plain = net.valid();
+    // the limit is the CPU's; on a GPU the line would compare unlike with unlike
+    let gemm = tweedie::device::is_host(&device).then(|| gemm_rate(2048));
+    if let Some(g) = gemm {
+        println!("machine: single-precision GEMM (faer, 2048², all cores) {g:.1} GFLOP/s");
+        println!("RESULT gemm_gflops {g:.3}");
+    }
+    let fwd = |size: usize| cfg.forward_flops(size, size) as f64;
     for w in a.workloads.split(',').map(str::trim) {
         match w {
             "train" => {
                 let s = train_step(&mut net, &adev, 16, 40, a.reps);
-                report(
-                    "train",
-                    "train (Adam step, batch 16, 40×40)",
-                    s,
-                    Some((16.0, "images/s")),
-                );
+                // forward, then the input and weight gradients: three convolutions' worth
+                let line = Line {
+                    name: "train",
+                    what: "train (Adam step, batch 16, 40×40)",
+                    per: Some((16.0, "images/s")),
+                    flops: Some(3.0 * 16.0 * fwd(40)),
+                };
+                report(line, s, gemm);
             }
             "eval" => {
                 let s = eval_pass(&plain, &device, 16, 80, a.reps);
-                report(
-                    "eval",
-                    "eval (batch 16, 80×80)",
-                    s,
-                    Some((16.0, "images/s")),
-                );
+                let line = Line {
+                    name: "eval",
+                    what: "eval (batch 16, 80×80)",
+                    per: Some((16.0, "images/s")),
+                    flops: Some(16.0 * fwd(80)),
+                };
+                report(line, s, gemm);
             }
             "vjp" => {
                 let probe = Learned::new(plain.clone(), device.clone(), 1);
@@ -161,12 +213,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 let s = time(a.reps, || {
                     let _ = probe.linearize(&y, None).map(|at| at.vjp(&vs));
                 });
-                report(
-                    "vjp",
-                    "vjp (16 VJPs at one 80×80: 1 fwd + 1 adjoint)",
-                    s,
-                    Some((16.0, "VJPs/s")),
-                );
+                let line = Line {
+                    name: "vjp",
+                    what: "vjp (16 VJPs at one 80×80: 1 fwd + 1 adjoint)",
+                    per: Some((16.0, "VJPs/s")),
+                    flops: Some(17.0 * fwd(80)),
+                };
+                report(line, s, gemm);
             }
             "jacobian" => {
                 let probe = Learned::new(plain.clone(), device.clone(), 1);
@@ -177,18 +230,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 let t = Instant::now();
                 let _ = symmetric_eigen(&jac, 1600)?;
                 let eig_s = t.elapsed().as_secs_f64();
-                report(
-                    "jacobian_vjp",
-                    "full 40×40 Jacobian: 1600 VJPs (chunks of 64)",
-                    vjp_s,
-                    None,
-                );
-                report(
-                    "jacobian_eigh",
-                    "full 40×40 Jacobian: eigendecomposition",
-                    eig_s,
-                    None,
-                );
+                let line = Line {
+                    name: "jacobian_vjp",
+                    what: "full 40×40 Jacobian: 1600 VJPs (chunks of 64)",
+                    per: None,
+                    flops: Some(1601.0 * fwd(40)), // one forward, 1600 adjoint images
+                };
+                report(line, vjp_s, gemm);
+                let line = Line {
+                    name: "jacobian_eigh",
+                    what: "full 40×40 Jacobian: eigendecomposition",
+                    per: None,
+                    flops: None,
+                };
+                report(line, eig_s, gemm);
             }
             other => bail!("unknown workload `{other}`; use train, eval, vjp, jacobian"),
         }

@@ -116,6 +116,43 @@ impl NetConfig {
         }
     }
 
+    /// Multiply-adds ×2 of one forward pass over an `h`×`w` image by direct convolution (3×3
+    /// convolutions and the 2×2 transposed ones; norms, ReLUs and pooling are a rounding
+    /// error): the yardstick for a workload's effective rate, whatever algorithm (Winograd)
+    /// actually runs.
+    pub fn forward_flops(&self, h: usize, w: usize) -> u64 {
+        let c = self.image_channels as u64;
+        let k = self.channels as u64;
+        let conv = |c_in: u64, c_out: u64, pixels: u64| 2 * 9 * c_in * c_out * pixels;
+        match self.arch {
+            Arch::BfUnet => {
+                let m = 1usize << self.blocks;
+                let pixels = (h.div_ceil(m) * m * w.div_ceil(m) * m) as u64;
+                let at = |b: usize| pixels >> (2 * b);
+                let mut flops = 0;
+                for b in 0..self.blocks {
+                    let c_in = if b == 0 { c } else { k << (b - 1) };
+                    // encoder: two convolutions at scale b
+                    flops += conv(c_in, k << b, at(b)) + conv(k << b, k << b, at(b));
+                    // decoder: a 2×2 transposed convolution from scale b + 1 (4 taps per
+                    // input pixel), then two convolutions on the concatenation
+                    flops += 2 * 4 * (k << (b + 1)) * (k << b) * at(b + 1);
+                    flops += conv(k << (b + 1), k << b, at(b)) + conv(k << b, k << b, at(b));
+                }
+                let deep = k << (self.blocks - 1);
+                let mid = at(self.blocks);
+                flops += conv(deep, 2 * deep, mid) + conv(2 * deep, 2 * deep, mid);
+                flops + conv(k, c, pixels)
+            }
+            Arch::BfCnn => {
+                let pixels = (h * w) as u64;
+                conv(c, k, pixels)
+                    + (self.layers as u64 - 2) * conv(k, k, pixels)
+                    + conv(k, c, pixels)
+            }
+        }
+    }
+
     /// Builds the network on `device`, weights drawn from `seed`.
     ///
     /// The weights are always drawn on the CPU backend and then moved: every backend has its own
@@ -507,6 +544,35 @@ mod tests {
         let a = Images::from_tensor(net.valid().denoise(y.clone(), Mode::Eval));
         let b = Images::from_tensor(back.denoise(y, Mode::Eval));
         assert_eq!(a, b, "the last step's statistics were not saved");
+    }
+
+    /// The FLOP count is twice the multiply-adds of the convolutions: for BF-CNN (every weight
+    /// used once per pixel) exactly 2 × weights × pixels; for BF-UNet it scales with the
+    /// pixels and is dominated the same way by its weights (each used once per pixel of its
+    /// scale, so between 2 × weights × the coarsest scale's pixels and × the finest's).
+    #[test]
+    fn forward_flops_count_the_convolutions() {
+        let device = Device::flex();
+        let cnn = NetConfig {
+            arch: Arch::BfCnn,
+            image_channels: 1,
+            channels: 8,
+            blocks: 0,
+            layers: 5,
+        };
+        let net = cnn.init(&device, 0);
+        let gains = 8 * 3; // one per channel in the 3 hidden layers' norms
+        let weights = (net.param_count() - gains) as u64;
+        assert_eq!(cnn.forward_flops(12, 10), 2 * weights * 120);
+
+        let unet = NetConfig {
+            arch: Arch::BfUnet,
+            ..small(Arch::BfUnet)
+        };
+        let f = unet.forward_flops(16, 16);
+        assert_eq!(unet.forward_flops(32, 32), 4 * f);
+        let weights = unet.init(&device, 0).param_count() as u64;
+        assert!(f < 2 * weights * 256 && f > 2 * weights * 256 / 16, "{f}");
     }
 
     #[test]
