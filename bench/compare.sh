@@ -13,8 +13,8 @@ TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 rounds=5 reps=10 workloads="train,eval,vjp,jacobian"
 if [ "${1:-}" = "--quick" ]; then reps=3 workloads="train,eval,vjp"; fi
 
-if [ ! -x bench/.venv/bin/python ]; then
-  python3 -m venv bench/.venv
+if ! bench/.venv/bin/python -c "import torch, numpy" 2> /dev/null; then
+  [ -x bench/.venv/bin/python ] || python3 -m venv bench/.venv
   bench/.venv/bin/pip install -q "torch==${TORCH_VERSION}" numpy
 fi
 cargo build --release -q

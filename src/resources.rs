@@ -34,6 +34,34 @@ pub fn largest_training_batch(
     (available / training_bytes(net, 1, h, w).max(1)) as usize
 }
 
+/// Bytes an eval-mode pass (sampling, restoring, denoising) needs for a batch: at most one f32
+/// per activation (no gradients, and burn frees each value once used, so this is an upper
+/// bound).
+pub fn inference_bytes(net: &crate::nn::NetConfig, batch: usize, h: usize, w: usize) -> u64 {
+    4 * batch as u64 * net.activations(h, w)
+}
+
+/// Refuses a batch of eval-mode passes that would not fit in `available` bytes (`None`: not
+/// known, not checked); the message gives the estimate and the largest batch that fits.
+pub fn check_inference_batch(
+    net: &crate::nn::NetConfig,
+    batch: usize,
+    [h, w]: [usize; 2],
+    available: Option<u64>,
+) -> Result<(), String> {
+    let need = inference_bytes(net, batch, h, w);
+    match available {
+        Some(available) if need > available => Err(format!(
+            "a batch of {batch} {h}×{w} images needs about {} and {} is available; use --batch {} \
+             or less",
+            gib(need),
+            gib(available),
+            available / inference_bytes(net, 1, h, w).max(1)
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +94,18 @@ mod tests {
         assert!((10 << 20..100 << 20).contains(&training_bytes(&net, 1, 80, 80)));
         let fits = largest_training_batch(&net, 64, 64, 100 * one + one / 2);
         assert_eq!(fits, 100);
+    }
+
+    /// Eval-mode passes need half of training's bytes per image; a batch over the limit is
+    /// refused with one that fits, and that one passes.
+    #[test]
+    fn inference_batches_are_checked_against_memory() {
+        let net = unet(3, 64);
+        let one = inference_bytes(&net, 1, 80, 80);
+        assert_eq!(2 * one, training_bytes(&net, 1, 80, 80));
+        let err = check_inference_batch(&net, 64, [80, 80], Some(10 * one)).unwrap_err();
+        assert!(err.contains("--batch 10 or less"), "{err}");
+        assert!(check_inference_batch(&net, 10, [80, 80], Some(10 * one)).is_ok());
+        assert!(check_inference_batch(&net, 1 << 20, [80, 80], None).is_ok());
     }
 }

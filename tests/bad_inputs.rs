@@ -258,6 +258,14 @@ fn every_bad_input_is_one_clear_line_and_touches_nothing() {
             "--batch",
         ),
         (
+            "a sampling batch larger than memory",
+            args(&[
+                "sample", "--run", &r, "--count", "10000000", "--batch", "10000000", "--device",
+                "cpu", "--out", &out,
+            ]),
+            "--batch",
+        ),
+        (
             "negative σ",
             args(&["train", "--data", &d, "--sigma-max=-1", "--out", &out]),
             "-1",

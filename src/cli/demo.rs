@@ -27,7 +27,7 @@ pub struct DemoArgs {
     /// Seed of the splits, the networks, the samples and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Device: auto, cpu, cuda[:N] or tch.
+    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
 }

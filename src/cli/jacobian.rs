@@ -45,7 +45,7 @@ pub struct JacobianArgs {
     /// Which weights: the moving average when the run keeps one, or the last ones.
     #[arg(long, value_enum, default_value_t = tweedie::train::Weights::Ema)]
     weights: tweedie::train::Weights,
-    /// Device: auto, cpu, cuda[:N] or tch.
+    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
 }

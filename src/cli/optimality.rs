@@ -97,7 +97,7 @@ pub struct OptimalityArgs {
     /// Seed of data, networks, noise and oracle draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Device: auto, cpu, cuda[:N] or tch.
+    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
     /// Study folder.

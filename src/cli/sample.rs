@@ -37,7 +37,7 @@ pub struct SampleArgs {
     /// Which weights: the moving average when the run keeps one, or the last ones.
     #[arg(long, value_enum, default_value_t = tweedie::train::Weights::Ema)]
     weights: tweedie::train::Weights,
-    /// Device: auto, cpu, cuda[:N] or tch.
+    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
 }
@@ -64,6 +64,16 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let device = a.device.device()?;
     let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
     let shape = record.image_shape;
+    if tweedie::device::is_host(&device) {
+        let batch = a.batch.min(a.count);
+        tweedie::resources::check_inference_batch(
+            &record.config.net,
+            batch,
+            [shape[1], shape[2]],
+            tweedie::resources::available_memory(),
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let out = sampler.sample(&denoiser, shape, a.count, 0, a.seed, &Terminal::new())?;
     let trajectories = &out.trajectories;

@@ -85,7 +85,7 @@ pub struct TrainArgs {
     /// Repeat small training sets until an epoch holds this many images.
     #[arg(long, default_value_t = 1000)]
     pub min_epoch: usize,
-    /// Device: auto, cpu, cuda[:N] or tch.
+    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     pub device: DeviceSpec,
     /// Run folder to write.
