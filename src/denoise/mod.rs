@@ -262,6 +262,20 @@ impl Learned {
     pub fn device(&self) -> &Device {
         &self.device
     }
+
+    /// Images per pass for images of `shape`: the set batch, fewer when its eval pass would take
+    /// more than half the host memory available (large images: the paper's network needs about
+    /// 0.9 GB per 512×512 image).
+    fn batch_for(&self, [_, h, w]: [usize; 3]) -> usize {
+        if !crate::device::is_host(&self.device) {
+            return self.batch;
+        }
+        let per_image = crate::resources::inference_bytes(&self.net.config(), 1, h, w).max(1);
+        match crate::resources::available_memory() {
+            Some(available) => self.batch.min((available / 2 / per_image) as usize).max(1),
+            None => self.batch,
+        }
+    }
 }
 
 impl Denoiser for Learned {
@@ -274,7 +288,7 @@ impl Denoiser for Learned {
         }
         let idx: Vec<usize> = (0..y.len()).collect();
         let parts: Vec<Images> = idx
-            .chunks(self.batch)
+            .chunks(self.batch_for(y.image_shape()))
             .map(|chunk| {
                 let t = y.select(chunk).to_tensor(&self.device);
                 Images::from_tensor(self.net.denoise(t, Mode::Eval))
@@ -606,6 +620,22 @@ mod tests {
             .unwrap();
         let y = crate::analysis::metrics::add_noise(&x, 0.2, 3);
         (Learned::new(net, Device::flex(), 1), y)
+    }
+
+    /// The network runs its set batch on small images and fewer at a time when a batch would
+    /// not fit in half the memory; the result does not depend on it.
+    #[test]
+    fn learned_batches_shrink_for_images_too_large_for_memory() {
+        let (net, y) = learned(8);
+        assert_eq!(net.batch_for([1, 8, 8]), 64);
+        if crate::resources::available_memory().is_some() {
+            // 20000² images: over 100 GB per image for this network's activations
+            assert_eq!(net.batch_for([1, 20_000, 20_000]), 1);
+        }
+        let many = Images::concat(&[y.clone(), y.clone(), y.clone()]);
+        let whole = net.denoise(&many, None).unwrap();
+        let net = net.with_batch(1);
+        assert_eq!(net.denoise(&many, None).unwrap(), whole);
     }
 
     #[test]

@@ -59,6 +59,16 @@ impl BfCnn {
         self.hidden.iter().map(|l| l.norm.channels()).sum()
     }
 
+    /// The configuration it was built from, read off its first convolution and its depth.
+    pub fn config(&self) -> BfCnnConfig {
+        let shape = self.first.weight.lazy_shape();
+        BfCnnConfig {
+            image_channels: shape[1],
+            channels: shape[0],
+            layers: self.hidden.len() + 2,
+        }
+    }
+
     /// # Shapes
     /// `x`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {

@@ -145,6 +145,16 @@ impl BfUnet {
         self.forward_with(x, mode, &mut Relus::Apply)
     }
 
+    /// The configuration it was built from, read off its first convolution and its scales.
+    pub fn config(&self) -> BfUnetConfig {
+        let shape = self.enc[0].conv1.weight.lazy_shape();
+        BfUnetConfig {
+            image_channels: shape[1],
+            channels: shape[0],
+            blocks: self.enc.len(),
+        }
+    }
+
     /// The padding that makes h and w multiples of 2^blocks.
     fn padding(&self, h: usize, w: usize) -> (usize, usize) {
         let m = 1 << self.enc.len();

@@ -245,6 +245,33 @@ impl Network {
         }
     }
 
+    /// The configuration the network was built from (as far as its shape tells: the fields of
+    /// the other architecture are 0).
+    pub fn config(&self) -> NetConfig {
+        match self {
+            Network::Unet(n) => {
+                let c = n.config();
+                NetConfig {
+                    arch: Arch::BfUnet,
+                    image_channels: c.image_channels,
+                    channels: c.channels,
+                    blocks: c.blocks,
+                    layers: 0,
+                }
+            }
+            Network::Cnn(n) => {
+                let c = n.config();
+                NetConfig {
+                    arch: Arch::BfCnn,
+                    image_channels: c.image_channels,
+                    channels: c.channels,
+                    blocks: 0,
+                    layers: c.layers,
+                }
+            }
+        }
+    }
+
     /// Number of trainable parameters (burn's count also includes the norms' running
     /// statistics, which are not trained).
     pub fn param_count(&self) -> usize {
@@ -544,6 +571,22 @@ mod tests {
         let a = Images::from_tensor(net.valid().denoise(y.clone(), Mode::Eval));
         let b = Images::from_tensor(back.denoise(y, Mode::Eval));
         assert_eq!(a, b, "the last step's statistics were not saved");
+    }
+
+    /// A network tells the configuration it was built from.
+    #[test]
+    fn a_network_knows_its_configuration() {
+        let device = Device::flex();
+        for arch in [Arch::BfUnet, Arch::BfCnn] {
+            let mut cfg = small(arch);
+            cfg.image_channels = 3;
+            let got = cfg.init(&device, 0).config();
+            assert_eq!((got.arch, got.image_channels, got.channels), (arch, 3, 8));
+            match arch {
+                Arch::BfUnet => assert_eq!(got.blocks, cfg.blocks),
+                Arch::BfCnn => assert_eq!(got.layers, cfg.layers),
+            }
+        }
     }
 
     /// The FLOP count is twice the multiply-adds of the convolutions: for BF-CNN (every weight
