@@ -215,8 +215,7 @@ fn training_learns_to_denoise_and_eval_denoise_work() {
         "--device",
         "cpu",
     ]);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(rest.join("restore.json")).unwrap()).unwrap();
+    let summary = common::json(&rest.join("restore.json"));
     for row in summary["images"].as_array().unwrap() {
         let (p, naive) = (
             row["psnr"].as_f64().unwrap(),
@@ -799,7 +798,6 @@ fn generalization_study_runs_resumes_and_plans() {
 #[cfg(unix)]
 #[test]
 fn killed_runs_resume_to_the_same_bytes() {
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let data = disks(dir.path(), 240);
     let args = |out: &Path| -> Vec<String> {
@@ -827,41 +825,16 @@ fn killed_runs_resume_to_the_same_bytes() {
             ];
             a.extend(["--device".into(), "cpu".into()]);
         }
-        let child = Command::new(assert_cmd::cargo::cargo_bin("tweedie"))
-            .args(&a)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        loop {
-            if common::logged_step(out) > after {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the run never got past {after}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        // while it runs, the folder is its own: a second writer is refused, by its pid
-        let err = fails(&["train", "--resume", "--out", s(out), "--device", "cpu"]);
-        assert!(
-            err.contains(&format!("in use by process {}", child.id())),
-            "{err}"
-        );
-        // the shell's own kill: no procps needed
-        let status = Command::new("sh")
-            .args(["-c", &format!("kill {signal} {}", child.id())])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            !out.status.success(),
-            "the run finished before the {signal}"
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        common::signal_when(
+            &a,
+            || common::logged_step(out) > after,
+            signal,
+            // while it runs, the folder is its own: a second writer is refused, by its pid
+            |pid| {
+                let err = fails(&["train", "--resume", "--out", s(out), "--device", "cpu"]);
+                assert!(err.contains(&format!("in use by process {pid}")), "{err}");
+            },
+        )
     };
 
     let termed = dir.path().join("termed");
@@ -952,7 +925,7 @@ fn a_killed_study_resumes_to_the_same_record() {
 
     let cut = dir.path().join("cut");
     let run_until = |a: Vec<String>, file: std::path::PathBuf, signal: &str| {
-        common::signal_when(&a, || file.exists(), signal);
+        common::signal_when(&a, || file.exists(), signal, |_| {});
     };
     run_until(
         args(&cut),

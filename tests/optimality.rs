@@ -235,7 +235,7 @@ fn a_killed_optimality_study_resumes_to_the_same_record() {
     .map(|a| a.to_string())
     .collect();
     let run = cut.join("runs/gaussian");
-    signal_when(&args, || logged_step(&run) > 250, "-KILL");
+    signal_when(&args, || logged_step(&run) > 250, "-KILL", |_| {});
     assert!(!run.join("model.safetensors").exists());
     ok(&[
         "optimality",

@@ -104,8 +104,7 @@ fn a_run_trained_on_the_gpu_learns_and_the_cpu_evaluates_it() {
         "--sigmas",
         "0.1,0.2",
     ]);
-    let eval: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let eval = common::json(&run.join("eval.json"));
     for row in eval["test"].as_array().unwrap() {
         let (psnr, noisy) = (
             row["psnr"].as_f64().unwrap(),

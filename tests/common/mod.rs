@@ -66,11 +66,16 @@ pub fn disks(dir: &Path, count: usize) -> PathBuf {
     p
 }
 
-/// Starts `tweedie args`, waits (at most two minutes) until `ready()`, sends `signal` (`-KILL`,
-/// `-TERM`, through the shell's own kill: no procps needed) and returns the process's stderr.
-/// The process must not have finished by itself first.
+/// Starts `tweedie args`, waits (at most two minutes) until `ready()`, calls `while_running`
+/// with its pid, sends `signal` (`-KILL`, `-TERM`, through the shell's own kill: no procps
+/// needed) and returns the process's stderr. The process must not have finished by itself first.
 #[cfg(unix)]
-pub fn signal_when(args: &[String], ready: impl Fn() -> bool, signal: &str) -> String {
+pub fn signal_when(
+    args: &[String],
+    ready: impl Fn() -> bool,
+    signal: &str,
+    while_running: impl FnOnce(u32),
+) -> String {
     use std::process::{Command, Stdio};
     let child = Command::new(assert_cmd::cargo::cargo_bin("tweedie"))
         .args(args)
@@ -86,6 +91,7 @@ pub fn signal_when(args: &[String], ready: impl Fn() -> bool, signal: &str) -> S
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    while_running(child.id());
     let status = Command::new("sh")
         .args(["-c", &format!("kill {signal} {}", child.id())])
         .status()
@@ -107,4 +113,10 @@ pub fn logged_step(run: &Path) -> u64 {
         .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
         .and_then(|v| v["step"].as_u64())
         .unwrap_or(0)
+}
+
+/// A JSON file, parsed.
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
