@@ -44,7 +44,19 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// Output piped into a reader that stops early (`tweedie … | head`) ends the process quietly,
+/// as it does any Unix tool: Rust ignores SIGPIPE, so every print after the reader left
+/// would otherwise panic ("failed printing to stdout: Broken pipe").
+fn quiet_broken_pipes() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    quiet_broken_pipes();
     keep_freed_memory();
     if let Err(e) = tweedie::interrupt::install() {
         eprintln!("warning: no SIGINT/SIGTERM checkpointing: {e}");

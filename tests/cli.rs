@@ -946,3 +946,25 @@ fn a_killed_study_resumes_to_the_same_record() {
         "the resumed study measured something else"
     );
 }
+
+/// Output piped into a reader that stops early ends the process quietly, as any Unix tool
+/// does, rather than with a panic about a broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("tweedie");
+    let out = dir.path().join("d.npy");
+    let script = format!(
+        "'{}' data synth disks --size 8 --count 4 --seed 1 --out '{}' | head -c 0",
+        bin.display(),
+        out.display()
+    );
+    let run = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.exists(), "the work before the print was done");
+}

@@ -170,7 +170,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     println!(
         "BF-UNet {} parameters on {} ({} timed reps, median)",
         net.param_count(),
-        a.device,
+        a.device.describe(),
         a.reps
     );
     if a.scaling {
