@@ -122,8 +122,8 @@ impl DeviceSpec {
             Self::Cpu => Ok(Device::flex()),
             Self::Auto => Ok(auto()),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu(adapter) => gpu::device(adapter)
-                .map(|(device, _)| device)
+            Self::Wgpu(adapter) => gpu::open(adapter)
+                .map(|o| o.device)
                 .map_err(|e| DeviceError::Unavailable(self.to_string(), e)),
             #[cfg(not(feature = "wgpu"))]
             Self::Wgpu(_) => Err(DeviceError::NotBuilt(self.to_string(), "wgpu")),
@@ -143,8 +143,8 @@ impl DeviceSpec {
     pub fn describe(self) -> String {
         match self {
             #[cfg(feature = "wgpu")]
-            Self::Wgpu(adapter) => match gpu::device(adapter) {
-                Ok((_, name)) => format!("{self} ({name})"),
+            Self::Wgpu(adapter) => match gpu::open(adapter) {
+                Ok(o) => format!("{self} ({})", o.name),
                 Err(_) => self.to_string(),
             },
             Self::Auto => match auto_choice() {
@@ -162,7 +162,7 @@ fn auto_choice() -> Option<DeviceSpec> {
         return Some(DeviceSpec::Cuda(0));
     }
     #[cfg(feature = "wgpu")]
-    if gpu::is_hardware(Adapter::Default) {
+    if gpu::open(Adapter::Default).is_ok_and(|o| o.hardware) {
         return Some(DeviceSpec::Wgpu(Adapter::Default));
     }
     None
@@ -196,32 +196,30 @@ pub fn is_flex(device: &Device) -> bool {
 }
 
 /// wgpu adapters, each initialized once per process (burn refuses a second initialization of
-/// the same one) and remembered with its name.
+/// the same one) and remembered with what it is.
 #[cfg(feature = "wgpu")]
 mod gpu {
     use super::Adapter;
     use burn::tensor::{Device, DeviceKind};
     use std::sync::Mutex;
 
-    type Opened = Result<(Device, String), String>;
-    static OPENED: Mutex<Vec<(Adapter, Opened)>> = Mutex::new(Vec::new());
-
-    /// The device and its adapter's name, or why there is none.
-    pub(super) fn device(adapter: Adapter) -> Opened {
-        open(adapter).map(|(d, name, _)| (d, name))
+    /// An adapter that came up.
+    #[derive(Clone)]
+    pub(super) struct Opened {
+        pub(super) device: Device,
+        /// Its name and graphics API, for logs.
+        pub(super) name: String,
+        /// A GPU rather than a software device (lavapipe).
+        pub(super) hardware: bool,
     }
 
-    /// Whether the adapter exists and is a GPU rather than a software device.
-    pub(super) fn is_hardware(adapter: Adapter) -> bool {
-        open(adapter).is_ok_and(|(_, _, hardware)| hardware)
-    }
+    static OPENED: Mutex<Vec<(Adapter, Result<Opened, String>)>> = Mutex::new(Vec::new());
 
-    fn open(adapter: Adapter) -> Result<(Device, String, bool), String> {
+    /// The adapter, opened on first use, or why there is none.
+    pub(super) fn open(adapter: Adapter) -> Result<Opened, String> {
         let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, o)) = opened.iter().find(|(a, _)| *a == adapter) {
-            return o
-                .clone()
-                .map(|(d, name)| (d, name.clone(), !name.ends_with("[software]")));
+            return o.clone();
         }
         let kind = match adapter {
             Adapter::Default => DeviceKind::DefaultDevice,
@@ -230,26 +228,27 @@ mod gpu {
             Adapter::Software => DeviceKind::Cpu,
         };
         // wgpu may panic rather than return an error when no driver is installed
-        let o: Opened =
+        let o =
             std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init_with_setup())
                 .map_err(|_| "the wgpu runtime failed to start".to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()))
                 .map(|(device, setup)| {
                     let info = setup.adapter.get_info();
-                    let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+                    let hardware = info.device_type != burn::tensor::wgpu::wgpu::DeviceType::Cpu;
                     let name = format!(
                         "{}, {:?}{}",
                         info.name,
                         info.backend,
-                        if software { " [software]" } else { "" }
+                        if hardware { "" } else { " [software]" }
                     );
-                    (device, name)
+                    Opened {
+                        device,
+                        name,
+                        hardware,
+                    }
                 });
         opened.push((adapter, o.clone()));
-        o.map(|(d, name)| {
-            let hardware = !name.ends_with("[software]");
-            (d, name, hardware)
-        })
+        o
     }
 }
 

@@ -154,15 +154,19 @@ pub struct EvalRecord {
     pub seed: u64,
 }
 
+/// `metrics.jsonl` as text; empty before the first line is logged.
+fn metrics_text(run: &RunDir) -> std::io::Result<String> {
+    match std::fs::read_to_string(run.metrics()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
+}
+
 /// Drops the lines of `metrics.jsonl` past `step` (and a torn last line): what a run killed after
 /// its last checkpoint logged is logged again when it resumes from that checkpoint, and must not
 /// appear twice. Rewritten atomically, and only when something is dropped.
 pub fn truncate_metrics(run: &RunDir, step: u64) -> std::io::Result<()> {
-    let text = match std::fs::read_to_string(run.metrics()) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
+    let text = metrics_text(run)?;
     let kept: String = text
         .lines()
         .filter(|l| serde_json::from_str::<MetricsLine>(l).is_ok_and(|m| m.step <= step))
@@ -176,12 +180,7 @@ pub fn truncate_metrics(run: &RunDir, step: u64) -> std::io::Result<()> {
 
 /// Reads `metrics.jsonl`, skipping a torn last line (a crash mid-append).
 pub fn read_metrics(run: &RunDir) -> std::io::Result<Vec<MetricsLine>> {
-    let text = match std::fs::read_to_string(run.metrics()) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(text
+    Ok(metrics_text(run)?
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())

@@ -440,26 +440,8 @@ pub enum TrainError {
         images: usize,
     },
     /// The batch would not fit in memory.
-    #[error(
-        "a batch of {batch} {h}×{w} images needs about {} to train and {} is available; use \
-         --batch {fits} or less",
-        crate::resources::gib(*need),
-        crate::resources::gib(*available)
-    )]
-    Memory {
-        /// The batch asked for.
-        batch: usize,
-        /// Image height.
-        h: usize,
-        /// Image width.
-        w: usize,
-        /// Estimated bytes ([`crate::resources::training_bytes`]).
-        need: u64,
-        /// Bytes available.
-        available: u64,
-        /// The largest batch that fits.
-        fits: usize,
-    },
+    #[error(transparent)]
+    Memory(#[from] crate::resources::Shortfall),
     /// A checkpoint made with another seed or network.
     #[error("{0} was made with another seed or network; resume with the run's own config.json")]
     ForeignCheckpoint(PathBuf),
@@ -591,18 +573,9 @@ fn check_memory(
     w: usize,
     available: Option<u64>,
 ) -> Result<(), TrainError> {
-    let need = crate::resources::training_bytes(&cfg.net, cfg.batch, h, w);
-    match available {
-        Some(available) if need > available => Err(TrainError::Memory {
-            batch: cfg.batch,
-            h,
-            w,
-            need,
-            available,
-            fits: crate::resources::largest_training_batch(&cfg.net, h, w, available),
-        }),
-        _ => Ok(()),
-    }
+    let per_image = crate::resources::training_bytes(&cfg.net, 1, h, w);
+    crate::resources::check_batch(per_image, cfg.batch, [h, w], available, " to train")?;
+    Ok(())
 }
 
 /// How one call to [`train`] treats the run folder and how far it goes.
@@ -1116,23 +1089,17 @@ mod tests {
         let one = crate::resources::training_bytes(&cfg.net, 1, 64, 64);
         let available = 100 * one;
         let err = check_memory(&cfg, 64, 64, Some(available)).unwrap_err();
-        let TrainError::Memory { fits, .. } = err else {
+        let TrainError::Memory(crate::resources::Shortfall { fits, .. }) = err else {
             panic!("{err}")
         };
         assert_eq!(fits, 100);
-        assert!(err_text(&cfg, available).contains("--batch 100 or less"));
+        assert!(err.to_string().contains("--batch 100 or less"));
         let cfg = TrainConfig { batch: fits, ..cfg };
         assert!(check_memory(&cfg, 64, 64, Some(available)).is_ok());
         assert!(
             check_memory(&cfg, 64, 64, None).is_ok(),
             "unknown: not checked"
         );
-    }
-
-    fn err_text(cfg: &TrainConfig, available: u64) -> String {
-        check_memory(cfg, 64, 64, Some(available))
-            .unwrap_err()
-            .to_string()
     }
 
     /// A full disk at a checkpoint stops training with a message that says what to do; the

@@ -658,31 +658,25 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("--top 0"), "{e}");
 }
 
-#[test]
-fn generalization_study_runs_resumes_and_plans() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = disks(dir.path(), 60);
-    let out = dir.path().join("study");
-    let args = [
+/// A tiny generalization study's command (N ∈ {1, 4}, a one-scale 8-channel network, 4 paired
+/// samples) with `extra` flags (steps, evaluation σ, …) appended.
+fn tiny_study(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    [
         "generalization",
         "--data",
-        s(&data),
+        s(data),
         "--sizes",
         "1,4",
         "--blocks",
         "1",
         "--channels",
         "8",
-        "--steps",
-        "20",
         "--batch",
         "8",
         "--samples",
         "4",
         "--eval-count",
         "8",
-        "--eval-sigmas",
-        "0.1,0.3",
         "--h0",
         "0.1",
         "--beta",
@@ -694,8 +688,21 @@ fn generalization_study_runs_resumes_and_plans() {
         "--device",
         "cpu",
         "--out",
-        s(&out),
-    ];
+        s(out),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .collect()
+}
+
+#[test]
+fn generalization_study_runs_resumes_and_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 60);
+    let out = dir.path().join("study");
+    let args = tiny_study(&data, &out, &["--steps", "20", "--eval-sigmas", "0.1,0.3"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let table = ok(&args);
     assert!(table.contains("a↔b"), "{table}");
     let study: serde_json::Value =
@@ -880,44 +887,16 @@ fn killed_runs_resume_to_the_same_bytes() {
 fn a_killed_study_resumes_to_the_same_record() {
     let dir = tempfile::tempdir().unwrap();
     let data = disks(dir.path(), 60);
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "generalization",
-            "--data",
-            s(&data),
-            "--sizes",
-            "1,4",
-            "--blocks",
-            "1",
-            "--channels",
-            "8",
+    let args = |out: &Path| {
+        let extra = [
             "--steps",
             "300",
             "--checkpoint-every",
             "10",
-            "--batch",
-            "8",
-            "--samples",
-            "4",
-            "--eval-count",
-            "8",
             "--eval-sigmas",
             "0.1",
-            "--h0",
-            "0.1",
-            "--beta",
-            "0.5",
-            "--sigma-final",
-            "0.03",
-            "--max-steps",
-            "300",
-            "--device",
-            "cpu",
-            "--out",
-            s(out),
-        ]
-        .map(String::from)
-        .to_vec()
+        ];
+        tiny_study(&data, out, &extra)
     };
     let whole = dir.path().join("whole");
     ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());

@@ -65,14 +65,10 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
     let shape = record.image_shape;
     if tweedie::device::is_host(&device) {
-        let batch = a.batch.min(a.count);
-        tweedie::resources::check_inference_batch(
-            &record.config.net,
-            batch,
-            [shape[1], shape[2]],
-            tweedie::resources::available_memory(),
-        )
-        .map_err(anyhow::Error::msg)?;
+        let [_, h, w] = shape;
+        let per_image = tweedie::resources::inference_bytes(&record.config.net, 1, h, w);
+        let available = tweedie::resources::available_memory();
+        tweedie::resources::check_batch(per_image, a.batch.min(a.count), [h, w], available, "")?;
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let out = sampler.sample(&denoiser, shape, a.count, 0, a.seed, &Terminal::new())?;

@@ -267,10 +267,16 @@ impl Learned {
     /// more than half the host memory available (large images: the paper's network needs about
     /// 0.9 GB per 512×512 image).
     fn batch_for(&self, [_, h, w]: [usize; 3]) -> usize {
+        // a batch this small fits anywhere: only a larger one is worth asking the system about
+        // (this runs at every step of a sampler)
+        const SURELY_FITS: u64 = 64 << 20;
         if !crate::device::is_host(&self.device) {
             return self.batch;
         }
         let per_image = crate::resources::inference_bytes(&self.net.config(), 1, h, w).max(1);
+        if per_image * self.batch as u64 <= SURELY_FITS {
+            return self.batch;
+        }
         match crate::resources::available_memory() {
             Some(available) => self.batch.min((available / 2 / per_image) as usize).max(1),
             None => self.batch,

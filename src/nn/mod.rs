@@ -94,6 +94,13 @@ impl NetConfig {
         }
     }
 
+    /// Pixels a BF-UNet works on at full scale: the image zero-padded to multiples of
+    /// 2^blocks (see `bf_unet`).
+    fn unet_pixels(&self, h: usize, w: usize) -> u64 {
+        let m = 1usize << self.blocks;
+        (h.div_ceil(m) * m * w.div_ceil(m) * m) as u64
+    }
+
     /// Values the forward pass produces for one `h`×`w` image (every convolution's output, and
     /// the BF-UNet's pooled, upsampled and concatenated maps): what training keeps per image for
     /// the backward pass, the bulk of its memory.
@@ -102,8 +109,7 @@ impl NetConfig {
         let last = self.image_channels as u64 * (h * w) as u64;
         match self.arch {
             Arch::BfUnet => {
-                let m = 1usize << self.blocks;
-                let pixels = (h.div_ceil(m) * m * w.div_ceil(m) * m) as u64;
+                let pixels = self.unet_pixels(h, w);
                 // scale b: k·2^b channels on pixels/4^b; encoder 2 convolutions + the pooled
                 // map (a quarter), decoder upsampled + concatenated (2×) + 2 convolutions
                 let scales: u64 = (0..self.blocks)
@@ -126,8 +132,7 @@ impl NetConfig {
         let conv = |c_in: u64, c_out: u64, pixels: u64| 2 * 9 * c_in * c_out * pixels;
         match self.arch {
             Arch::BfUnet => {
-                let m = 1usize << self.blocks;
-                let pixels = (h.div_ceil(m) * m * w.div_ceil(m) * m) as u64;
+                let pixels = self.unet_pixels(h, w);
                 let at = |b: usize| pixels >> (2 * b);
                 let mut flops = 0;
                 for b in 0..self.blocks {
