@@ -148,6 +148,11 @@ pub struct EvalRecord {
     /// one (Gaussian fields: the Wiener filter).
     #[serde(default)]
     pub optimum: Option<Vec<DenoisingRow>>,
+    /// The blind optimum on the same images: the MMSE denoiser for σ unknown, drawn from the
+    /// prior this run was trained on (its σ draws times its loss weights). No blind denoiser
+    /// does better on average over that prior (at one σ it may, by doing worse at others).
+    #[serde(default)]
+    pub blind_optimum: Option<Vec<DenoisingRow>>,
     /// How many images of each were used.
     pub images: usize,
     /// Noise seed.

@@ -165,6 +165,51 @@ impl SigmaSampling {
             }
         }
     }
+
+    /// The probability density of [`SigmaSampling::draw`] at σ (per unit of σ), for a range of
+    /// positive width.
+    pub fn density(self, sigma: f64, sigma_min: f64, sigma_max: f64) -> f64 {
+        let inside = |lo: f64| (lo..=sigma_max).contains(&sigma) && sigma_max > lo;
+        let uniform = if inside(sigma_min) {
+            1.0 / (sigma_max - sigma_min)
+        } else {
+            0.0
+        };
+        let lo = sigma_min.max(sigma_max / 256.0);
+        let log_uniform = if inside(lo) && sigma > 0.0 {
+            1.0 / (sigma * (sigma_max / lo).ln())
+        } else {
+            0.0
+        };
+        match self {
+            Self::Uniform => uniform,
+            Self::LogUniform => log_uniform,
+            Self::Mixture => 0.5 * (uniform + log_uniform),
+        }
+    }
+}
+
+/// The prior over σ that a blind denoiser trained with `cfg` is fitted to: the density of its
+/// σ draws times its loss weight, as masses on `points` noise levels log-spaced from σ_max/10⁴
+/// to σ_max (what lies below carries under 10⁻⁴ of the mass). Minimizing E[w(σ)‖f(y) − x‖²]
+/// gives f(y) = E[w(σ) x | y] / E[w(σ) | y]: the posterior mean under this prior, which
+/// [`crate::denoise::Wiener::blind_optimum`] computes for Gaussian fields.
+pub fn fitted_sigma_prior(cfg: &TrainConfig, points: usize) -> Vec<(f64, f64)> {
+    let (min, max) = (cfg.sigma_min as f64, cfg.sigma_max as f64);
+    if max <= min {
+        return vec![(max, 1.0)];
+    }
+    let (a, b) = ((max * 1e-4).max(min).ln(), max.ln());
+    let step = (b - a) / points as f64;
+    (0..points)
+        .map(|i| {
+            let sigma = (a + (i as f64 + 0.5) * step).exp();
+            let density = cfg.sigma_sampling.density(sigma, min, max);
+            let weight = cfg.loss_weighting.weight(sigma as f32, cfg.sigma_max) as f64;
+            (sigma, density * weight * sigma * step)
+        })
+        .filter(|&(_, mass)| mass > 0.0)
+        .collect()
 }
 
 /// A resolved training set with the dataset it was drawn from.
@@ -975,6 +1020,44 @@ mod tests {
                 SigmaSampling::Uniform => assert!(low < 300, "{low}"),
                 SigmaSampling::LogUniform => assert!(low > 1000, "{low}"),
                 SigmaSampling::Mixture => assert!((400..900).contains(&low), "{low}"),
+            }
+        }
+    }
+
+    /// The density integrates to 1 and predicts the share of draws in any interval.
+    #[test]
+    fn sigma_density_matches_the_draws() {
+        let mut rng = stream(1, Purpose::TrainNoise, 0);
+        let (min, max) = (0.0f64, 0.5f64);
+        for sampling in [
+            SigmaSampling::Uniform,
+            SigmaSampling::LogUniform,
+            SigmaSampling::Mixture,
+        ] {
+            let n = 20000;
+            let draws: Vec<f64> = (0..n)
+                .map(|_| sampling.draw(&mut rng, min as f32, max as f32) as f64)
+                .collect();
+            // midpoint rule on a log grid (the log-uniform part lives on [max/256, max])
+            let integral = |lo: f64, hi: f64| {
+                let k = 4000;
+                let (a, b) = (lo.ln(), hi.ln());
+                (0..k)
+                    .map(|i| {
+                        let s = (a + (i as f64 + 0.5) * (b - a) / k as f64).exp();
+                        sampling.density(s, min, max) * s * (b - a) / k as f64
+                    })
+                    .sum::<f64>()
+            };
+            let total = integral(1e-9, max);
+            assert!((total - 1.0).abs() < 1e-3, "{sampling:?}: ∫ = {total}");
+            for (lo, hi) in [(0.001, 0.01), (0.01, 0.1), (0.1, 0.5)] {
+                let share = draws.iter().filter(|&&s| s > lo && s <= hi).count() as f64 / n as f64;
+                let expected = integral(lo, hi);
+                assert!(
+                    (share - expected).abs() < 0.015,
+                    "{sampling:?} ({lo}, {hi}]: drawn {share:.3}, density {expected:.3}"
+                );
             }
         }
     }

@@ -80,13 +80,19 @@ mod tests {
     #[test]
     fn wiener_jacobian_has_fourier_eigenvectors_and_wiener_gains() {
         let (n, sigma) = (8, 0.1);
-        let field = GaussianField::default();
+        let field = GaussianField::default().periodic();
         let y = Family::Gaussian(field.clone()).generate(n, 1, 2).unwrap();
         let wiener = Wiener::new(field.clone());
         // the closed form and central differences give the same matrix
         let jac = full(&*wiener.linearize(&y, Some(sigma)).unwrap(), 16);
         let fd = FiniteDifferences::new(&wiener, &y, Some(sigma), 1e-2).unwrap();
         assert!(relative_error(fd.matrix(), &jac) < 1e-4);
+        // likewise for an open field, whose eigenbasis is computed
+        let open = Wiener::new(GaussianField::default());
+        let jac_open = full(&*open.linearize(&y, Some(sigma)).unwrap(), 16);
+        let fd = FiniteDifferences::new(&open, &y, Some(sigma), 1e-2).unwrap();
+        assert!(relative_error(fd.matrix(), &jac_open) < 1e-4);
+        assert!(relative_error(&jac_open, &jac) > 1e-2, "open ≠ periodic");
         let spec = analyze(&jac, n * n, n * n).unwrap();
         let mut gains = field.wiener_gain(n, n, sigma as f64);
         gains.sort_by(|a, b| b.total_cmp(a));

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tweedie::data::synthetic::{CAlpha, Disks, Family, GaussianField};
+use tweedie::data::synthetic::{Boundary, CAlpha, Disks, Family, GaussianField};
 use tweedie::report::grid::{save_grid, Scaling};
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +80,10 @@ pub struct SynthArgs {
     /// Gaussian: mean intensity.
     #[arg(long, default_value_t = 0.5)]
     mean: f64,
+    /// Gaussian: open edges (a window of a field twice the size, as a photograph is) or
+    /// periodic ones (one period of the field: opposite edges correlated).
+    #[arg(long, value_enum, default_value_t = Boundary::Open)]
+    boundary: Boundary,
     /// C^α: regularity α in (0, 8].
     #[arg(long, default_value_t = 1.0)]
     alpha: f64,
@@ -123,6 +127,7 @@ fn synth(a: SynthArgs) -> Result<()> {
             gamma: a.gamma,
             mean: a.mean,
             sd: a.sd,
+            boundary: a.boundary,
         }),
         FamilyName::Calpha => Family::CAlpha(CAlpha { alpha: a.alpha }),
         FamilyName::Disks => Family::Disks(Disks {}),

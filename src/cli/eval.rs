@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tweedie::analysis::metrics::{denoising_table, noisy, DenoisingRow};
 use tweedie::data::synthetic::Family;
 use tweedie::data::{DataSource, FolderOptions, Images};
-use tweedie::denoise::Denoiser;
+use tweedie::denoise::{Denoiser, Wiener};
 use tweedie::report::grid::{save_grid, Scaling};
 use tweedie::report::run as run_report;
 use tweedie::run::{EvalRecord, RunDir};
@@ -73,38 +73,53 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let test = test.take(a.count);
     let train_rows = denoising_table(&denoiser, &train, sigmas, a.seed)?;
     let test_rows = denoising_table(&denoiser, &test, sigmas, a.seed)?;
-    let optimum = match a.optimum {
-        false => None,
+    let (optimum, blind_optimum) = match a.optimum {
+        false => (None, None),
         true => {
             let family = Family::of_npy(std::path::Path::new(source)).with_context(|| {
                 format!("--optimum: {source} is not a synthetic family's .npy with its .json")
             })?;
-            let Some(oracle) = tweedie::denoise::optimum(&family) else {
+            let Family::Gaussian(field) = family else {
                 bail!("--optimum: no closed-form optimal denoiser is known for {source}'s family");
             };
-            Some(denoising_table(&oracle, &test, sigmas, a.seed)?)
+            let prior = tweedie::train::fitted_sigma_prior(&record.config, 400);
+            let oracle = Wiener::new(field.clone());
+            let blind = Wiener::blind_optimum(field, prior);
+            (
+                Some(denoising_table(&oracle, &test, sigmas, a.seed)?),
+                Some(denoising_table(&blind, &test, sigmas, a.seed)?),
+            )
         }
     };
     print_table(&train_rows, &test_rows, train.len(), test.len());
-    if let Some(opt) = &optimum {
+    if let (Some(opt), Some(blind)) = (&optimum, &blind_optimum) {
         println!(
-            "{:>8} {:>12} {:>12} {:>10}",
-            "σ", "test MSE", "optimum MSE", "ratio"
+            "{:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
+            "σ", "test MSE", "optimum MSE", "blind opt.", "noisy MSE", "ratio", "to blind"
         );
-        for (t, o) in test_rows.iter().zip(opt) {
+        for ((t, o), b) in test_rows.iter().zip(opt).zip(blind) {
             println!(
-                "{:>8.4} {:>12.3e} {:>12.3e} {:>10.3}",
+                "{:>8.4} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e} {:>10.3} {:>10.3}",
                 t.sigma,
                 t.mse,
                 o.mse,
-                t.mse / o.mse
+                b.mse,
+                10f64.powf(-t.input_psnr / 10.0),
+                t.mse / o.mse,
+                t.mse / b.mse
             );
         }
+        println!(
+            "(optimum: the Wiener filter at the true σ; blind opt.: the posterior mean for σ \
+             unknown, drawn from this run's training prior — on average over that prior, the \
+             best a blind denoiser trained this way can do)"
+        );
     }
     let eval = EvalRecord {
         train: train_rows,
         test: test_rows,
         optimum,
+        blind_optimum,
         images: a.count,
         seed: a.seed,
     };

@@ -5,7 +5,7 @@ use super::progress::Terminal;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tweedie::data::synthetic::GaussianField;
+use tweedie::data::synthetic::{Boundary, GaussianField};
 use tweedie::experiments::optimality::{self, Baseline, Config, OptimalityDir, Record, Study};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::train::{DataConfig, TrainConfig};
@@ -34,6 +34,9 @@ pub struct OptimalityArgs {
     /// Gaussian: spectral exponent γ.
     #[arg(long, default_value_t = 2.0)]
     gamma: f64,
+    /// Gaussian: open edges (default) or periodic ones (see `tweedie data synth --help`).
+    #[arg(long, value_enum, default_value_t = Boundary::Open)]
+    boundary: Boundary,
     /// Shuffled control: the data set (as for `tweedie train --data`).
     #[arg(long, default_value = "fashion-mnist")]
     data: String,
@@ -136,6 +139,7 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
         FamilyName::Gaussian => Study::Gaussian {
             field: GaussianField {
                 gamma: a.gamma,
+                boundary: a.boundary,
                 ..GaussianField::default()
             },
         },

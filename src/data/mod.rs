@@ -6,6 +6,7 @@
 //! splits and synthetic generators are plain, testable Rust.
 
 mod folder;
+pub mod gaussian;
 mod idx;
 mod npy;
 mod source;

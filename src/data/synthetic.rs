@@ -11,13 +11,13 @@
 //! Image `k` of a family is drawn from the stream (seed, Synth, k), so the first images of a
 //! large set equal a small set generated with the same seed.
 
+pub use super::gaussian::{Boundary, Covariance, GaussianField};
 use super::{DataError, Images};
 use crate::config::{check, InvalidField};
-use crate::fourier::{self, Direction};
 use crate::rng::{stream, Purpose};
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use rustfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
 /// A synthetic family with its parameters; the JSON sidecar of a generated `.npy`.
@@ -46,22 +46,18 @@ impl Family {
         check(size >= 4, "size", size, "must be 4 or more")?;
         check(count > 0, "count", count, "must be at least 1")?;
         self.validate()?;
-        let d = size * size;
-        let mut data = Vec::with_capacity(count * d);
-        let spectrum = match self {
-            Family::Gaussian(g) => Some(g.spectrum(size, size)),
-            _ => None,
+        let each = |draw: &dyn Fn(&mut ChaCha8Rng) -> Vec<f32>| {
+            let data = (0..count)
+                .flat_map(|k| draw(&mut stream(seed, Purpose::Synth, k as u64)))
+                .collect();
+            Images::new(data, [count, 1, size, size])
         };
-        for k in 0..count {
-            let mut rng = stream(seed, Purpose::Synth, k as u64);
-            let img = match self {
-                Family::Gaussian(g) => g.draw(size, spectrum.as_deref().unwrap(), &mut rng),
-                Family::CAlpha(c) => c.draw(size, &mut rng),
-                Family::Disks(s) => s.draw(size, &mut rng),
-            };
-            data.extend(img);
-        }
-        Ok(Images::new(data, [count, 1, size, size]))
+        Ok(match self {
+            // a Gaussian field draws on a grid it may crop (open edges)
+            Family::Gaussian(g) => g.generate(size, count, seed),
+            Family::CAlpha(c) => each(&|rng| c.draw(size, rng)),
+            Family::Disks(s) => each(&|rng| s.draw(size, rng)),
+        })
     }
 
     /// Writes `images` (drawn by [`Family::generate`] with `seed`) to `npy` and the family's
@@ -99,130 +95,6 @@ impl Family {
             ),
             Family::Disks(_) => Ok(()),
         }
-    }
-}
-
-/// Stationary Gaussian field x = mean + F⁻¹(√p ⊙ F w), w white: covariance F⁻¹ diag(p) F, with
-/// p(f) = A/|f|^γ for f ≠ 0, p(0) = 0 and A set so that the pixel standard deviation is `sd`.
-/// Values are not clipped to [0, 1] (clipping would break Gaussianity and Wiener optimality);
-/// with the defaults, pixels fall outside [0, 1] about 0.1% of the time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GaussianField {
-    /// Spectral exponent γ (2 is the classical natural-image value).
-    pub gamma: f64,
-    /// Mean intensity.
-    pub mean: f64,
-    /// Pixel standard deviation.
-    pub sd: f64,
-}
-
-impl Default for GaussianField {
-    fn default() -> Self {
-        Self {
-            gamma: 2.0,
-            mean: 0.5,
-            sd: 0.15,
-        }
-    }
-}
-
-impl GaussianField {
-    /// Spectrum `p[k]` per DFT coefficient (row-major `h × w`), in the units of
-    /// [`fourier::filter`] gains: the eigenvalues of the field's covariance.
-    pub fn spectrum(&self, h: usize, w: usize) -> Vec<f64> {
-        let mut p: Vec<f64> = (0..h * w)
-            .map(|i| {
-                let f = fourier::radial_freq(i / w, i % w, h, w);
-                if f == 0.0 {
-                    0.0
-                } else {
-                    f.powf(-self.gamma)
-                }
-            })
-            .collect();
-        let mean: f64 = p.iter().sum::<f64>() / (h * w) as f64;
-        let a = self.sd * self.sd / mean;
-        p.iter_mut().for_each(|v| *v *= a);
-        p
-    }
-
-    /// The exact MMSE (Wiener) denoiser of this field at noise level σ, applied to one
-    /// `h × w` image: mean + F⁻¹ diag(p/(p+σ²)) F (y − mean).
-    pub fn wiener(&self, y: &[f32], h: usize, w: usize, sigma: f64) -> Vec<f32> {
-        let gain = self.wiener_gain(h, w, sigma);
-        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
-        fourier::filter(&centred, h, w, &gain)
-            .into_iter()
-            .map(|v| v + self.mean as f32)
-            .collect()
-    }
-
-    /// The maximum-likelihood noise level of an `h × w` image under y = x + σz, x drawn from this
-    /// field: minimizes Σₖ Pₖ/(pₖ + σ²) + ln(pₖ + σ²) over σ, Pₖ the power of y − mean. This is
-    /// what makes the Wiener filter blind, like a trained network.
-    pub fn estimate_sigma(&self, y: &[f32], h: usize, w: usize) -> f64 {
-        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
-        let power = fourier::power(&centred, h, w);
-        let p = self.spectrum(h, w);
-        let nll = |t: f64| {
-            let s2 = t.exp();
-            power
-                .iter()
-                .zip(&p)
-                .map(|(q, pk)| q / (pk + s2) + (pk + s2).ln())
-                .sum::<f64>()
-        };
-        // golden-section search on t = ln σ² (the objective is unimodal in practice)
-        let (mut a, mut b) = ((1e-12f64).ln(), (100.0f64).ln());
-        let g = (5f64.sqrt() - 1.0) / 2.0;
-        let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
-        let (mut fc, mut fd) = (nll(c), nll(d));
-        for _ in 0..80 {
-            if fc < fd {
-                (b, d, fd) = (d, c, fc);
-                c = b - g * (b - a);
-                fc = nll(c);
-            } else {
-                (a, c, fc) = (c, d, fd);
-                d = a + g * (b - a);
-                fd = nll(d);
-            }
-        }
-        (0.5 * (a + b)).exp().sqrt()
-    }
-
-    /// Wiener gains p/(p + σ²) per coefficient: the eigenvalues of the Wiener filter's Jacobian.
-    pub fn wiener_gain(&self, h: usize, w: usize, sigma: f64) -> Vec<f64> {
-        let s2 = sigma * sigma;
-        self.spectrum(h, w)
-            .into_iter()
-            .map(|p| {
-                if p == 0.0 && s2 == 0.0 {
-                    1.0
-                } else {
-                    p / (p + s2)
-                }
-            })
-            .collect()
-    }
-
-    /// The Wiener filter's expected MSE per pixel at noise level σ, in closed form: each
-    /// Fourier coefficient keeps p·σ²/(p + σ²) of error, and the mean of those over
-    /// coefficients is the error per pixel (Parseval).
-    pub fn wiener_mse(&self, h: usize, w: usize, sigma: f64) -> f64 {
-        let s2 = sigma * sigma;
-        let p = self.spectrum(h, w);
-        p.iter().map(|p| p * s2 / (p + s2)).sum::<f64>() / p.len() as f64
-    }
-
-    fn draw(&self, size: usize, p: &[f64], rng: &mut impl Rng) -> Vec<f32> {
-        let mut buf: Vec<Complex<f64>> = (0..size * size)
-            .map(|_| Complex::new(StandardNormal.sample(rng), 0.0))
-            .collect();
-        fourier::fft2(&mut buf, size, size, Direction::Forward);
-        buf.iter_mut().zip(p).for_each(|(v, p)| *v *= p.sqrt());
-        fourier::fft2(&mut buf, size, size, Direction::Inverse);
-        buf.iter().map(|v| (self.mean + v.re) as f32).collect()
     }
 }
 
@@ -471,89 +343,6 @@ impl Disks {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gaussian_field_has_its_spectrum_and_sd() {
-        let g = GaussianField::default();
-        let n = 16;
-        let imgs = Family::Gaussian(g.clone()).generate(n, 400, 3).unwrap();
-        let p = g.spectrum(n, n);
-        // average periodogram over images vs the spectrum, pooled over all non-DC coefficients
-        let mut est = vec![0.0; n * n];
-        for i in 0..imgs.len() {
-            let centred: Vec<f32> = imgs.image(i).iter().map(|v| v - 0.5).collect();
-            for (e, q) in est.iter_mut().zip(fourier::power(&centred, n, n)) {
-                *e += q / imgs.len() as f64;
-            }
-        }
-        // low frequencies individually: each estimate has relative sd ~ 1/sqrt(400) = 5%
-        for k in [1, n, n + 1, 2] {
-            let rel = (est[k] - p[k]).abs() / p[k];
-            assert!(rel < 0.25, "coefficient {k}: {} vs {}", est[k], p[k]);
-        }
-        let var: f64 = imgs
-            .as_slice()
-            .iter()
-            .map(|&v| (v as f64 - 0.5).powi(2))
-            .sum::<f64>()
-            / imgs.as_slice().len() as f64;
-        assert!((var.sqrt() - g.sd).abs() < 0.02, "sd {}", var.sqrt());
-    }
-
-    #[test]
-    fn wiener_shrinks_towards_mean_and_is_exact_at_zero_noise() {
-        let g = GaussianField::default();
-        let n = 8;
-        let x = Family::Gaussian(g.clone()).generate(n, 1, 0).unwrap();
-        let same = g.wiener(x.image(0), n, n, 0.0);
-        for (a, b) in same.iter().zip(x.image(0)) {
-            assert!((a - b).abs() < 1e-5);
-        }
-        let big = g.wiener(x.image(0), n, n, 100.0);
-        assert!(big.iter().all(|v| (v - 0.5).abs() < 1e-3));
-    }
-
-    /// The measured MSE of the Wiener filter on fresh fields equals its closed form.
-    #[test]
-    fn wiener_mse_equals_its_closed_form() {
-        let g = GaussianField::default();
-        let n = 16;
-        let x = Family::Gaussian(g.clone()).generate(n, 2000, 8).unwrap();
-        for sigma in [0.02f32, 0.1, 0.4] {
-            let y = crate::analysis::metrics::noisy(&x, sigma, 1);
-            let mut err = 0.0;
-            for i in 0..x.len() {
-                let out = g.wiener(y.image(i), n, n, sigma as f64);
-                err += crate::analysis::metrics::mse(&out, x.image(i));
-            }
-            let measured = err / x.len() as f64;
-            let exact = g.wiener_mse(n, n, sigma as f64);
-            assert!(
-                (measured / exact - 1.0).abs() < 0.03,
-                "σ = {sigma}: measured {measured}, closed form {exact}"
-            );
-            assert!(exact < (sigma as f64).powi(2));
-        }
-    }
-
-    #[test]
-    fn noise_level_is_estimated_from_the_image() {
-        let g = GaussianField::default();
-        let n = 32;
-        let x = Family::Gaussian(g.clone()).generate(n, 1, 4).unwrap();
-        for sigma in [0.1, 0.3, 1.0] {
-            let y = crate::analysis::metrics::add_noise(&x, sigma, 9);
-            let est = g.estimate_sigma(y.image(0), n, n);
-            assert!(
-                (est / sigma as f64 - 1.0).abs() < 0.1,
-                "σ = {sigma}: estimated {est}"
-            );
-        }
-        // below the field's smallest coefficient variances the noise is hard to see, but the
-        // estimate must stay small
-        let y = crate::analysis::metrics::add_noise(&x, 0.02, 9);
-        assert!(g.estimate_sigma(y.image(0), n, n) < 0.06);
-    }
 
     #[test]
     fn families_are_seeded_prefix_stable_and_in_range() {

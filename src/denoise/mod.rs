@@ -431,23 +431,17 @@ impl Linearize for EmpiricalOptimal {
     }
 }
 
-/// The exact MMSE denoiser of a synthetic family, where one is known in closed form
-/// (Gaussian fields: the Wiener filter at the given σ).
-pub fn optimum(family: &crate::data::synthetic::Family) -> Option<Wiener> {
-    match family {
-        crate::data::synthetic::Family::Gaussian(field) => Some(Wiener::new(field.clone())),
-        _ => None,
-    }
-}
-
 /// Where an oracle takes its noise level from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum NoiseLevel {
     /// The σ the caller passes (an error when none is passed).
     Given,
     /// Estimated from each image by maximum likelihood; the passed σ is ignored. The oracle is
     /// then blind, like a trained network, which is what the samplers assume.
     Estimated,
+    /// Unknown, with prior masses on noise levels (σ, mass): the posterior mean over σ and x,
+    /// blind and the exact MMSE denoiser for noise drawn from that prior.
+    Prior(Vec<(f64, f64)>),
 }
 
 /// The Wiener filter of a stationary Gaussian field: its exact MMSE denoiser.
@@ -472,6 +466,18 @@ impl Wiener {
             noise: NoiseLevel::Estimated,
         }
     }
+
+    /// The blind optimum for noise levels drawn from `prior` (σ, mass): the posterior mean over
+    /// σ and x. With the prior a training run is fitted to
+    /// ([`crate::train::fitted_sigma_prior`]), the best any blind denoiser trained that way can
+    /// do on average over that prior. At a low σ it can be worse than the noisy input: an image
+    /// with little noise looks much like one with a little more.
+    pub fn blind_optimum(field: GaussianField, prior: Vec<(f64, f64)>) -> Self {
+        Self {
+            field,
+            noise: NoiseLevel::Prior(prior),
+        }
+    }
 }
 
 impl Denoiser for Wiener {
@@ -485,11 +491,15 @@ impl Denoiser for Wiener {
         }
         let mut out = Vec::with_capacity(y.as_slice().len());
         for i in 0..y.len() {
-            let s = match self.noise {
+            let s = match &self.noise {
                 NoiseLevel::Given => {
                     sigma.ok_or(DenoiseError::NeedsSigma("the Wiener filter"))? as f64
                 }
                 NoiseLevel::Estimated => self.field.estimate_sigma(y.image(i), h, w),
+                NoiseLevel::Prior(prior) => {
+                    out.extend(self.field.posterior_mean(y.image(i), h, w, prior));
+                    continue;
+                }
             };
             out.extend(self.field.wiener(y.image(i), h, w, s));
         }
@@ -501,13 +511,14 @@ impl Denoiser for Wiener {
     }
 
     fn is_blind(&self) -> bool {
-        self.noise == NoiseLevel::Estimated
+        self.noise != NoiseLevel::Given
     }
 }
 
 impl Linearize for Wiener {
-    /// In closed form when σ is given: f(y) = m + F⁻¹ diag(g) F (y − m), so J = F⁻¹ diag(g) F
-    /// with the gains g = p/(p + σ²), symmetric. The blind filter's σ depends on y, so its
+    /// In closed form when σ is given: f(y) = m + B diag(g) Bᵀ (y − m) with B the covariance's
+    /// eigenbasis (the DFT for a periodic field), so J = B diag(g) Bᵀ with the gains
+    /// g = p/(p + σ²), symmetric. The blind filter's σ depends on y, so its
     /// Jacobian is taken by central differences.
     fn linearize(
         &self,
@@ -516,13 +527,17 @@ impl Linearize for Wiener {
     ) -> Result<Box<dyn JacobianAt + '_>, DenoiseError> {
         one_image(y)?;
         match self.noise {
-            NoiseLevel::Estimated => Ok(Box::new(FiniteDifferences::new(self, y, sigma, 1e-3)?)),
+            NoiseLevel::Estimated | NoiseLevel::Prior(_) => {
+                Ok(Box::new(FiniteDifferences::new(self, y, sigma, 1e-3)?))
+            }
             NoiseLevel::Given => {
                 let denoised = self.denoise(y, sigma)?;
                 let s = sigma.ok_or(DenoiseError::NeedsSigma("the Wiener filter"))?;
                 let [_, _, h, w] = y.shape();
+                let covariance = self.field.covariance(h, w);
                 Ok(Box::new(WienerAt {
-                    gain: self.field.wiener_gain(h, w, s as f64),
+                    gain: covariance.wiener_gain(s as f64),
+                    covariance,
                     denoised,
                 }))
             }
@@ -530,9 +545,10 @@ impl Linearize for Wiener {
     }
 }
 
-/// The Wiener filter's Jacobian: a Fourier multiplier.
+/// The Wiener filter's Jacobian: diagonal in the covariance's eigenbasis.
 struct WienerAt {
     gain: Vec<f64>,
+    covariance: std::sync::Arc<crate::data::synthetic::Covariance>,
     denoised: Images,
 }
 
@@ -542,9 +558,8 @@ impl JacobianAt for WienerAt {
     }
     fn jvp(&self, vs: &Images) -> Images {
         check_vectors(vs, self.shape());
-        let [_, _, h, w] = self.shape();
         let out = (0..vs.len())
-            .flat_map(|k| crate::fourier::filter(vs.image(k), h, w, &self.gain))
+            .flat_map(|k| self.covariance.filter(vs.image(k), &self.gain))
             .collect();
         Images::new(out, vs.shape())
     }

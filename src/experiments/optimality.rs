@@ -363,6 +363,10 @@ pub struct Row {
     pub optimum: Option<f64>,
     /// The Monte-Carlo oracle's accuracy (disks).
     pub optimum_accuracy: Option<Accuracy>,
+    /// Gaussian: the blind optimum, the posterior mean for σ unknown under the prior the
+    /// network was trained on ([`Wiener::blind_optimum`]).
+    #[serde(default)]
+    pub blind_optimum: Option<f64>,
     /// The classical reference.
     pub baseline: f64,
     /// The noisy input (≈ σ²).
@@ -395,8 +399,10 @@ pub struct JacobianSummary {
     pub optimal_eigenvalues: Option<Vec<f64>>,
     /// Gaussian: tr of the Wiener filter's Jacobian.
     pub optimal_trace: Option<f64>,
-    /// Gaussian: the fraction of each top eigenvector's energy in the octave of radial
-    /// frequencies around the frequency of the Wiener mode of the same rank.
+    /// Gaussian: the fraction of each top eigenvector's energy along the Wiener filter's
+    /// eigenvectors within a factor 2^(γ/2) of the variance of its mode of the same rank: the
+    /// octave of radial frequencies around that mode's for a periodic field
+    /// ([`crate::data::synthetic::Covariance::band_fraction`]).
     pub band_fractions: Option<Vec<f64>>,
     /// Gaussian: cosines of the principal angles between the network's and the Wiener
     /// filter's top eigenvectors.
@@ -577,6 +583,13 @@ fn measure(
         threshold: cfg.baseline.threshold,
     };
     let optimum = Optimum::of(cfg, arm);
+    let blind = match &arm.data {
+        ArmData::Synthetic(Family::Gaussian(field)) => Some(Wiener::blind_optimum(
+            field.clone(),
+            train::fitted_sigma_prior(&tc, 400),
+        )),
+        _ => None,
+    };
     let mut rows = Vec::new();
     progress.start(&format!("{}: σ", arm.name), cfg.sigmas.len() as u64);
     for (i, &sigma) in cfg.sigmas.iter().enumerate() {
@@ -589,11 +602,16 @@ fn measure(
             }
             None => (None, None),
         };
+        let blind_optimum = match &blind {
+            Some(b) => Some(err(&b.denoise(&y, None)?)),
+            None => None,
+        };
         rows.push(Row {
             sigma,
             network: err(&net.denoise(&y, Some(sigma))?),
             optimum: opt,
             optimum_accuracy: accuracy,
+            blind_optimum,
             baseline: err(&baseline.denoise(&y, Some(sigma))?),
             noisy: err(&y),
         });
@@ -692,18 +710,20 @@ fn open_jacobian(
             principal_cosines: r.principal_cosines.clone(),
         };
         if let Some((_, field)) = wiener {
-            let gains = field.wiener_gain(h, w, r.sigma as f64);
+            let covariance = field.covariance(h, w);
+            let gains = covariance.wiener_gain(r.sigma as f64);
             let mut order: Vec<usize> = (0..gains.len()).collect();
             order.sort_by(|a, b| gains[*b].total_cmp(&gains[*a]));
             summary.optimal_trace = Some(gains.iter().sum());
             summary.optimal_eigenvalues = Some(order[..top].iter().map(|&k| gains[k]).collect());
             let vectors = load_npy(&jdir.eigenvectors(j))?;
+            // the modes within a factor 2^(γ/2) of each mode's variance: its octave of scales
+            let spread = 2f64.powf(field.gamma / 2.0);
             summary.band_fractions = Some(
                 (0..top.min(vectors.len()))
                     .map(|k| {
-                        let f = crate::fourier::radial_freq(order[k] / w, order[k] % w, h, w);
-                        let band = [f / std::f64::consts::SQRT_2, f * std::f64::consts::SQRT_2];
-                        crate::fourier::band_fraction(vectors.image(k), h, w, band)
+                        let p = covariance.variances[order[k]];
+                        covariance.band_fraction(vectors.image(k), [p / spread, p * spread])
                     })
                     .collect(),
             );
@@ -723,6 +743,7 @@ mod tests {
             network,
             optimum: None,
             optimum_accuracy: None,
+            blind_optimum: None,
             baseline: 2.0 * network,
             noisy: (sigma as f64).powi(2),
         }

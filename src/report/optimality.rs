@@ -53,6 +53,9 @@ fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportErro
     if arm.optimum.is_some() {
         lines.push(series("optimum", by(&|r| r.optimum)));
     }
+    if arm.rows.iter().any(|r| r.blind_optimum.is_some()) {
+        lines.push(series("blind optimum", by(&|r| r.blind_optimum)));
+    }
     lines.push(series("DCT shrinkage", by(&|r| Some(r.baseline))));
     lines.push(series("noisy input", by(&|r| Some(r.noisy))));
     let name = format!("mse_{}.png", arm.name);
@@ -65,30 +68,36 @@ fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportErro
 }
 
 fn table(arm: &ArmRecord) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let header = vec![
-        "σ",
-        "network PSNR",
-        "optimum PSNR",
-        "network/optimum MSE",
-        "DCT PSNR",
-        "noisy PSNR",
-    ];
+    let blind = arm.rows.iter().any(|r| r.blind_optimum.is_some());
+    let mut header = vec!["σ", "network PSNR", "optimum PSNR", "network/optimum MSE"];
+    if blind {
+        header.push("network/blind optimum MSE");
+    }
+    header.extend(["DCT PSNR", "noisy PSNR"]);
     let rows = arm
         .rows
         .iter()
         .map(|r| {
-            vec![
+            let ratio = |o: Option<f64>| {
+                o.map(|o| format!("{:.3}", r.network / o))
+                    .unwrap_or("—".into())
+            };
+            let mut row = vec![
                 format!("{:.4}", r.sigma),
                 format!("{:.2}", psnr(r.network)),
                 r.optimum
                     .map(|o| format!("{:.2}", psnr(o)))
                     .unwrap_or("—".into()),
-                r.optimum
-                    .map(|o| format!("{:.3}", r.network / o))
-                    .unwrap_or("—".into()),
+                ratio(r.optimum),
+            ];
+            if blind {
+                row.push(ratio(r.blind_optimum));
+            }
+            row.extend([
                 format!("{:.2}", psnr(r.baseline)),
                 format!("{:.2}", psnr(r.noisy)),
-            ]
+            ]);
+            row
         })
         .collect();
     (header, rows)
@@ -189,6 +198,14 @@ fn arm_section(
     ));
     let (header, rows) = table(arm);
     html.table(&header, &rows);
+    if arm.rows.iter().any(|r| r.blind_optimum.is_some()) {
+        html.paragraph(
+            "The blind optimum is the posterior mean when σ is unknown and drawn from the prior \
+             the network was trained on (its σ draws times its loss weights): on average over \
+             that prior no blind denoiser trained this way can do better, and at low σ it can \
+             be worse than the noisy input.",
+        );
+    }
     let fig = mse_figure(dir, arm)?;
     let worst = arm
         .rows
@@ -315,7 +332,7 @@ fn gaussian_figures(
         save_line_plot(
             &LinePlot {
                 title: format!(
-                    "Energy of eigenvector k in its Fourier octave, σ = {:.3}",
+                    "Energy of eigenvector k in its octave of scales, σ = {:.3}",
                     j.sigma
                 ),
                 x_label: "rank k".into(),
@@ -330,9 +347,10 @@ fn gaussian_figures(
         html.figure(
             &name,
             &format!(
-                "On average {:.0}% of each top eigenvector's energy lies in the octave of radial \
-                 frequencies around its Wiener mode's (100% for the Wiener filter, whose \
-                 eigenvectors are Fourier modes).",
+                "On average {:.0}% of each top eigenvector's energy lies along the Wiener \
+                 filter's eigenvectors of its Wiener mode's octave of scales (variance within \
+                 2^(γ/2); for a periodic field, the Fourier modes of its octave of radial \
+                 frequencies). 100% for the Wiener filter itself.",
                 100.0 * mean
             ),
         );

@@ -398,11 +398,7 @@ mod tests {
     use crate::sampling::operators::{BlockAverage, LowPass, Mask, RandomProjection};
 
     fn field() -> GaussianField {
-        GaussianField {
-            gamma: 2.0,
-            mean: 0.5,
-            sd: 0.15,
-        }
+        GaussianField::default().periodic()
     }
 
     fn fast() -> AscentParams {

@@ -1,0 +1,613 @@
+//! Stationary Gaussian fields with power spectrum ∝ 1/|f|^γ, and their exact MMSE denoiser (the
+//! Wiener filter) in the eigenbasis of the field's covariance.
+//!
+//! Two boundaries. A *periodic* field is one period of a field on the torus: opposite edges are
+//! correlated, the covariance is circulant and the DFT diagonalizes it. An *open* field is the
+//! top-left window of a periodic field of twice the size: nothing wraps around, as in a
+//! photograph. A convolutional network with zero padding cannot use the wrap-around
+//! correlations of a periodic field, which its Wiener filter uses at every edge (measured: a
+//! network's excess over the periodic optimum is 3–4× larger in the outermost ring of pixels
+//! than inside); on an open field the optimum sees at an edge what the network sees. Its
+//! covariance is dense (block Toeplitz) and is diagonalized numerically, once per image size
+//! (faer; cached for the process).
+
+use super::Images;
+use crate::fourier::{self, Direction};
+use crate::rng::{stream, Purpose};
+use faer::{Mat, Side};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rustfft::num_complex::Complex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// How a field meets the image's edges.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Boundary {
+    /// The image is one period of the field: the Wiener filter's eigenvectors are Fourier modes.
+    Periodic,
+    /// The image is a window of a periodic field of twice its size: no wrap-around.
+    #[default]
+    Open,
+}
+
+impl Boundary {
+    /// Fields recorded before the boundary was a parameter were periodic.
+    fn recorded_before() -> Self {
+        Self::Periodic
+    }
+}
+
+/// Stationary Gaussian field x = mean + F⁻¹(√p ⊙ F w), w white, on a periodic grid (the image,
+/// or for an open field a grid of twice its size, cropped): p(f) = A/|f|^γ for f ≠ 0, p(0) = 0
+/// and A set so that the pixel standard deviation is `sd`. Values are not clipped to [0, 1]
+/// (clipping would break Gaussianity and Wiener optimality); with the defaults, pixels fall
+/// outside [0, 1] about 0.1% of the time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GaussianField {
+    /// Spectral exponent γ (2 is the classical natural-image value).
+    pub gamma: f64,
+    /// Mean intensity.
+    pub mean: f64,
+    /// Pixel standard deviation.
+    pub sd: f64,
+    /// Periodic or open edges.
+    #[serde(default = "Boundary::recorded_before")]
+    pub boundary: Boundary,
+}
+
+impl Default for GaussianField {
+    fn default() -> Self {
+        Self {
+            gamma: 2.0,
+            mean: 0.5,
+            sd: 0.15,
+            boundary: Boundary::default(),
+        }
+    }
+}
+
+impl GaussianField {
+    /// The same field with periodic edges (its Wiener filter is a Fourier multiplier).
+    pub fn periodic(self) -> Self {
+        Self {
+            boundary: Boundary::Periodic,
+            ..self
+        }
+    }
+
+    /// Spectrum `p[k]` per DFT coefficient (row-major `h × w`) of the periodic field on an
+    /// `h × w` torus, in the units of [`fourier::filter`] gains: the eigenvalues of its
+    /// covariance.
+    pub fn spectrum(&self, h: usize, w: usize) -> Vec<f64> {
+        let mut p: Vec<f64> = (0..h * w)
+            .map(|i| {
+                let f = fourier::radial_freq(i / w, i % w, h, w);
+                if f == 0.0 {
+                    0.0
+                } else {
+                    f.powf(-self.gamma)
+                }
+            })
+            .collect();
+        let mean: f64 = p.iter().sum::<f64>() / (h * w) as f64;
+        let a = self.sd * self.sd / mean;
+        p.iter_mut().for_each(|v| *v *= a);
+        p
+    }
+
+    /// The periodic grid the field is drawn on for an `h × w` image.
+    fn grid(&self, h: usize, w: usize) -> [usize; 2] {
+        match self.boundary {
+            Boundary::Periodic => [h, w],
+            Boundary::Open => [2 * h, 2 * w],
+        }
+    }
+
+    /// The covariance of the field on an `h × w` image, in its eigenbasis.
+    pub fn covariance(&self, h: usize, w: usize) -> Arc<Covariance> {
+        match self.boundary {
+            Boundary::Periodic => Arc::new(Covariance {
+                h,
+                w,
+                variances: self.spectrum(h, w),
+                basis: Basis::Fourier,
+            }),
+            Boundary::Open => {
+                type Key = (u64, u64, usize, usize);
+                static CACHE: LazyLock<Mutex<HashMap<Key, Arc<Covariance>>>> =
+                    LazyLock::new(Default::default);
+                let key = (self.gamma.to_bits(), self.sd.to_bits(), h, w);
+                let cached = CACHE.lock().unwrap().get(&key).cloned();
+                cached.unwrap_or_else(|| {
+                    let c = Arc::new(self.window_covariance(h, w));
+                    CACHE.lock().unwrap().insert(key, c.clone());
+                    c
+                })
+            }
+        }
+    }
+
+    /// The dense covariance of an `h × w` window of the periodic field on the doubled grid:
+    /// C[a, b] = c(a − b), with c the grid's autocovariance F⁻¹ p, then eigendecomposed.
+    fn window_covariance(&self, h: usize, w: usize) -> Covariance {
+        let [gh, gw] = self.grid(h, w);
+        let mut auto: Vec<Complex<f64>> = self
+            .spectrum(gh, gw)
+            .into_iter()
+            .map(|p| Complex::new(p, 0.0))
+            .collect();
+        fourier::fft2(&mut auto, gh, gw, Direction::Inverse);
+        let d = h * w;
+        let c = Mat::<f64>::from_fn(d, d, |a, b| {
+            let dy = (a / w + gh - b / w) % gh;
+            let dx = (a % w + gw - b % w) % gw;
+            auto[dy * gw + dx].re
+        });
+        let evd = c
+            .self_adjoint_eigen(Side::Lower)
+            .expect("the eigendecomposition of a symmetric covariance converges");
+        // faer sorts ascending; keep that order (any order is an eigenbasis), clamp rounding
+        let variances = (0..d)
+            .map(|k| evd.S().column_vector()[k].max(0.0))
+            .collect();
+        Covariance {
+            h,
+            w,
+            variances,
+            basis: Basis::Dense(evd.U().to_owned()),
+        }
+    }
+
+    /// The exact MMSE (Wiener) denoiser of this field at noise level σ, applied to one
+    /// `h × w` image: mean + C (C + σ²)⁻¹ (y − mean).
+    pub fn wiener(&self, y: &[f32], h: usize, w: usize, sigma: f64) -> Vec<f32> {
+        let cov = self.covariance(h, w);
+        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
+        cov.filter(&centred, &cov.wiener_gain(sigma))
+            .into_iter()
+            .map(|v| v + self.mean as f32)
+            .collect()
+    }
+
+    /// The maximum-likelihood noise level of an `h × w` image under y = x + σz, x drawn from this
+    /// field: minimizes Σₖ Pₖ/(pₖ + σ²) + ln(pₖ + σ²) over σ, Pₖ the power of y − mean along
+    /// the covariance's k-th eigenvector and pₖ its variance. This is what makes the Wiener
+    /// filter blind, like a trained network.
+    pub fn estimate_sigma(&self, y: &[f32], h: usize, w: usize) -> f64 {
+        let (cov, power) = self.centred_power(y, h, w);
+        let nll = |t: f64| neg_log_likelihood(&power, &cov.variances, t.exp());
+        // golden-section search on t = ln σ² (the objective is unimodal in practice)
+        let (mut a, mut b) = ((1e-12f64).ln(), (100.0f64).ln());
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+        let (mut fc, mut fd) = (nll(c), nll(d));
+        for _ in 0..80 {
+            if fc < fd {
+                (b, d, fd) = (d, c, fc);
+                c = b - g * (b - a);
+                fc = nll(c);
+            } else {
+                (a, c, fc) = (c, d, fd);
+                d = a + g * (b - a);
+                fd = nll(d);
+            }
+        }
+        (0.5 * (a + b)).exp().sqrt()
+    }
+
+    /// The posterior mean E[x | y] of one `h × w` image when σ itself is unknown, with prior
+    /// masses `prior` on noise levels (σ, mass): Σⱼ P(σⱼ | y) · Wiener_σⱼ(y), each σⱼ weighted by
+    /// its mass times the likelihood of y. The exact MMSE denoiser for noise drawn from the
+    /// prior: the best a blind denoiser fitted to that prior can do.
+    pub fn posterior_mean(&self, y: &[f32], h: usize, w: usize, prior: &[(f64, f64)]) -> Vec<f32> {
+        let (cov, power) = self.centred_power(y, h, w);
+        let nll: Vec<f64> = prior
+            .iter()
+            .map(|&(s, _)| neg_log_likelihood(&power, &cov.variances, s * s))
+            .collect();
+        let best = nll.iter().copied().fold(f64::INFINITY, f64::min);
+        let post: Vec<f64> = nll
+            .iter()
+            .zip(prior)
+            .map(|(l, &(_, mass))| mass * (-(l - best) / 2.0).exp())
+            .collect();
+        let total: f64 = post.iter().sum();
+        let gain: Vec<f64> = cov
+            .variances
+            .iter()
+            .map(|&p| {
+                prior
+                    .iter()
+                    .zip(&post)
+                    .map(|(&(s, _), q)| if p == 0.0 { 0.0 } else { q * p / (p + s * s) })
+                    .sum::<f64>()
+                    / total
+            })
+            .collect();
+        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
+        cov.filter(&centred, &gain)
+            .into_iter()
+            .map(|v| v + self.mean as f32)
+            .collect()
+    }
+
+    /// The covariance on `h × w` and the power of y − mean along its eigenvectors.
+    fn centred_power(&self, y: &[f32], h: usize, w: usize) -> (Arc<Covariance>, Vec<f64>) {
+        let cov = self.covariance(h, w);
+        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
+        let power = cov.power(&centred);
+        (cov, power)
+    }
+
+    /// Wiener gains p/(p + σ²) per eigenvector of the covariance (in [`Covariance`]'s order):
+    /// the eigenvalues of the Wiener filter's Jacobian.
+    pub fn wiener_gain(&self, h: usize, w: usize, sigma: f64) -> Vec<f64> {
+        self.covariance(h, w).wiener_gain(sigma)
+    }
+
+    /// The Wiener filter's expected MSE per pixel at noise level σ, in closed form: each
+    /// eigen-coefficient keeps p·σ²/(p + σ²) of error, and their mean is the error per pixel.
+    pub fn wiener_mse(&self, h: usize, w: usize, sigma: f64) -> f64 {
+        let s2 = sigma * sigma;
+        let p = &self.covariance(h, w).variances;
+        p.iter().map(|p| p * s2 / (p + s2)).sum::<f64>() / p.len() as f64
+    }
+
+    /// `count` images of `size × size` pixels, image `k` from stream (seed, Synth, k).
+    pub(super) fn generate(&self, size: usize, count: usize, seed: u64) -> Images {
+        let [g, _] = self.grid(size, size);
+        let p = self.spectrum(g, g);
+        let mut data = Vec::with_capacity(count * size * size);
+        for k in 0..count {
+            let field = self.draw(g, &p, &mut stream(seed, Purpose::Synth, k as u64));
+            // the top-left window (all of it when periodic)
+            for r in 0..size {
+                data.extend_from_slice(&field[r * g..r * g + size]);
+            }
+        }
+        Images::new(data, [count, 1, size, size])
+    }
+
+    fn draw(&self, size: usize, p: &[f64], rng: &mut impl Rng) -> Vec<f32> {
+        let mut buf: Vec<Complex<f64>> = (0..size * size)
+            .map(|_| Complex::new(StandardNormal.sample(rng), 0.0))
+            .collect();
+        fourier::fft2(&mut buf, size, size, Direction::Forward);
+        buf.iter_mut().zip(p).for_each(|(v, p)| *v *= p.sqrt());
+        fourier::fft2(&mut buf, size, size, Direction::Inverse);
+        buf.iter().map(|v| (self.mean + v.re) as f32).collect()
+    }
+}
+
+/// −2 log-likelihood (up to a constant) of an image whose centred power along the covariance's
+/// eigenvectors is `power`, at noise variance `s2`.
+fn neg_log_likelihood(power: &[f64], variances: &[f64], s2: f64) -> f64 {
+    power
+        .iter()
+        .zip(variances)
+        .map(|(q, p)| q / (p + s2) + (p + s2).ln())
+        .sum()
+}
+
+/// A field's covariance on an `h × w` image in an orthonormal eigenbasis B:
+/// C = B diag(variances) Bᵀ.
+pub struct Covariance {
+    h: usize,
+    w: usize,
+    /// The variance of each basis coefficient (C's eigenvalues), in the basis' order.
+    pub variances: Vec<f64>,
+    basis: Basis,
+}
+
+enum Basis {
+    /// The unitary DFT: direction k is DFT index k (row-major), a periodic field's eigenbasis.
+    Fourier,
+    /// Orthonormal eigenvectors, the columns of a D × D matrix.
+    Dense(Mat<f64>),
+}
+
+impl Covariance {
+    /// The Wiener gains p/(p + σ²), one per direction.
+    pub fn wiener_gain(&self, sigma: f64) -> Vec<f64> {
+        let s2 = sigma * sigma;
+        self.variances
+            .iter()
+            .map(|&p| {
+                if p == 0.0 && s2 == 0.0 {
+                    1.0
+                } else {
+                    p / (p + s2)
+                }
+            })
+            .collect()
+    }
+
+    /// B diag(gain) Bᵀ x: a symmetric filter diagonal in this basis.
+    pub fn filter(&self, x: &[f32], gain: &[f64]) -> Vec<f32> {
+        match &self.basis {
+            Basis::Fourier => fourier::filter(x, self.h, self.w, gain),
+            Basis::Dense(b) => {
+                let coef = self.coefficients(b, x);
+                let mut out = vec![0.0f64; x.len()];
+                for (k, (c, g)) in coef.iter().zip(gain).enumerate() {
+                    let s = c * g;
+                    if s != 0.0 {
+                        for (o, v) in out.iter_mut().zip(b.col(k).iter()) {
+                            *o += s * v;
+                        }
+                    }
+                }
+                out.into_iter().map(|v| v as f32).collect()
+            }
+        }
+    }
+
+    /// The power of x along each direction, in the units of `variances` (for the DFT,
+    /// |X\[k\]|²/D; for a dense basis, the squared coefficient).
+    pub fn power(&self, x: &[f32]) -> Vec<f64> {
+        match &self.basis {
+            Basis::Fourier => fourier::power(x, self.h, self.w),
+            Basis::Dense(b) => self.coefficients(b, x).iter().map(|c| c * c).collect(),
+        }
+    }
+
+    /// The fraction of x's energy along the directions whose variance lies in `[lo, hi]`. With
+    /// p ∝ 1/|f|^γ, the directions within a factor 2^(γ/2) of a mode's variance are, for a
+    /// periodic field, exactly the Fourier modes in the octave of radial frequencies around it;
+    /// for an open field, the window's eigenvectors of those scales.
+    pub fn band_fraction(&self, x: &[f32], [lo, hi]: [f64; 2]) -> f64 {
+        let power = self.power(x);
+        let total: f64 = power.iter().sum();
+        if total == 0.0 {
+            return 0.0;
+        }
+        let inside: f64 = power
+            .iter()
+            .zip(&self.variances)
+            .filter(|(_, p)| (lo..=hi).contains(*p))
+            .map(|(q, _)| q)
+            .sum();
+        inside / total
+    }
+
+    fn coefficients(&self, b: &Mat<f64>, x: &[f32]) -> Vec<f64> {
+        (0..b.ncols())
+            .map(|k| {
+                b.col(k)
+                    .iter()
+                    .zip(x)
+                    .map(|(u, &v)| u * v as f64)
+                    .sum::<f64>()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::Family;
+
+    #[test]
+    fn gaussian_field_has_its_spectrum_and_sd() {
+        let g = GaussianField::default().periodic();
+        let n = 16;
+        let imgs = Family::Gaussian(g.clone()).generate(n, 400, 3).unwrap();
+        let p = g.spectrum(n, n);
+        // average periodogram over images vs the spectrum
+        let mut est = vec![0.0; n * n];
+        for i in 0..imgs.len() {
+            let centred: Vec<f32> = imgs.image(i).iter().map(|v| v - 0.5).collect();
+            for (e, q) in est.iter_mut().zip(fourier::power(&centred, n, n)) {
+                *e += q / imgs.len() as f64;
+            }
+        }
+        // low frequencies individually: each estimate has relative sd ~ 1/sqrt(400) = 5%
+        for k in [1, n, n + 1, 2] {
+            let rel = (est[k] - p[k]).abs() / p[k];
+            assert!(rel < 0.25, "coefficient {k}: {} vs {}", est[k], p[k]);
+        }
+        let var: f64 = imgs
+            .as_slice()
+            .iter()
+            .map(|&v| (v as f64 - 0.5).powi(2))
+            .sum::<f64>()
+            / imgs.as_slice().len() as f64;
+        assert!((var.sqrt() - g.sd).abs() < 0.02, "sd {}", var.sqrt());
+    }
+
+    /// Open windows have the covariance their eigenbasis describes: near pixels as correlated as
+    /// in the periodic field, opposite edges much less (nothing wraps around).
+    #[test]
+    fn open_fields_have_their_covariance_and_do_not_wrap() {
+        let n = 8;
+        let count = 4000;
+        let cov_of = |g: &GaussianField, a: usize, b: usize| {
+            let x = Family::Gaussian(g.clone()).generate(n, count, 5).unwrap();
+            (0..count)
+                .map(|i| (x.image(i)[a] as f64 - 0.5) * (x.image(i)[b] as f64 - 0.5))
+                .sum::<f64>()
+                / count as f64
+        };
+        let open = GaussianField::default();
+        let c = open.covariance(n, n);
+        let Basis::Dense(b) = &c.basis else {
+            panic!("an open field has a dense basis")
+        };
+        let model = |i: usize, j: usize| -> f64 {
+            (0..n * n)
+                .map(|k| b[(i, k)] * c.variances[k] * b[(j, k)])
+                .sum()
+        };
+        let var = 0.15f64 * 0.15;
+        // (pixel, pixel): itself, its right neighbour, the opposite edge of its row
+        for (i, j) in [(0, 0), (0, 1), (0, n - 1), (9, 18)] {
+            let (measured, exact) = (cov_of(&open, i, j), model(i, j));
+            assert!(
+                (measured - exact).abs() < 0.06 * var,
+                "({i}, {j}): measured {measured:.3e}, covariance {exact:.3e}"
+            );
+        }
+        let periodic = GaussianField::default().periodic();
+        let wrap = |g: &GaussianField| cov_of(g, 0, n - 1) / cov_of(g, 0, 0);
+        let (p, o) = (wrap(&periodic), wrap(&open));
+        assert!(
+            p > 0.3 && o < p - 0.3,
+            "corr(first, last pixel of a row): periodic {p:.2}, open {o:.2}"
+        );
+    }
+
+    #[test]
+    fn wiener_shrinks_towards_mean_and_is_exact_at_zero_noise() {
+        for g in [
+            GaussianField::default(),
+            GaussianField::default().periodic(),
+        ] {
+            let n = 8;
+            let x = Family::Gaussian(g.clone()).generate(n, 1, 0).unwrap();
+            let same = g.wiener(x.image(0), n, n, 0.0);
+            for (a, b) in same.iter().zip(x.image(0)) {
+                assert!((a - b).abs() < 1e-5, "{:?}", g.boundary);
+            }
+            let big = g.wiener(x.image(0), n, n, 100.0);
+            assert!(big.iter().all(|v| (v - 0.5).abs() < 1e-3));
+        }
+    }
+
+    /// The measured MSE of the Wiener filter on fresh fields equals its closed form.
+    #[test]
+    fn wiener_mse_equals_its_closed_form() {
+        for g in [
+            GaussianField::default(),
+            GaussianField::default().periodic(),
+        ] {
+            let n = 16;
+            let x = Family::Gaussian(g.clone()).generate(n, 2000, 8).unwrap();
+            for sigma in [0.02f32, 0.1, 0.4] {
+                let y = crate::analysis::metrics::noisy(&x, sigma, 1);
+                let mut err = 0.0;
+                for i in 0..x.len() {
+                    let out = g.wiener(y.image(i), n, n, sigma as f64);
+                    err += crate::analysis::metrics::mse(&out, x.image(i));
+                }
+                let measured = err / x.len() as f64;
+                let exact = g.wiener_mse(n, n, sigma as f64);
+                assert!(
+                    (measured / exact - 1.0).abs() < 0.03,
+                    "{:?}, σ = {sigma}: measured {measured}, closed form {exact}",
+                    g.boundary
+                );
+                assert!(exact < (sigma as f64).powi(2));
+            }
+        }
+    }
+
+    #[test]
+    fn noise_level_is_estimated_from_the_image() {
+        for g in [
+            GaussianField::default(),
+            GaussianField::default().periodic(),
+        ] {
+            let n = 32;
+            let x = Family::Gaussian(g.clone()).generate(n, 1, 4).unwrap();
+            for sigma in [0.1, 0.3, 1.0] {
+                let y = crate::analysis::metrics::add_noise(&x, sigma, 9);
+                let est = g.estimate_sigma(y.image(0), n, n);
+                assert!(
+                    (est / sigma as f64 - 1.0).abs() < 0.1,
+                    "{:?}, σ = {sigma}: estimated {est}",
+                    g.boundary
+                );
+            }
+            // below the field's smallest coefficient variances the noise is hard to see, but
+            // the estimate must stay small
+            let y = crate::analysis::metrics::add_noise(&x, 0.02, 9);
+            assert!(g.estimate_sigma(y.image(0), n, n) < 0.06);
+        }
+    }
+
+    /// For a periodic field the directions within 2^(γ/2) of a mode's variance are the Fourier
+    /// modes in the octave of frequencies around it; an eigenvector of an open field lies
+    /// entirely in its own band.
+    #[test]
+    fn variance_bands_are_frequency_octaves() {
+        let n = 12;
+        let x: Vec<f32> = (0..n * n)
+            .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+            .collect();
+        let g = GaussianField {
+            gamma: 1.5,
+            ..GaussianField::default().periodic()
+        };
+        let c = g.covariance(n, n);
+        let spread = 2f64.powf(g.gamma / 2.0);
+        // band edges off the grid's radial frequencies (1, √2, 2, √5, …)
+        for f in [1.1f64, 2.3, 3.3] {
+            let p = c.variances[1] * f.powf(-g.gamma); // variance at |f|, as index 1 has |f| = 1
+            let by_variance = c.band_fraction(&x, [p / spread, p * spread]);
+            let band = [f / 2f64.sqrt(), f * 2f64.sqrt()];
+            let by_frequency = fourier::band_fraction(&x, n, n, band);
+            assert!((by_variance - by_frequency).abs() < 1e-9, "|f| = {f}");
+            assert!(by_variance > 0.0 && by_variance < 1.0);
+        }
+        let open = GaussianField::default().covariance(n, n);
+        let k = open.variances.len() - 3;
+        let Basis::Dense(b) = &open.basis else {
+            panic!("an open field has a dense basis")
+        };
+        let u: Vec<f32> = b.col(k).iter().map(|&v| v as f32).collect();
+        let p = open.variances[k];
+        assert!((open.band_fraction(&u, [p * 0.999, p * 1.001]) - 1.0).abs() < 1e-6);
+    }
+
+    /// The posterior mean over an unknown σ: with all the prior's mass on one σ it is the Wiener
+    /// filter at that σ; with σ drawn from a spread prior it beats plugging in the
+    /// maximum-likelihood σ (it is the MMSE denoiser for that prior) and cannot beat the filter
+    /// that knows σ.
+    #[test]
+    fn posterior_mean_is_the_blind_optimum() {
+        let g = GaussianField::default();
+        let n = 12;
+        let x = Family::Gaussian(g.clone()).generate(n, 400, 11).unwrap();
+        let y = crate::analysis::metrics::add_noise(&x, 0.1, 3);
+        let one = g.posterior_mean(y.image(0), n, n, &[(0.1, 1.0)]);
+        let wiener = g.wiener(y.image(0), n, n, 0.1);
+        for (a, b) in one.iter().zip(&wiener) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        // σ log-uniform on [0.002, 0.4] (image i gets the i-th quantile), errors weighted by 1/σ
+        // as in training: the optimum is the posterior mean under masses ∝ 1/σ on a log grid
+        let (lo, hi) = (0.002f64, 0.4f64);
+        let k = 200;
+        let prior: Vec<(f64, f64)> = (0..k)
+            .map(|j| (lo.ln() + (j as f64 + 0.5) / k as f64 * (hi / lo).ln()).exp())
+            .map(|s| (s, 1.0 / s))
+            .collect();
+        let (mut bayes, mut plug_in, mut known) = (0.0, 0.0, 0.0);
+        for i in 0..x.len() {
+            let sigma = (lo.ln() + (i as f64 + 0.5) / x.len() as f64 * (hi / lo).ln()).exp();
+            let y = crate::analysis::metrics::add_noise(&x.select(&[i]), sigma as f32, i as u64);
+            let err = |out: &[f32]| crate::analysis::metrics::mse(out, x.image(i)) / sigma;
+            bayes += err(&g.posterior_mean(y.image(0), n, n, &prior));
+            let estimated = g.estimate_sigma(y.image(0), n, n);
+            plug_in += err(&g.wiener(y.image(0), n, n, estimated));
+            known += err(&g.wiener(y.image(0), n, n, sigma));
+        }
+        assert!(
+            known < bayes && bayes < plug_in,
+            "MSE/σ summed: known σ {known:.4}, posterior mean {bayes:.4}, plug-in {plug_in:.4}"
+        );
+    }
+
+    #[test]
+    fn records_without_a_boundary_are_periodic() {
+        let old: GaussianField =
+            serde_json::from_str(r#"{"gamma": 2.0, "mean": 0.5, "sd": 0.15}"#).unwrap();
+        assert_eq!(old.boundary, Boundary::Periodic);
+    }
+}
