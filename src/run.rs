@@ -153,6 +153,10 @@ pub struct EvalRecord {
     /// does better on average over that prior (at one σ it may, by doing worse at others).
     #[serde(default)]
     pub blind_optimum: Option<Vec<DenoisingRow>>,
+    /// The homogeneous blind optimum on the same images: as `blind_optimum` with the field's
+    /// scale unknown too — the best denoiser with f(a·y) = a·f(y), a bias-free network's bound.
+    #[serde(default)]
+    pub homogeneous_optimum: Option<Vec<DenoisingRow>>,
     /// How many images of each were used.
     pub images: usize,
     /// Noise seed.

@@ -515,12 +515,17 @@ fn a_short_run_on_gaussian_fields_ends_nearer_the_wiener_filter_than_the_noisy_i
         "--device",
         "cpu",
     ]);
-    assert!(table.contains("optimum MSE"), "{table}");
+    assert!(
+        table.contains("/optimum") && table.contains("/homog."),
+        "{table}"
+    );
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     let rows = eval["test"].as_array().unwrap();
     let optimum = eval["optimum"].as_array().unwrap();
     let blind = eval["blind_optimum"].as_array().unwrap();
+    let homogeneous = eval["homogeneous_optimum"].as_array().unwrap();
+    assert_eq!(homogeneous.len(), rows.len());
     for ((r, o), b) in rows.iter().zip(optimum).zip(blind) {
         let (net, best) = (r["mse"].as_f64().unwrap(), o["mse"].as_f64().unwrap());
         let noisy = 10f64.powf(-r["input_psnr"].as_f64().unwrap() / 10.0);

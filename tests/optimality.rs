@@ -73,6 +73,10 @@ fn gaussian_fields_against_the_wiener_filter() {
         // the blind optimum does not know σ: no better than the Wiener filter at the true σ
         // (in expectation; 1% of slack for the quick study's few images)
         assert!(r["blind_optimum"].as_f64().unwrap() >= 0.99 * opt, "{r}");
+        assert!(
+            r["homogeneous_optimum"].as_f64().unwrap() >= 0.99 * opt,
+            "{r}"
+        );
     }
     let j = &arm["jacobian"][0];
     let top = rec["config"]["top"].as_u64().unwrap() as usize;

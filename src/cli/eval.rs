@@ -73,8 +73,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let test = test.take(a.count);
     let train_rows = denoising_table(&denoiser, &train, sigmas, a.seed)?;
     let test_rows = denoising_table(&denoiser, &test, sigmas, a.seed)?;
-    let (optimum, blind_optimum) = match a.optimum {
-        false => (None, None),
+    let (optimum, blind_optimum, homogeneous_optimum) = match a.optimum {
+        false => (None, None, None),
         true => {
             let family = Family::of_npy(std::path::Path::new(source)).with_context(|| {
                 format!("--optimum: {source} is not a synthetic family's .npy with its .json")
@@ -82,37 +82,46 @@ pub fn run(a: EvalArgs) -> Result<()> {
             let Family::Gaussian(field) = family else {
                 bail!("--optimum: no closed-form optimal denoiser is known for {source}'s family");
             };
-            let prior = tweedie::train::fitted_sigma_prior(&record.config, 400);
             let oracle = Wiener::new(field.clone());
-            let blind = Wiener::blind_optimum(field, prior);
+            let prior = tweedie::train::fitted_sigma_prior(&record.config, 400);
+            let blind = Wiener::blind_optimum(field.clone(), &prior);
+            // a coarser σ grid: it is crossed with 61 scales
+            let prior = tweedie::train::fitted_sigma_prior(&record.config, 160);
+            let homogeneous = Wiener::homogeneous_optimum(field, &prior);
             (
                 Some(denoising_table(&oracle, &test, sigmas, a.seed)?),
                 Some(denoising_table(&blind, &test, sigmas, a.seed)?),
+                Some(denoising_table(&homogeneous, &test, sigmas, a.seed)?),
             )
         }
     };
     print_table(&train_rows, &test_rows, train.len(), test.len());
-    if let (Some(opt), Some(blind)) = (&optimum, &blind_optimum) {
+    if let (Some(opt), Some(blind), Some(homogeneous)) =
+        (&optimum, &blind_optimum, &homogeneous_optimum)
+    {
         println!(
-            "{:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
-            "σ", "test MSE", "optimum MSE", "blind opt.", "noisy MSE", "ratio", "to blind"
+            "{:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9}",
+            "σ", "test MSE", "optimum", "blind", "homog.", "noisy", "/optimum", "/blind", "/homog."
         );
-        for ((t, o), b) in test_rows.iter().zip(opt).zip(blind) {
+        for (((t, o), b), g) in test_rows.iter().zip(opt).zip(blind).zip(homogeneous) {
             println!(
-                "{:>8.4} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e} {:>10.3} {:>10.3}",
+                "{:>8.4} {:>11.3e} {:>11.3e} {:>11.3e} {:>11.3e} {:>11.3e} {:>9.3} {:>9.3} {:>9.3}",
                 t.sigma,
                 t.mse,
                 o.mse,
                 b.mse,
+                g.mse,
                 10f64.powf(-t.input_psnr / 10.0),
                 t.mse / o.mse,
-                t.mse / b.mse
+                t.mse / b.mse,
+                t.mse / g.mse
             );
         }
         println!(
-            "(optimum: the Wiener filter at the true σ; blind opt.: the posterior mean for σ \
-             unknown, drawn from this run's training prior — on average over that prior, the \
-             best a blind denoiser trained this way can do)"
+            "(MSEs. optimum: the Wiener filter at the true σ; blind: the posterior mean for σ \
+             unknown, drawn from this run's training prior; homog.: the same with the field's \
+             scale unknown too, the best homogeneous f(a·y) = a·f(y) — a bias-free network's \
+             bound. The last two are optimal on average over the prior, not at each σ.)"
         );
     }
     let eval = EvalRecord {
@@ -120,6 +129,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         test: test_rows,
         optimum,
         blind_optimum,
+        homogeneous_optimum,
         images: a.count,
         seed: a.seed,
     };

@@ -200,39 +200,78 @@ impl GaussianField {
         (0.5 * (a + b)).exp().sqrt()
     }
 
-    /// The posterior mean E[x | y] of one `h × w` image when σ itself is unknown, with prior
-    /// masses `prior` on noise levels (σ, mass): Σⱼ P(σⱼ | y) · Wiener_σⱼ(y), each σⱼ weighted by
-    /// its mass times the likelihood of y. The exact MMSE denoiser for noise drawn from the
-    /// prior: the best a blind denoiser fitted to that prior can do.
-    pub fn posterior_mean(&self, y: &[f32], h: usize, w: usize, prior: &[(f64, f64)]) -> Vec<f32> {
-        let (cov, power) = self.centred_power(y, h, w);
-        let nll: Vec<f64> = prior
+    /// The posterior mean E[x | y] of one `h × w` image when how it was made is itself unknown:
+    /// Σₕ P(h | y) · E[x | y, h] over the `hypotheses` h, each weighted by its prior mass times
+    /// the likelihood of y. With every scale 1 and masses on noise levels, the exact MMSE
+    /// denoiser for noise drawn from that prior: the best a blind denoiser fitted to it can do.
+    /// With a scale-invariant prior over scales as well, the best *homogeneous* one
+    /// (f(a·y) = a·f(y), as a bias-free network is) — see [`Hypothesis`].
+    pub fn posterior_mean(
+        &self,
+        y: &[f32],
+        h: usize,
+        w: usize,
+        hypotheses: &[Hypothesis],
+    ) -> Vec<f32> {
+        let cov = self.covariance(h, w);
+        let m = vec![self.mean as f32; y.len()];
+        // the power of y − a·m along each direction is yy − 2a·ym + a²·mm
+        let (yy, ym, mm) = (
+            cov.cross_power(y, y),
+            cov.cross_power(y, &m),
+            cov.cross_power(&m, &m),
+        );
+        // −2 log-likelihood at (a, σ): Σₖ (yy − 2a·ym + a²·mm)/(a²vₖ) + ln(a²vₖ), vₖ = pₖ + σ²,
+        // from four sums over k that depend on σ alone
+        let mut by_sigma: HashMap<u64, [f64; 4]> = HashMap::new();
+        let nll: Vec<f64> = hypotheses
             .iter()
-            .map(|&(s, _)| neg_log_likelihood(&power, &cov.variances, s * s))
+            .map(|hyp| {
+                let [syy, sym, smm, sln] =
+                    *by_sigma.entry(hyp.sigma.to_bits()).or_insert_with(|| {
+                        let s2 = hyp.sigma * hyp.sigma;
+                        let mut sums = [0.0; 4];
+                        for k in 0..yy.len() {
+                            let v = (cov.variances[k] + s2).max(f64::MIN_POSITIVE);
+                            sums[0] += yy[k] / v;
+                            sums[1] += ym[k] / v;
+                            sums[2] += mm[k] / v;
+                            sums[3] += v.ln();
+                        }
+                        sums
+                    });
+                let a = hyp.scale;
+                syy / (a * a) - 2.0 * sym / a + smm + yy.len() as f64 * (a * a).ln() + sln
+            })
             .collect();
         let best = nll.iter().copied().fold(f64::INFINITY, f64::min);
         let post: Vec<f64> = nll
             .iter()
-            .zip(prior)
-            .map(|(l, &(_, mass))| mass * (-(l - best) / 2.0).exp())
+            .zip(hypotheses)
+            .map(|(l, hyp)| hyp.mass * (-(l - best) / 2.0).exp())
             .collect();
         let total: f64 = post.iter().sum();
-        let gain: Vec<f64> = cov
-            .variances
-            .iter()
-            .map(|&p| {
-                prior
-                    .iter()
-                    .zip(&post)
-                    .map(|(&(s, _), q)| if p == 0.0 { 0.0 } else { q * p / (p + s * s) })
-                    .sum::<f64>()
-                    / total
-            })
-            .collect();
-        let centred: Vec<f32> = y.iter().map(|&v| v - self.mean as f32).collect();
-        cov.filter(&centred, &gain)
-            .into_iter()
-            .map(|v| v + self.mean as f32)
+        // E[x | y, h] = a·m + G_σ (y − a·m): accumulate the gains on y and on m
+        let (mut gain_y, mut gain_m) = (vec![0.0; yy.len()], vec![0.0; yy.len()]);
+        let mut mean_scale = 0.0;
+        for (hyp, q) in hypotheses.iter().zip(&post) {
+            let q = q / total;
+            if q < 1e-12 {
+                continue;
+            }
+            mean_scale += q * hyp.scale;
+            let s2 = hyp.sigma * hyp.sigma;
+            for (k, &p) in cov.variances.iter().enumerate() {
+                let g = if p == 0.0 { 0.0 } else { p / (p + s2) };
+                gain_y[k] += q * g;
+                gain_m[k] += q * hyp.scale * g;
+            }
+        }
+        let fy = cov.filter(y, &gain_y);
+        let fm = cov.filter(&m, &gain_m);
+        fy.iter()
+            .zip(&fm)
+            .map(|(a, b)| a - b + (mean_scale * self.mean) as f32)
             .collect()
     }
 
@@ -282,6 +321,22 @@ impl GaussianField {
         fourier::fft2(&mut buf, size, size, Direction::Inverse);
         buf.iter().map(|v| (self.mean + v.re) as f32).collect()
     }
+}
+
+/// One hypothesis about how a noisy image was made, for [`GaussianField::posterior_mean`]: the
+/// field scaled by `scale` (its mean and fluctuations alike) plus noise of standard deviation
+/// `scale · sigma`, with prior mass `mass`. A prior uniform in log(scale) over a wide range makes
+/// the posterior mean homogeneous, f(a·y) = a·f(y), and then it is the best homogeneous
+/// denoiser (the minimum-risk equivariant estimator under scaling, whose risk is the same at
+/// every scale): the bound for a bias-free network, which cannot know the field's amplitude.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hypothesis {
+    /// Scale of the field.
+    pub scale: f64,
+    /// Noise standard deviation relative to the scale.
+    pub sigma: f64,
+    /// Prior mass.
+    pub mass: f64,
 }
 
 /// −2 log-likelihood (up to a constant) of an image whose centred power along the covariance's
@@ -353,6 +408,33 @@ impl Covariance {
         match &self.basis {
             Basis::Fourier => fourier::power(x, self.h, self.w),
             Basis::Dense(b) => self.coefficients(b, x).iter().map(|c| c * c).collect(),
+        }
+    }
+
+    /// The cross power of x and z along each direction, ⟨x, bₖ⟩⟨z, bₖ⟩ in the units of
+    /// `variances` (for the DFT, Re(X\[k\] Z\[k\]*)/D); `power(x)` is `cross_power(x, x)`.
+    pub fn cross_power(&self, x: &[f32], z: &[f32]) -> Vec<f64> {
+        match &self.basis {
+            Basis::Fourier => {
+                let dft = |v: &[f32]| {
+                    let mut buf: Vec<Complex<f64>> =
+                        v.iter().map(|&v| Complex::new(v as f64, 0.0)).collect();
+                    fourier::fft2(&mut buf, self.h, self.w, Direction::Forward);
+                    buf
+                };
+                let d = (self.h * self.w) as f64;
+                dft(x)
+                    .iter()
+                    .zip(dft(z))
+                    .map(|(a, b)| (a * b.conj()).re / d)
+                    .collect()
+            }
+            Basis::Dense(b) => self
+                .coefficients(b, x)
+                .iter()
+                .zip(self.coefficients(b, z))
+                .map(|(a, b)| a * b)
+                .collect(),
         }
     }
 
@@ -575,7 +657,12 @@ mod tests {
         let n = 12;
         let x = Family::Gaussian(g.clone()).generate(n, 400, 11).unwrap();
         let y = crate::analysis::metrics::add_noise(&x, 0.1, 3);
-        let one = g.posterior_mean(y.image(0), n, n, &[(0.1, 1.0)]);
+        let at = |sigma| Hypothesis {
+            scale: 1.0,
+            sigma,
+            mass: 1.0,
+        };
+        let one = g.posterior_mean(y.image(0), n, n, &[at(0.1)]);
         let wiener = g.wiener(y.image(0), n, n, 0.1);
         for (a, b) in one.iter().zip(&wiener) {
             assert!((a - b).abs() < 1e-6);
@@ -584,9 +671,12 @@ mod tests {
         // as in training: the optimum is the posterior mean under masses ∝ 1/σ on a log grid
         let (lo, hi) = (0.002f64, 0.4f64);
         let k = 200;
-        let prior: Vec<(f64, f64)> = (0..k)
+        let prior: Vec<Hypothesis> = (0..k)
             .map(|j| (lo.ln() + (j as f64 + 0.5) / k as f64 * (hi / lo).ln()).exp())
-            .map(|s| (s, 1.0 / s))
+            .map(|s| Hypothesis {
+                mass: 1.0 / s,
+                ..at(s)
+            })
             .collect();
         let (mut bayes, mut plug_in, mut known) = (0.0, 0.0, 0.0);
         for i in 0..x.len() {

@@ -11,7 +11,7 @@
 //! Image `k` of a family is drawn from the stream (seed, Synth, k), so the first images of a
 //! large set equal a small set generated with the same seed.
 
-pub use super::gaussian::{Boundary, Covariance, GaussianField};
+pub use super::gaussian::{Boundary, Covariance, GaussianField, Hypothesis};
 use super::{DataError, Images};
 use crate::config::{check, InvalidField};
 use crate::rng::{stream, Purpose};

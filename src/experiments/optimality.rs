@@ -367,6 +367,11 @@ pub struct Row {
     /// network was trained on ([`Wiener::blind_optimum`]).
     #[serde(default)]
     pub blind_optimum: Option<f64>,
+    /// Gaussian: the homogeneous blind optimum, the same with the field's scale unknown too:
+    /// the best f with f(a·y) = a·f(y), a bias-free network's bound
+    /// ([`Wiener::homogeneous_optimum`]).
+    #[serde(default)]
+    pub homogeneous_optimum: Option<f64>,
     /// The classical reference.
     pub baseline: f64,
     /// The noisy input (≈ σ²).
@@ -584,10 +589,11 @@ fn measure(
     };
     let optimum = Optimum::of(cfg, arm);
     let blind = match &arm.data {
-        ArmData::Synthetic(Family::Gaussian(field)) => Some(Wiener::blind_optimum(
-            field.clone(),
-            train::fitted_sigma_prior(&tc, 400),
-        )),
+        ArmData::Synthetic(Family::Gaussian(field)) => Some([
+            Wiener::blind_optimum(field.clone(), &train::fitted_sigma_prior(&tc, 400)),
+            // a coarser σ grid: it is crossed with 61 scales
+            Wiener::homogeneous_optimum(field.clone(), &train::fitted_sigma_prior(&tc, 160)),
+        ]),
         _ => None,
     };
     let mut rows = Vec::new();
@@ -602,9 +608,12 @@ fn measure(
             }
             None => (None, None),
         };
-        let blind_optimum = match &blind {
-            Some(b) => Some(err(&b.denoise(&y, None)?)),
-            None => None,
+        let [blind_optimum, homogeneous_optimum] = match &blind {
+            Some([b, h]) => [
+                Some(err(&b.denoise(&y, None)?)),
+                Some(err(&h.denoise(&y, None)?)),
+            ],
+            None => [None, None],
         };
         rows.push(Row {
             sigma,
@@ -612,6 +621,7 @@ fn measure(
             optimum: opt,
             optimum_accuracy: accuracy,
             blind_optimum,
+            homogeneous_optimum,
             baseline: err(&baseline.denoise(&y, Some(sigma))?),
             noisy: err(&y),
         });
@@ -744,6 +754,7 @@ mod tests {
             optimum: None,
             optimum_accuracy: None,
             blind_optimum: None,
+            homogeneous_optimum: None,
             baseline: 2.0 * network,
             noisy: (sigma as f64).powi(2),
         }

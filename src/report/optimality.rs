@@ -55,6 +55,10 @@ fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportErro
     }
     if arm.rows.iter().any(|r| r.blind_optimum.is_some()) {
         lines.push(series("blind optimum", by(&|r| r.blind_optimum)));
+        lines.push(series(
+            "homogeneous blind optimum",
+            by(&|r| r.homogeneous_optimum),
+        ));
     }
     lines.push(series("DCT shrinkage", by(&|r| Some(r.baseline))));
     lines.push(series("noisy input", by(&|r| Some(r.noisy))));
@@ -71,7 +75,10 @@ fn table(arm: &ArmRecord) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let blind = arm.rows.iter().any(|r| r.blind_optimum.is_some());
     let mut header = vec!["σ", "network PSNR", "optimum PSNR", "network/optimum MSE"];
     if blind {
-        header.push("network/blind optimum MSE");
+        header.extend([
+            "network/blind optimum MSE",
+            "network/homogeneous optimum MSE",
+        ]);
     }
     header.extend(["DCT PSNR", "noisy PSNR"]);
     let rows = arm
@@ -91,7 +98,7 @@ fn table(arm: &ArmRecord) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 ratio(r.optimum),
             ];
             if blind {
-                row.push(ratio(r.blind_optimum));
+                row.extend([ratio(r.blind_optimum), ratio(r.homogeneous_optimum)]);
             }
             row.extend([
                 format!("{:.2}", psnr(r.baseline)),
@@ -203,7 +210,9 @@ fn arm_section(
             "The blind optimum is the posterior mean when σ is unknown and drawn from the prior \
              the network was trained on (its σ draws times its loss weights): on average over \
              that prior no blind denoiser trained this way can do better, and at low σ it can \
-             be worse than the noisy input.",
+             be worse than the noisy input. The homogeneous blind optimum does not know the \
+             field's amplitude either (log-uniform over 1/8 … 8): the best denoiser with \
+             f(a·y) = a·f(y), which is all a bias-free network can be.",
         );
     }
     let fig = mse_figure(dir, arm)?;
