@@ -89,6 +89,7 @@ fn gaussian_fields_against_the_wiener_filter() {
     for f in [
         "report.html",
         "mse_gaussian.png",
+        "ratio_gaussian.png",
         "jacobian/gaussian/report.html",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
@@ -149,6 +150,7 @@ fn disks_against_the_numerical_mmse() {
         assert!(r["optimum"].as_f64().unwrap() < 0.5 * r["noisy"].as_f64().unwrap());
     }
     assert!(out.join("trace_disks.png").exists());
+    assert!(out.join("ratio_disks.png").exists());
 }
 
 #[test]
