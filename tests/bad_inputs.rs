@@ -358,6 +358,19 @@ fn every_bad_input_is_one_clear_line_and_touches_nothing() {
             "--sizes",
         ),
         (
+            "open Gaussian fields too large for their exact optimum",
+            args(&[
+                "optimality",
+                "--family",
+                "gaussian",
+                "--size",
+                "128",
+                "--out",
+                &out,
+            ]),
+            "--boundary periodic",
+        ),
+        (
             "α = 0",
             args(&[
                 "optimality",

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use tweedie::analysis::metrics::{denoising_table, noisy, DenoisingRow};
-use tweedie::data::synthetic::Family;
+use tweedie::data::synthetic::{Family, GaussianField};
 use tweedie::data::{DataSource, FolderOptions, Images};
 use tweedie::denoise::{Denoiser, Wiener};
 use tweedie::report::grid::{save_grid, Scaling};
@@ -82,6 +82,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
             let Family::Gaussian(field) = family else {
                 bail!("--optimum: no closed-form optimal denoiser is known for {source}'s family");
             };
+            let [_, _, h, w] = test.shape();
+            if !field.exact_optimum_within_reach(h, w) {
+                bail!(
+                    "--optimum: {source} holds open-edged Gaussian fields of {h}×{w}; their exact \
+                     Wiener filter needs the eigendecomposition of a {d}×{d} covariance (hours); \
+                     it is computed up to {max}×{max} (generate larger fields with --boundary \
+                     periodic)",
+                    d = h * w,
+                    max = GaussianField::MAX_OPEN_SIDE
+                );
+            }
             let oracle = Wiener::new(field.clone());
             let prior = tweedie::train::fitted_sigma_prior(&record.config, 400);
             let blind = Wiener::blind_optimum(field.clone(), &prior);

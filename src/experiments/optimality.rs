@@ -291,6 +291,17 @@ impl Config {
                             expected: other.to_string(),
                         },
                     })?;
+                check(
+                    field.exact_optimum_within_reach(self.size, self.size),
+                    "size",
+                    self.size,
+                    format!(
+                        "must be at most {} for open-edged Gaussian fields, whose exact Wiener \
+                         filter needs the eigendecomposition of a size² × size² covariance \
+                         (hours at 128); use --boundary periodic for larger ones",
+                        GaussianField::MAX_OPEN_SIDE
+                    ),
+                )?;
             }
             Study::Disks | Study::Shuffled { .. } => {}
         }
