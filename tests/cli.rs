@@ -526,6 +526,8 @@ fn a_short_run_on_gaussian_fields_ends_nearer_the_wiener_filter_than_the_noisy_i
     let blind = eval["blind_optimum"].as_array().unwrap();
     let homogeneous = eval["homogeneous_optimum"].as_array().unwrap();
     assert_eq!(homogeneous.len(), rows.len());
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(page.contains("Against the optimum") && page.contains("/ homogeneous"));
     for ((r, o), b) in rows.iter().zip(optimum).zip(blind) {
         let (net, best) = (r["mse"].as_f64().unwrap(), o["mse"].as_f64().unwrap());
         let noisy = 10f64.powf(-r["input_psnr"].as_f64().unwrap() / 10.0);

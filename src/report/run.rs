@@ -46,6 +46,46 @@ fn eval_figure(eval: &EvalRecord, path: &std::path::Path) -> Result<(), ReportEr
     Ok(())
 }
 
+/// The network's held-out MSE over the optimum's and, where measured, over the blind and the
+/// homogeneous blind optima (`tweedie eval --optimum` on a Gaussian family).
+fn optimum_table(html: &mut Html, eval: &EvalRecord, optimum: &[DenoisingRow]) {
+    let over = |rows: &Option<Vec<DenoisingRow>>, i: usize| match rows {
+        Some(rows) => format!("{:.3}", eval.test[i].mse / rows[i].mse),
+        None => "—".into(),
+    };
+    let rows: Vec<Vec<String>> = optimum
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            vec![
+                format!("{:.4}", o.sigma),
+                format!("{:.3e}", eval.test[i].mse),
+                format!("{:.3e}", o.mse),
+                format!("{:.3}", eval.test[i].mse / o.mse),
+                over(&eval.blind_optimum, i),
+                over(&eval.homogeneous_optimum, i),
+            ]
+        })
+        .collect();
+    html.heading("Against the optimum").paragraph(
+        "Test MSE over the Wiener filter's at the true σ, over the blind optimum (σ unknown, \
+         drawn from this run's training prior) and over the homogeneous blind optimum (the \
+         field's amplitude unknown too: the best f(a·y) = a·f(y), a bias-free network's bound; \
+         both optimal on average over the prior, not at each σ).",
+    );
+    html.table(
+        &[
+            "σ",
+            "test MSE",
+            "optimum MSE",
+            "/ optimum",
+            "/ blind",
+            "/ homogeneous",
+        ],
+        &rows,
+    );
+}
+
 /// Writes `figures/` and `report.html` of a run.
 pub fn write(run: &RunDir) -> Result<(), ReportError> {
     let record: RunRecord = run
@@ -189,6 +229,9 @@ pub fn write(run: &RunDir) -> Result<(), ReportError> {
                 &["σ", "noisy (dB)", "train (dB)", "test (dB)", "gap (dB)"],
                 &rows,
             );
+            if let Some(optimum) = &eval.optimum {
+                optimum_table(&mut html, &eval, optimum);
+            }
         }
     }
     if run.file("figures/denoised.png").exists() {
