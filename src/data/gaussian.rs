@@ -286,6 +286,55 @@ impl GaussianField {
             .collect()
     }
 
+    /// The noise level σ′ in `[lo, hi]` whose Wiener filter, applied to y, comes nearest (in
+    /// squared error) to a denoiser's output `f` for the same y: the noise level that denoiser
+    /// acts as if it had inferred. Where a blind denoiser's σ′ strays from the true σ, its excess
+    /// over the Wiener filter is σ inference; where σ′ is right and the excess remains, it is
+    /// the shape of its filter. A log grid of 81 points, then golden-section refinement.
+    pub fn nearest_wiener_sigma(
+        &self,
+        y: &[f32],
+        f: &[f32],
+        h: usize,
+        w: usize,
+        [lo, hi]: [f64; 2],
+    ) -> f64 {
+        let cov = self.covariance(h, w);
+        let m = self.mean as f32;
+        let yc: Vec<f32> = y.iter().map(|&v| v - m).collect();
+        let fc: Vec<f32> = f.iter().map(|&v| v - m).collect();
+        let (yy, yf) = (cov.cross_power(&yc, &yc), cov.cross_power(&yc, &fc));
+        // ‖G y − f‖² up to the constant ‖f‖², in the eigenbasis (Parseval)
+        let dist = |t: f64| {
+            let s2 = (2.0 * t).exp();
+            cov.variances
+                .iter()
+                .enumerate()
+                .map(|(k, &p)| {
+                    let g = if p == 0.0 { 0.0 } else { p / (p + s2) };
+                    g * g * yy[k] - 2.0 * g * yf[k]
+                })
+                .sum::<f64>()
+        };
+        let (a, b) = (lo.ln(), hi.ln());
+        let points = 81;
+        let at = |i: usize| a + (b - a) * i as f64 / (points - 1) as f64;
+        let best = (0..points)
+            .min_by(|&i, &j| dist(at(i)).total_cmp(&dist(at(j))))
+            .unwrap_or(0);
+        let (mut a, mut b) = (at(best.saturating_sub(1)), at((best + 1).min(points - 1)));
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        for _ in 0..40 {
+            let (c, d) = (b - g * (b - a), a + g * (b - a));
+            if dist(c) < dist(d) {
+                b = d;
+            } else {
+                a = c;
+            }
+        }
+        (0.5 * (a + b)).exp()
+    }
+
     /// The covariance on `h × w` and the power of y − mean along its eigenvectors.
     fn centred_power(&self, y: &[f32], h: usize, w: usize) -> (Arc<Covariance>, Vec<f64>) {
         let cov = self.covariance(h, w);
@@ -703,6 +752,24 @@ mod tests {
             known < bayes && bayes < plug_in,
             "MSE/σ summed: known σ {known:.4}, posterior mean {bayes:.4}, plug-in {plug_in:.4}"
         );
+    }
+
+    /// The Wiener filter at σ₀ acts as if it had inferred σ₀; a filter that shrinks less acts
+    /// as if the noise were lower.
+    #[test]
+    fn nearest_wiener_sigma_recovers_the_filters_sigma() {
+        let g = GaussianField::default();
+        let n = 12;
+        let x = Family::Gaussian(g.clone()).generate(n, 1, 3).unwrap();
+        let y = crate::analysis::metrics::add_noise(&x, 0.1, 1);
+        for s0 in [0.03, 0.1, 0.3] {
+            let f = g.wiener(y.image(0), n, n, s0);
+            let s = g.nearest_wiener_sigma(y.image(0), &f, n, n, [0.005, 2.0]);
+            assert!((s / s0 - 1.0).abs() < 1e-3, "σ₀ = {s0}: found {s}");
+        }
+        // the identity acts as if there were no noise: the bottom of the range
+        let s = g.nearest_wiener_sigma(y.image(0), y.image(0), n, n, [0.005, 2.0]);
+        assert!(s < 0.006, "{s}");
     }
 
     #[test]

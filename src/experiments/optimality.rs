@@ -31,6 +31,7 @@ use crate::progress::Progress;
 use crate::rng::{derive, name_key, Purpose};
 use crate::run::{RunDir, RunState};
 use crate::train::{self, TrainConfig, TrainError, Weights};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -383,6 +384,15 @@ pub struct Row {
     /// ([`Wiener::homogeneous_optimum`]).
     #[serde(default)]
     pub homogeneous_optimum: Option<f64>,
+    /// Gaussian: the network's σ inference — quartiles over the images of σ′/σ, σ′ the noise
+    /// level whose Wiener filter comes nearest the network's output
+    /// ([`GaussianField::nearest_wiener_sigma`]).
+    #[serde(default)]
+    pub effective_sigma: Option<[f64; 3]>,
+    /// Gaussian: the MSE of the Wiener filter at each image's σ′: the part of the network's
+    /// excess over the optimum that its σ inference alone explains.
+    #[serde(default)]
+    pub wiener_at_effective_sigma: Option<f64>,
     /// The classical reference.
     pub baseline: f64,
     /// The noisy input (≈ σ²).
@@ -626,13 +636,23 @@ fn measure(
             ],
             None => [None, None],
         };
+        let denoised = net.denoise(&y, Some(sigma))?;
+        let (effective_sigma, wiener_at_effective_sigma) = match &arm.data {
+            ArmData::Synthetic(Family::Gaussian(field)) => {
+                let (q, e) = effective_sigma(field, &y, &denoised, &test, sigma);
+                (Some(q), Some(e))
+            }
+            _ => (None, None),
+        };
         rows.push(Row {
             sigma,
-            network: err(&net.denoise(&y, Some(sigma))?),
+            network: err(&denoised),
             optimum: opt,
             optimum_accuracy: accuracy,
             blind_optimum,
             homogeneous_optimum,
+            effective_sigma,
+            wiener_at_effective_sigma,
             baseline: err(&baseline.denoise(&y, Some(sigma))?),
             noisy: err(&y),
         });
@@ -656,6 +676,38 @@ fn measure(
         jacobian,
         measure_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Quartiles of σ′/σ over the images (σ′: the Wiener filter nearest the network's output, searched
+/// over σ/16 … 16σ) and the MSE of the Wiener filter at each image's σ′.
+fn effective_sigma(
+    field: &GaussianField,
+    y: &Images,
+    denoised: &Images,
+    clean: &Images,
+    sigma: f32,
+) -> ([f64; 3], f64) {
+    let [_, _, h, w] = y.shape();
+    let s = sigma as f64;
+    let found: Vec<(f64, f64)> = (0..y.len())
+        .into_par_iter()
+        .map(|i| {
+            let e = field.nearest_wiener_sigma(
+                y.image(i),
+                denoised.image(i),
+                h,
+                w,
+                [s / 16.0, 16.0 * s],
+            );
+            let at = field.wiener(y.image(i), h, w, e);
+            (e / s, mse(&at, clean.image(i)))
+        })
+        .collect();
+    let mut ratios: Vec<f64> = found.iter().map(|f| f.0).collect();
+    ratios.sort_by(f64::total_cmp);
+    let q = |p: f64| ratios[((ratios.len() - 1) as f64 * p).round() as usize];
+    let err = found.iter().map(|f| f.1).sum::<f64>() / found.len() as f64;
+    ([q(0.25), q(0.5), q(0.75)], err)
 }
 
 /// PSNR against −20·log₁₀σ over the rows in `range`: the C^α rate's slope is α/(α+1).
@@ -766,6 +818,8 @@ mod tests {
             optimum_accuracy: None,
             blind_optimum: None,
             homogeneous_optimum: None,
+            effective_sigma: None,
+            wiener_at_effective_sigma: None,
             baseline: 2.0 * network,
             noisy: (sigma as f64).powi(2),
         }

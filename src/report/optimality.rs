@@ -121,6 +121,10 @@ fn table(arm: &ArmRecord) -> (Vec<&'static str>, Vec<Vec<String>>) {
             "network/homogeneous optimum MSE",
         ]);
     }
+    let inferred = arm.rows.iter().any(|r| r.effective_sigma.is_some());
+    if inferred {
+        header.extend(["σ′/σ (quartiles)", "Wiener at σ′ / optimum MSE"]);
+    }
     header.extend(["DCT PSNR", "noisy PSNR"]);
     let rows = arm
         .rows
@@ -140,6 +144,16 @@ fn table(arm: &ArmRecord) -> (Vec<&'static str>, Vec<Vec<String>>) {
             ];
             if blind {
                 row.extend([ratio(r.blind_optimum), ratio(r.homogeneous_optimum)]);
+            }
+            if inferred {
+                row.push(match r.effective_sigma {
+                    Some([a, b, c]) => format!("{a:.2} {b:.2} {c:.2}"),
+                    None => "—".into(),
+                });
+                row.push(match (r.wiener_at_effective_sigma, r.optimum) {
+                    (Some(e), Some(o)) => format!("{:.3}", e / o),
+                    _ => "—".into(),
+                });
             }
             row.extend([
                 format!("{:.2}", psnr(r.baseline)),
@@ -253,7 +267,11 @@ fn arm_section(
              that prior no blind denoiser trained this way can do better, and at low σ it can \
              be worse than the noisy input. The homogeneous blind optimum does not know the \
              field's amplitude either (log-uniform over 1/8 … 8): the best denoiser with \
-             f(a·y) = a·f(y), which is all a bias-free network can be.",
+             f(a·y) = a·f(y), which is all a bias-free network can be. σ′ is, per image, the \
+             noise level whose Wiener filter comes nearest the network's output: the σ the \
+             network acts as if it had inferred. The Wiener filter at σ′ is the error that σ \
+             inference alone explains; the rest of the network's excess is the shape of its \
+             filter.",
         );
     }
     let fig = mse_figure(dir, arm)?;
