@@ -189,6 +189,22 @@ impl SigmaSampling {
     }
 }
 
+/// The blind and the homogeneous blind optimum of a Gaussian field for networks trained with
+/// `cfg` ([`crate::denoise::Wiener::blind_optimum`], [`crate::denoise::Wiener::homogeneous_optimum`]):
+/// the bounds a blind, and a blind bias-free, denoiser trained that way cannot beat on average.
+/// The homogeneous one takes a coarser σ grid (160 points, not 400): it is crossed with 61
+/// scales.
+pub fn blind_optima(
+    field: &crate::data::synthetic::GaussianField,
+    cfg: &TrainConfig,
+) -> [crate::denoise::Wiener; 2] {
+    use crate::denoise::Wiener;
+    [
+        Wiener::blind_optimum(field.clone(), &fitted_sigma_prior(cfg, 400)),
+        Wiener::homogeneous_optimum(field.clone(), &fitted_sigma_prior(cfg, 160)),
+    ]
+}
+
 /// The prior over σ that a blind denoiser trained with `cfg` is fitted to: the density of its
 /// σ draws times its loss weight, as masses on `points` noise levels log-spaced from σ_max/10⁴
 /// to σ_max (what lies below carries under 10⁻⁴ of the mass). Minimizing E[w(σ)‖f(y) − x‖²]

@@ -94,11 +94,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 );
             }
             let oracle = Wiener::new(field.clone());
-            let prior = tweedie::train::fitted_sigma_prior(&record.config, 400);
-            let blind = Wiener::blind_optimum(field.clone(), &prior);
-            // a coarser σ grid: it is crossed with 61 scales
-            let prior = tweedie::train::fitted_sigma_prior(&record.config, 160);
-            let homogeneous = Wiener::homogeneous_optimum(field, &prior);
+            let [blind, homogeneous] = tweedie::train::blind_optima(&field, &record.config);
             (
                 Some(denoising_table(&oracle, &test, sigmas, a.seed)?),
                 Some(denoising_table(&blind, &test, sigmas, a.seed)?),

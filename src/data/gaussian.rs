@@ -133,12 +133,13 @@ impl GaussianField {
                 static CACHE: LazyLock<Mutex<HashMap<Key, Arc<Covariance>>>> =
                     LazyLock::new(Default::default);
                 let key = (self.gamma.to_bits(), self.sd.to_bits(), h, w);
-                let cached = CACHE.lock().unwrap().get(&key).cloned();
-                cached.unwrap_or_else(|| {
-                    let c = Arc::new(self.window_covariance(h, w));
-                    CACHE.lock().unwrap().insert(key, c.clone());
-                    c
-                })
+                // computed under the lock: images denoised in parallel wait for one
+                // eigendecomposition instead of each running their own
+                let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+                cache
+                    .entry(key)
+                    .or_insert_with(|| Arc::new(self.window_covariance(h, w)))
+                    .clone()
             }
         }
     }

@@ -610,11 +610,7 @@ fn measure(
     };
     let optimum = Optimum::of(cfg, arm);
     let blind = match &arm.data {
-        ArmData::Synthetic(Family::Gaussian(field)) => Some([
-            Wiener::blind_optimum(field.clone(), &train::fitted_sigma_prior(&tc, 400)),
-            // a coarser σ grid: it is crossed with 61 scales
-            Wiener::homogeneous_optimum(field.clone(), &train::fitted_sigma_prior(&tc, 160)),
-        ]),
+        ArmData::Synthetic(Family::Gaussian(field)) => Some(train::blind_optima(field, &tc)),
         _ => None,
     };
     let mut rows = Vec::new();

@@ -8,7 +8,7 @@ use super::html::Html;
 use super::plot::{save_line_plot, LinePlot, Scale, Series};
 use super::ReportError;
 use crate::experiments::jacobian::JacobianDir;
-use crate::experiments::optimality::{ArmRecord, OptimalityDir, Record, Study};
+use crate::experiments::optimality::{ArmRecord, OptimalityDir, Record, Row, Study};
 
 fn invalid(e: impl std::fmt::Display) -> ReportError {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()).into()
@@ -41,14 +41,17 @@ fn log_log(title: String, x: &str, y: &str) -> LinePlot {
     }
 }
 
+/// (σ, f(row)) for the rows of an arm where f gives a value.
+fn by_sigma(arm: &ArmRecord, f: &dyn Fn(&Row) -> Option<f64>) -> Vec<(f64, f64)> {
+    arm.rows
+        .iter()
+        .filter_map(|r| f(r).map(|v| (r.sigma as f64, v)))
+        .collect()
+}
+
 /// MSE vs σ of one arm, every denoiser measured.
 fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportError> {
-    let by = |f: &dyn Fn(&crate::experiments::optimality::Row) -> Option<f64>| {
-        arm.rows
-            .iter()
-            .filter_map(|r| f(r).map(|v| (r.sigma as f64, v)))
-            .collect::<Vec<_>>()
-    };
+    let by = |f: &dyn Fn(&Row) -> Option<f64>| by_sigma(arm, f);
     let mut lines = vec![series("network", by(&|r| Some(r.network)))];
     if arm.optimum.is_some() {
         lines.push(series("optimum", by(&|r| r.optimum)));
@@ -77,12 +80,7 @@ fn ratio_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<Option<String>, 
     if arm.rows.iter().all(|r| r.optimum.is_none()) {
         return Ok(None);
     }
-    let over = |f: &dyn Fn(&crate::experiments::optimality::Row) -> Option<f64>| {
-        arm.rows
-            .iter()
-            .filter_map(|r| Some((r.sigma as f64, f(r)? / r.optimum?)))
-            .collect::<Vec<_>>()
-    };
+    let over = |f: &dyn Fn(&Row) -> Option<f64>| by_sigma(arm, &|r| Some(f(r)? / r.optimum?));
     let mut lines = vec![series("network", over(&|r| Some(r.network)))];
     if arm.rows.iter().any(|r| r.blind_optimum.is_some()) {
         lines.push(series("blind optimum", over(&|r| r.blind_optimum)));

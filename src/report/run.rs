@@ -49,21 +49,25 @@ fn eval_figure(eval: &EvalRecord, path: &std::path::Path) -> Result<(), ReportEr
 /// The network's held-out MSE over the optimum's and, where measured, over the blind and the
 /// homogeneous blind optima (`tweedie eval --optimum` on a Gaussian family).
 fn optimum_table(html: &mut Html, eval: &EvalRecord, optimum: &[DenoisingRow]) {
-    let over = |rows: &Option<Vec<DenoisingRow>>, i: usize| match rows {
-        Some(rows) => format!("{:.3}", eval.test[i].mse / rows[i].mse),
+    let over = |rows: &Option<Vec<DenoisingRow>>, i: usize, mse: f64| match rows
+        .as_ref()
+        .and_then(|rows| rows.get(i))
+    {
+        Some(r) => format!("{:.3}", mse / r.mse),
         None => "—".into(),
     };
     let rows: Vec<Vec<String>> = optimum
         .iter()
+        .zip(&eval.test)
         .enumerate()
-        .map(|(i, o)| {
+        .map(|(i, (o, t))| {
             vec![
                 format!("{:.4}", o.sigma),
-                format!("{:.3e}", eval.test[i].mse),
+                format!("{:.3e}", t.mse),
                 format!("{:.3e}", o.mse),
-                format!("{:.3}", eval.test[i].mse / o.mse),
-                over(&eval.blind_optimum, i),
-                over(&eval.homogeneous_optimum, i),
+                format!("{:.3}", t.mse / o.mse),
+                over(&eval.blind_optimum, i, t.mse),
+                over(&eval.homogeneous_optimum, i, t.mse),
             ]
         })
         .collect();
