@@ -14,7 +14,10 @@
 use super::Images;
 use crate::fourier::{self, Direction};
 use crate::rng::{stream, Purpose};
-use faer::{Mat, Side};
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd;
+use faer::diag::Diag;
+use faer::{Mat, Par};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rustfft::num_complex::Complex;
@@ -160,18 +163,33 @@ impl GaussianField {
             let dx = (a % w + gw - b % w) % gw;
             auto[dy * gw + dx].re
         });
-        let evd = c
-            .self_adjoint_eigen(Side::Lower)
-            .expect("the eigendecomposition of a symmetric covariance converges");
+        // Sequential on purpose: this runs under the cache's lock, often on a rayon worker while
+        // the pool's other workers wait for that lock; a parallel decomposition would queue
+        // work for them that they can never pick up (it deadlocked the tests).
+        let (mut s, mut u) = (Diag::<f64>::zeros(d), Mat::<f64>::zeros(d, d));
+        let params = Default::default();
+        let scratch = evd::self_adjoint_evd_scratch::<f64>(
+            d,
+            evd::ComputeEigenvectors::Yes,
+            Par::Seq,
+            params,
+        );
+        evd::self_adjoint_evd(
+            c.as_ref(),
+            s.as_mut(),
+            Some(u.as_mut()),
+            Par::Seq,
+            MemStack::new(&mut MemBuffer::new(scratch)),
+            params,
+        )
+        .expect("the eigendecomposition of a symmetric covariance converges");
         // faer sorts ascending; keep that order (any order is an eigenbasis), clamp rounding
-        let variances = (0..d)
-            .map(|k| evd.S().column_vector()[k].max(0.0))
-            .collect();
+        let variances = s.column_vector().iter().map(|v| v.max(0.0)).collect();
         Covariance {
             h,
             w,
             variances,
-            basis: Basis::Dense(evd.U().to_owned()),
+            basis: Basis::Dense(u),
         }
     }
 
