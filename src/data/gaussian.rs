@@ -14,9 +14,9 @@
 use super::Images;
 use crate::fourier::{self, Direction};
 use crate::rng::{stream, Purpose};
+use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd;
-use faer::diag::Diag;
 use faer::{Mat, Par};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};

@@ -1,7 +1,8 @@
 //! The networks' 3×3 convolutions (stride 1, padding 1, no bias) on the CPU backend, as a
-//! burn backend extension with its own backward pass: forward, data gradient and weight
-//! gradient all run through [`super::winograd`]. On other devices (CUDA, libtorch)
-//! the layers use burn's own `conv2d`.
+//! burn backend extension with its own backward pass: training's forward, data gradient and
+//! weight gradient run through [`super::winograd`] (F(2×2, 3×3)), inference's forward and
+//! adjoint through [`super::winograd_f4`] (F(4×4, 3×3)) where the shape suits it. On other
+//! devices (CUDA, wgpu, libtorch) the layers use burn's own `conv2d`.
 //!
 //! Why an extension rather than burn's `Conv2d`: burn's CPU backend computes the weight
 //! gradient as a convolution whose kernel is the whole image, which took about as long as the
@@ -11,6 +12,7 @@
 use super::bilinear::{self, BilinearKernels};
 use super::host::{dims, flex, host, on_flex};
 use super::winograd::{self, ConvShape};
+use super::winograd_f4;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -78,13 +80,29 @@ impl BilinearKernels<Flex> for Conv3x3Op {
     }
 }
 
+/// Inference: F(4×4, 3×3) where it suits the shape (see [`winograd_f4`]).
 impl Conv3x3 for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        Conv3x3Op::forward(x, weight)
+        let s = conv_shape(&x, dims(&weight)[0]);
+        if !winograd_f4::suits(s) {
+            return Conv3x3Op::forward(x, weight);
+        }
+        let y = winograd_f4::forward(&host(&x), &host(&weight), s);
+        flex(y, [s.batch, s.c_out, s.h, s.w])
     }
 
     fn conv3x3_adjoint(v: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        Conv3x3Op::backward_data(v, weight)
+        let [c_out, c_in, _, _] = dims(&weight);
+        let s = ConvShape {
+            c_in,
+            ..conv_shape(&v, c_out)
+        };
+        if !winograd_f4::suits(s) {
+            return Conv3x3Op::backward_data(v, weight);
+        }
+        let flipped = winograd::flipped(&host(&weight), s);
+        let dx = winograd_f4::forward(&host(&v), &flipped, s.transposed());
+        flex(dx, [s.batch, c_in, s.h, s.w])
     }
 }
 

@@ -4,7 +4,8 @@
 //! functions are the forward pass and both gradients of the BF-UNet's convolutions, on host
 //! data in NCHW order; the backward passes reuse the same transforms, so all three run at the
 //! same speed (burn's CPU backend computes the weight gradient as a convolution with an
-//! image-sized kernel, which is where most of a training step went).
+//! image-sized kernel, which is where most of a training step went). Inference (eval, sampling,
+//! Jacobians) uses F(4×4, 3×3) where it measured faster ([`super::winograd_f4`]).
 //!
 //! Layouts: transformed images are `[channel][ξ][tile]` (ξ the 16 positions of the 4×4
 //! Winograd domain, tiles ordered batch, tile row, tile column), so each channel is
@@ -43,7 +44,7 @@ impl ConvShape {
         self.batch * self.tiles_h() * self.tiles_w()
     }
     /// The shape of the data-gradient convolution: channels swapped.
-    fn transposed(&self) -> Self {
+    pub(super) fn transposed(&self) -> Self {
         Self {
             c_in: self.c_out,
             c_out: self.c_in,
@@ -151,7 +152,7 @@ fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
 }
 
 /// Below this many tiles a cache-sized block makes GEMMs too narrow; see [`forward_whole`].
-const MIN_BLOCK_TILES: usize = 64;
+pub(super) const MIN_BLOCK_TILES: usize = 64;
 
 /// How [`forward`] and [`weight_grad_blocked`] cut the batch into blocks of whole tile rows
 /// holding about [`BLOCK_FLOATS`] of transformed input and output each (at least one row).
@@ -216,16 +217,16 @@ fn transform_block(
 }
 
 /// Floats of transformed input and output a block aims to hold (1 MiB).
-const BLOCK_FLOATS: usize = 1 << 18;
+pub(super) const BLOCK_FLOATS: usize = 1 << 18;
 
 /// The output buffer shared by parallel blocks that write disjoint rows of it.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: used only for writes to disjoint ranges (see `forward`).
+pub(super) struct SharedOut(pub(super) *mut f32);
+// SAFETY: used only for writes to disjoint ranges (see `forward`, `winograd_f4::forward`).
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 impl SharedOut {
-    fn at(self, offset: usize) -> *mut f32 {
+    pub(super) fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: offsets stay within the allocation (plane starts of the output).
         unsafe { self.0.add(offset) }
     }
@@ -464,6 +465,12 @@ fn runs_mut<const K: usize>(
 /// ∂L/∂x from ∂L/∂y: the adjoint of [`forward`], a convolution with the kernel flipped in space
 /// and its channel axes swapped.
 pub fn backward_data(dy: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
+    forward(dy, &flipped(weight, s), s.transposed())
+}
+
+/// The kernel of the data-gradient convolution: `weight` flipped in space, channel axes
+/// swapped (`[c_in, c_out, 3, 3]`).
+pub(super) fn flipped(weight: &[f32], s: ConvShape) -> Vec<f32> {
     let mut flipped = vec![0.0f32; weight.len()];
     for co in 0..s.c_out {
         for ci in 0..s.c_in {
@@ -472,7 +479,7 @@ pub fn backward_data(dy: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
             }
         }
     }
-    forward(dy, &flipped, s.transposed())
+    flipped
 }
 
 /// ∂L/∂weight from the input `x` and ∂L/∂y: `[c_out, c_in, 3, 3]`.
@@ -596,7 +603,7 @@ fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
     du
 }
 
-fn check(len: usize, expected: usize, what: &str) {
+pub(super) fn check(len: usize, expected: usize, what: &str) {
     assert_eq!(len, expected, "winograd: {what} has the wrong length");
 }
 
