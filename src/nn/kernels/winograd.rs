@@ -452,7 +452,7 @@ fn bt_row_then_columns(
 }
 
 /// `K` disjoint runs of `len` floats of `buf`, `stride` apart from `start`.
-fn runs_mut<const K: usize>(
+pub(super) fn runs_mut<const K: usize>(
     buf: &mut [f32],
     start: usize,
     stride: usize,

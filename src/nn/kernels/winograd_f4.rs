@@ -19,7 +19,7 @@
 //! `[ξ][c_out][tile]` (ξ the 36 positions of the 6×6 Winograd domain), transformed kernels
 //! `[c_out][ξ][c_in]`.
 
-use super::winograd::{check, ConvShape, SharedOut, BLOCK_FLOATS, MIN_BLOCK_TILES};
+use super::winograd::{check, runs_mut, ConvShape, SharedOut, BLOCK_FLOATS, MIN_BLOCK_TILES};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -102,17 +102,6 @@ fn at_slices(inp: [&[f32]; 6], out: [&mut [f32]; 4]) {
         let v = at([i0[f], i1[f], i2[f], i3[f], i4[f], i5[f]]);
         (o0[f], o1[f], o2[f], o3[f]) = (v[0], v[1], v[2], v[3]);
     }
-}
-
-/// `K` disjoint chunks of `len` floats, `stride` apart from `start`.
-fn chunks<const K: usize>(
-    buf: &mut [f32],
-    start: usize,
-    stride: usize,
-    len: usize,
-) -> [&mut [f32]; K] {
-    let mut it = buf[start..].chunks_mut(stride);
-    std::array::from_fn(|_| &mut it.next().expect("chunk inside the buffer")[..len])
 }
 
 /// Whether a convolution of this shape goes through F(4×4, 3×3): whole 4×4 tiles only.
@@ -308,13 +297,13 @@ impl Scratch {
                     .filter(|&y| y < s.h);
                 let row = y.map(|y| &plane[y * s.w..][..s.w]);
                 let cols: [&mut [f32]; 6] =
-                    chunks(&mut self.dealt, 6 * k * plen + t * tw, plen, tw);
+                    runs_mut(&mut self.dealt, 6 * k * plen + t * tw, plen, tw);
                 deal_row(row, cols);
             }
         }
         for k in 0..4 {
             let block = &mut self.dealt[6 * k * plen..][..6 * plen];
-            let [c0, c1, c2, c3, c4, c5]: [&mut [f32]; 6] = chunks(block, 0, plen, plen);
+            let [c0, c1, c2, c3, c4, c5]: [&mut [f32]; 6] = runs_mut(block, 0, plen, plen);
             for f in 0..plen {
                 let v = bt([c0[f], c1[f], c2[f], c3[f], c4[f], c5[f]]);
                 (c0[f], c1[f], c2[f], c3[f], c4[f], c5[f]) = (v[0], v[1], v[2], v[3], v[4], v[5]);
@@ -330,7 +319,7 @@ impl Scratch {
         for q in 0..6 {
             let inp: [&[f32]; 6] = std::array::from_fn(|rho| at_row(rho, q));
             // outputs ξ = 6p + q for p = 0…5
-            let outs: [&mut [f32]; 6] = chunks(out, q * xi_stride + offset, 6 * xi_stride, len);
+            let outs: [&mut [f32]; 6] = runs_mut(out, q * xi_stride + offset, 6 * xi_stride, len);
             bt_slices(inp, outs);
         }
     }
@@ -351,13 +340,13 @@ impl Scratch {
         self.rows.resize(24 * len, 0.0);
         for q in 0..6 {
             let inp: [&[f32]; 6] = std::array::from_fn(|p| &tiles[6 * p + q][..len]);
-            let outs: [&mut [f32]; 4] = chunks(&mut self.rows, q * len, 6 * len, len);
+            let outs: [&mut [f32]; 4] = runs_mut(&mut self.rows, q * len, 6 * len, len);
             at_slices(inp, outs);
         }
         self.cols.resize(4 * len, 0.0);
         for r in 0..4 {
             let inp: [&[f32]; 6] = std::array::from_fn(|q| &self.rows[(6 * r + q) * len..][..len]);
-            let outs: [&mut [f32]; 4] = chunks(&mut self.cols, 0, len, len);
+            let outs: [&mut [f32]; 4] = runs_mut(&mut self.cols, 0, len, len);
             at_slices(inp, outs);
             let [c0, c1, c2, c3]: [&[f32]; 4] =
                 std::array::from_fn(|k| &self.cols[k * len..][..len]);
@@ -451,12 +440,12 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize, u: &mut Vec<f32>)
             // G k, column c: gk[(3p + c)·c_in + ci]
             for c in 0..3 {
                 let inp = [0, 3, 6].map(|r| &taps[(r + c) * c_in..][..c_in]);
-                g_slices(inp, chunks(gk, c * c_in, 3 * c_in, c_in));
+                g_slices(inp, runs_mut(gk, c * c_in, 3 * c_in, c_in));
             }
             // (G k) Gᵀ, row p: u_co[(6p + q)·c_in + ci]
             for p in 0..6 {
                 let inp = [0, 1, 2].map(|c| &gk[(3 * p + c) * c_in..][..c_in]);
-                g_slices(inp, chunks(u_co, 6 * p * c_in, c_in, c_in));
+                g_slices(inp, runs_mut(u_co, 6 * p * c_in, c_in, c_in));
             }
         },
     );
