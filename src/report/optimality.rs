@@ -49,22 +49,44 @@ fn by_sigma(arm: &ArmRecord, f: &dyn Fn(&Row) -> Option<f64>) -> Vec<(f64, f64)>
         .collect()
 }
 
-/// MSE vs σ of one arm, every denoiser measured.
-fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportError> {
-    let by = |f: &dyn Fn(&Row) -> Option<f64>| by_sigma(arm, f);
-    let mut lines = vec![series("network", by(&|r| Some(r.network)))];
+/// A denoiser an arm measured: its label, its MSE in a row, and whether it is drawn against the
+/// optimum (not the optimum itself, nor the noisy input, whose ratio leaves the scale).
+struct Measured {
+    label: &'static str,
+    mse: fn(&Row) -> Option<f64>,
+    over_optimum: bool,
+}
+
+/// The denoisers of an arm: the optimum and the blind bounds where they were computed.
+fn measured(arm: &ArmRecord) -> Vec<Measured> {
+    let at = |label, mse, over_optimum| Measured {
+        label,
+        mse,
+        over_optimum,
+    };
+    let mut all = vec![at("network", |r: &Row| Some(r.network), true)];
     if arm.optimum.is_some() {
-        lines.push(series("optimum", by(&|r| r.optimum)));
+        all.push(at("optimum", |r: &Row| r.optimum, false));
     }
     if arm.rows.iter().any(|r| r.blind_optimum.is_some()) {
-        lines.push(series("blind optimum", by(&|r| r.blind_optimum)));
-        lines.push(series(
+        all.push(at("blind optimum", |r: &Row| r.blind_optimum, true));
+        all.push(at(
             "homogeneous blind optimum",
-            by(&|r| r.homogeneous_optimum),
+            |r: &Row| r.homogeneous_optimum,
+            true,
         ));
     }
-    lines.push(series("DCT shrinkage", by(&|r| Some(r.baseline))));
-    lines.push(series("noisy input", by(&|r| Some(r.noisy))));
+    all.push(at("DCT shrinkage", |r: &Row| Some(r.baseline), true));
+    all.push(at("noisy input", |r: &Row| Some(r.noisy), false));
+    all
+}
+
+/// MSE vs σ of one arm, every denoiser measured.
+fn mse_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<String, ReportError> {
+    let lines: Vec<Series> = measured(arm)
+        .into_iter()
+        .map(|m| series(m.label, by_sigma(arm, &m.mse)))
+        .collect();
     let name = format!("mse_{}.png", arm.name);
     save_line_plot(
         &log_log(format!("{}: MSE per pixel vs σ", arm.name), "σ", "MSE"),
@@ -80,16 +102,11 @@ fn ratio_figure(dir: &OptimalityDir, arm: &ArmRecord) -> Result<Option<String>, 
     if arm.rows.iter().all(|r| r.optimum.is_none()) {
         return Ok(None);
     }
-    let over = |f: &dyn Fn(&Row) -> Option<f64>| by_sigma(arm, &|r| Some(f(r)? / r.optimum?));
-    let mut lines = vec![series("network", over(&|r| Some(r.network)))];
-    if arm.rows.iter().any(|r| r.blind_optimum.is_some()) {
-        lines.push(series("blind optimum", over(&|r| r.blind_optimum)));
-        lines.push(series(
-            "homogeneous blind optimum",
-            over(&|r| r.homogeneous_optimum),
-        ));
-    }
-    lines.push(series("DCT shrinkage", over(&|r| Some(r.baseline))));
+    let lines: Vec<Series> = measured(arm)
+        .into_iter()
+        .filter(|m| m.over_optimum)
+        .map(|m| series(m.label, by_sigma(arm, &|r| Some((m.mse)(r)? / r.optimum?))))
+        .collect();
     // linear while the ratios stay near 1 (Gaussian fields), logarithmic when they span decades
     let top = lines
         .iter()

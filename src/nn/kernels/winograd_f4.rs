@@ -5,8 +5,9 @@
 //! (`tweedie bench`, alternating with the F(2×2, 3×3) build): eval and VJPs of the paper's
 //! network on 80×80 images about 10–15% faster, but a training step on 40×40 images 15% slower
 //! when its forward and data-gradient passes used it — its transforms cost more than the GEMMs
-//! saved there — so training stays with [`super::winograd`], and so do layers whose size is not
-//! a multiple of 4 ([`suits`]), where padding to whole tiles wastes work.
+//! saved there — so training stays with [`super::winograd`], and so do layers whose sides are not
+//! multiples of 4 ([`suits`]; not measured: padding to whole tiles would turn 7×7 into 8×8,
+//! 14×14 into 16×16).
 //!
 //! Rounding: these transforms have entries up to 8 (Aᵀ) and 1/24 (G), not only ±1 and ±½, so the
 //! result is not within a few ulps of direct summation as F(2×2, 3×3)'s is. Measured on random
@@ -197,8 +198,8 @@ thread_local! {
     /// faults).
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = Default::default();
     /// The calling thread's transformed kernels, kept between calls for the same reason: at
-    /// 4× the size of the weights, a fresh buffer each call cost a tenth of a training step in
-    /// the kernel's page zeroing (perf).
+    /// 4× the size of the weights, a fresh buffer each call cost about a tenth of the time in
+    /// the kernel's page zeroing (perf, when training used this path).
     static KERNELS: std::cell::RefCell<Vec<f32>> = Default::default();
 }
 
