@@ -132,8 +132,21 @@ fn calpha_rates_are_fitted_per_alpha() {
         assert!(fit["slope"].as_f64().unwrap().is_finite());
         assert!(fit["stderr"].as_f64().unwrap() >= 0.0);
         assert!(fit["points"].as_u64().unwrap() >= 2);
+        // the spectral construction's bound: the MMSE with the contour told, below the noisy
+        // input and the network at every σ, with its own rate fit
+        for r in arm["rows"].as_array().unwrap() {
+            let bound = r["contour_known"].as_f64().unwrap();
+            assert!(bound > 0.0 && bound < r["noisy"].as_f64().unwrap(), "{r}");
+            assert!(bound < r["network"].as_f64().unwrap(), "{r}");
+        }
+        assert!(slope["contour_known"]["slope"]
+            .as_f64()
+            .unwrap()
+            .is_finite());
     }
     assert!(out.join("slopes.png").exists());
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("contour told"), "{page}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tweedie::data::synthetic::{Boundary, CAlpha, Disks, Family, GaussianField};
+use tweedie::data::synthetic::{Boundary, CAlpha, Construction, Disks, Family, GaussianField};
 use tweedie::report::grid::{save_grid, Scaling};
 
 #[derive(Subcommand, Debug)]
@@ -87,6 +87,10 @@ pub struct SynthArgs {
     /// C^α: regularity α in (0, 8].
     #[arg(long, default_value_t = 1.0)]
     alpha: f64,
+    /// C^α: Gaussian processes with power-law spectra and area-sampled edges, or the first
+    /// construction's B-spline sums with hard pixel edges.
+    #[arg(long, value_enum, default_value_t = Construction::Spectral)]
+    construction: Construction,
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -129,7 +133,10 @@ fn synth(a: SynthArgs) -> Result<()> {
             sd: a.sd,
             boundary: a.boundary,
         }),
-        FamilyName::Calpha => Family::CAlpha(CAlpha { alpha: a.alpha }),
+        FamilyName::Calpha => Family::CAlpha(CAlpha {
+            alpha: a.alpha,
+            construction: a.construction,
+        }),
         FamilyName::Disks => Family::Disks(Disks {}),
     };
     let images = family.generate(a.size, a.count, a.seed)?;

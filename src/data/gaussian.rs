@@ -148,9 +148,10 @@ impl GaussianField {
         }
     }
 
-    /// The dense covariance of an `h × w` window of the periodic field on the doubled grid:
-    /// C[a, b] = c(a − b), with c the grid's autocovariance F⁻¹ p, then eigendecomposed.
-    fn window_covariance(&self, h: usize, w: usize) -> Covariance {
+    /// The covariance of the pixels of an `h × w` image as a dense matrix (row-major pixel
+    /// order): C[a, b] = c(a − b), with c the autocovariance F⁻¹ p of the periodic grid the
+    /// field is drawn on (the image itself, or for open edges the grid of twice its size).
+    pub fn dense_covariance(&self, h: usize, w: usize) -> Mat<f64> {
         let [gh, gw] = self.grid(h, w);
         let mut auto: Vec<Complex<f64>> = self
             .spectrum(gh, gw)
@@ -158,12 +159,18 @@ impl GaussianField {
             .map(|p| Complex::new(p, 0.0))
             .collect();
         fourier::fft2(&mut auto, gh, gw, Direction::Inverse);
-        let d = h * w;
-        let c = Mat::<f64>::from_fn(d, d, |a, b| {
+        Mat::<f64>::from_fn(h * w, h * w, |a, b| {
             let dy = (a / w + gh - b / w) % gh;
             let dx = (a % w + gw - b % w) % gw;
             auto[dy * gw + dx].re
-        });
+        })
+    }
+
+    /// The dense covariance of an `h × w` window of the periodic field on the doubled grid:
+    /// C[a, b] = c(a − b), with c the grid's autocovariance F⁻¹ p, then eigendecomposed.
+    fn window_covariance(&self, h: usize, w: usize) -> Covariance {
+        let d = h * w;
+        let c = self.dense_covariance(h, w);
         // Sequential on purpose: this runs under the cache's lock, often on a rayon worker while
         // the pool's other workers wait for that lock; a parallel decomposition would queue
         // work for them that they can never pick up (it deadlocked the tests).
@@ -392,7 +399,8 @@ impl GaussianField {
         Images::new(data, [count, 1, size, size])
     }
 
-    fn draw(&self, size: usize, p: &[f64], rng: &mut impl Rng) -> Vec<f32> {
+    /// One periodic `size × size` field with spectrum `p` (from [`GaussianField::spectrum`]).
+    pub(super) fn draw(&self, size: usize, p: &[f64], rng: &mut impl Rng) -> Vec<f32> {
         let mut buf: Vec<Complex<f64>> = (0..size * size)
             .map(|_| Complex::new(StandardNormal.sample(rng), 0.0))
             .collect();

@@ -10,7 +10,9 @@
 //!   of a stationary class is the Fourier basis).
 //! - [`Study::CAlpha`]: C^α images, one arm per α. The optimal MSE decays as σ^(2α/(α+1)), so
 //!   PSNR rises with slope α/(α+1) against −20·log₁₀σ: the fitted slope (with its standard error)
-//!   over the configured σ range against α/(α+1).
+//!   over the configured σ range against α/(α+1), beside the same fit of the MMSE with the
+//!   contour told ([`CAlpha::contour_known_mse`], spectral construction), a lower bound whose
+//!   slope says whether the rate holds on this grid over that range.
 //! - [`Study::Disks`]: a 5-parameter manifold. MSE against the numerical MMSE
 //!   ([`DiskOracle`], whose Monte-Carlo accuracy is recorded); tr J against the dimension 5.
 //! - [`Study::Shuffled`]: a real data set and the same set with one fixed pixel permutation,
@@ -23,7 +25,7 @@ use super::jacobian::{self as jac, JacobianDir, JacobianError, Method, Subject};
 use crate::analysis::metrics::{mse, noisy};
 use crate::analysis::rate::{fit_line, LineFit};
 use crate::config::{check, InvalidField};
-use crate::data::synthetic::{CAlpha, Disks, Family, GaussianField};
+use crate::data::synthetic::{CAlpha, Construction, Disks, Family, GaussianField};
 use crate::data::{load_npy, DataError, Images};
 use crate::denoise::disks::Accuracy;
 use crate::denoise::{DctShrinkage, DenoiseError, Denoiser, DiskOracle, Linearize, Wiener};
@@ -50,6 +52,9 @@ pub enum Study {
     CAlpha {
         /// Regularities.
         alphas: Vec<f64>,
+        /// How the images are drawn.
+        #[serde(default = "Construction::recorded_before")]
+        construction: Construction,
     },
     /// Disks on a background.
     Disks,
@@ -263,22 +268,29 @@ impl Config {
             "must be ≥ 2",
         )?;
         match &self.study {
-            Study::CAlpha { alphas } => {
+            Study::CAlpha {
+                alphas,
+                construction,
+            } => {
                 check(!alphas.is_empty(), "alphas", "", "must list at least one α")?;
                 for &alpha in alphas {
-                    Family::CAlpha(CAlpha { alpha })
-                        .generate(8, 1, 0)
-                        .map_err(|e| match e {
-                            DataError::Invalid(f) => InvalidField {
-                                field: "alphas",
-                                ..f
-                            },
-                            other => InvalidField {
-                                field: "alphas",
-                                value: alpha.to_string(),
-                                expected: other.to_string(),
-                            },
-                        })?;
+                    let construction = *construction;
+                    Family::CAlpha(CAlpha {
+                        alpha,
+                        construction,
+                    })
+                    .generate(8, 1, 0)
+                    .map_err(|e| match e {
+                        DataError::Invalid(f) => InvalidField {
+                            field: "alphas",
+                            ..f
+                        },
+                        other => InvalidField {
+                            field: "alphas",
+                            value: alpha.to_string(),
+                            expected: other.to_string(),
+                        },
+                    })?;
                 }
             }
             Study::Gaussian { field } => {
@@ -322,9 +334,18 @@ impl Config {
                     Family::Gaussian(field.clone()),
                 )]
             }
-            Study::CAlpha { alphas } => alphas
+            Study::CAlpha {
+                alphas,
+                construction,
+            } => alphas
                 .iter()
-                .map(|&alpha| synthetic(format!("alpha-{alpha}"), Family::CAlpha(CAlpha { alpha })))
+                .map(|&alpha| {
+                    let family = Family::CAlpha(CAlpha {
+                        alpha,
+                        construction: *construction,
+                    });
+                    synthetic(format!("alpha-{alpha}"), family)
+                })
                 .collect(),
             Study::Disks => vec![synthetic("disks".into(), Family::Disks(Disks {}))],
             Study::Shuffled { data } => [("original", false), ("shuffled", true)]
@@ -393,6 +414,10 @@ pub struct Row {
     /// excess over the optimum that its σ inference alone explains.
     #[serde(default)]
     pub wiener_at_effective_sigma: Option<f64>,
+    /// C^α (spectral): the MMSE with the contour told, a lower bound on the optimum, in closed
+    /// form over fresh draws of the family ([`CAlpha::contour_known_mse`]).
+    #[serde(default)]
+    pub contour_known: Option<f64>,
     /// The classical reference.
     pub baseline: f64,
     /// The noisy input (≈ σ²).
@@ -408,6 +433,9 @@ pub struct Slope {
     pub network: Option<LineFit>,
     /// The classical reference's fit.
     pub baseline: Option<LineFit>,
+    /// The contour-known bound's fit: where the rate holds on this grid, it is α/(α+1).
+    #[serde(default)]
+    pub contour_known: Option<LineFit>,
     /// The σ range fitted.
     pub range: [f32; 2],
 }
@@ -545,6 +573,10 @@ pub fn run(
     Ok(record)
 }
 
+/// Fresh images over which the C^α contour-known bound is averaged (each costs an
+/// eigendecomposition of a D × D matrix).
+const CONTOUR_KNOWN_DRAWS: usize = 64;
+
 /// The optimal denoiser of an arm, where one is computed.
 enum Optimum {
     Wiener(Wiener, GaussianField),
@@ -613,6 +645,15 @@ fn measure(
         ArmData::Synthetic(Family::Gaussian(field)) => Some(train::blind_optima(field, &tc)),
         _ => None,
     };
+    let contour_known = match &arm.data {
+        ArmData::Synthetic(Family::CAlpha(c)) => {
+            let sigmas: Vec<f64> = cfg.sigmas.iter().map(|&s| s as f64).collect();
+            let draws = cfg.eval_count.min(CONTOUR_KNOWN_DRAWS);
+            let seed = derive(cfg.seed, Purpose::Oracle, &[c.alpha.to_bits()]);
+            c.contour_known_mse(cfg.size, &sigmas, draws, seed)
+        }
+        _ => None,
+    };
     let mut rows = Vec::new();
     progress.start(&format!("{}: σ", arm.name), cfg.sigmas.len() as u64);
     for (i, &sigma) in cfg.sigmas.iter().enumerate() {
@@ -649,6 +690,7 @@ fn measure(
             homogeneous_optimum,
             effective_sigma,
             wiener_at_effective_sigma,
+            contour_known: contour_known.as_ref().map(|b| b[i]),
             baseline: err(&baseline.denoise(&y, Some(sigma))?),
             noisy: err(&y),
         });
@@ -725,6 +767,11 @@ pub fn slope(rows: &[Row], alpha: f64, range: [f32; 2]) -> Slope {
         optimal: alpha / (alpha + 1.0),
         network: fit(&|r| r.network),
         baseline: fit(&|r| r.baseline),
+        contour_known: inside
+            .iter()
+            .all(|r| r.contour_known.is_some())
+            .then(|| fit(&|r| r.contour_known.unwrap_or(f64::NAN)))
+            .flatten(),
         range,
     }
 }
@@ -816,6 +863,7 @@ mod tests {
             homogeneous_optimum: None,
             effective_sigma: None,
             wiener_at_effective_sigma: None,
+            contour_known: None,
             baseline: 2.0 * network,
             noisy: (sigma as f64).powi(2),
         }
