@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tweedie::data::synthetic::{Boundary, Construction, GaussianField};
 use tweedie::experiments::optimality::{self, Baseline, Config, OptimalityDir, Record, Row, Study};
 use tweedie::nn::{Arch, NetConfig};
-use tweedie::train::{DataConfig, TrainConfig};
+use tweedie::train::{DataConfig, LossWeighting, SigmaSampling, TrainConfig};
 use tweedie::DeviceSpec;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,13 @@ pub struct OptimalityArgs {
     /// Largest training noise level (covers the measured σ).
     #[arg(long, default_value = "0.5", value_parser = super::sigma_arg)]
     sigma_max: f32,
+    /// How each training image's σ is drawn (as `tweedie train --sigma-sampling`).
+    #[arg(long, value_enum, default_value_t = SigmaSampling::Mixture)]
+    sigma_sampling: SigmaSampling,
+    /// Weight of each image's squared error by its noise level (as `tweedie train
+    /// --loss-weighting`).
+    #[arg(long, value_enum, default_value_t = LossWeighting::InvSigma)]
+    loss_weighting: LossWeighting,
     /// Keep a moving average of the weights with this decay and measure it (0: none).
     #[arg(long, default_value_t = 0.0)]
     ema: f64,
@@ -208,6 +215,8 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
     train.lr = a.lr;
     train.sigma_max = a.sigma_max;
     train.ema = (a.ema != 0.0).then_some(a.ema);
+    train.sigma_sampling = a.sigma_sampling;
+    train.loss_weighting = a.loss_weighting;
     train.val_count = t.val_count;
     train.min_epoch = t.min_epoch;
     cfg.train = train;
