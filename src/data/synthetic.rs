@@ -129,8 +129,9 @@ impl Default for CAlpha {
 /// scale whatever α), and the measured rates of both the network and the DCT reference came out
 /// near 0.6–0.67 for every α. The spectral construction puts the regularity in the spectrum,
 /// where a denoiser meets it at every scale the grid has: a Gaussian field with power spectrum
-/// ∝ |f|^−(2α+2) is C^α in two dimensions and its Wiener MSE decays exactly as σ^(2α/(α+1))
-/// between the coarsest and the finest scale; a process with spectrum ∝ |f|^−(2α+1) is C^α on a
+/// ∝ |f|^−(2α+2) is C^α in two dimensions and its Wiener MSE decays as σ^(2α/(α+1)) between
+/// the coarsest and the finest scale (fitted slopes within 0.02 of α/(α+1) at 32×32 for
+/// σ ∈ [0.02, 0.2], standard deviation 0.05–0.1); a process with spectrum ∝ |f|^−(2α+1) is C^α on a
 /// line; and an area-sampled edge (each pixel the fraction of it on either side) varies smoothly
 /// with the contour, so the contour's regularity is not lost to the pixel staircase.
 #[derive(
