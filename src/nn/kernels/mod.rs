@@ -1,8 +1,8 @@
 //! The CPU backend behind the networks: burn backend extensions for `flex` (with and without
 //! autodiff) whose kernels we wrote because burn's generic ones were the bottleneck — Winograd
 //! 3×3 convolutions ([`conv`], [`winograd`], and [`winograd_f4`] for inference), 2×2
-//! upsampling as a GEMM ([`upsample`]) and the fused bias-free norm + ReLU ([`norm_relu`]). On other devices each operation steps aside to
-//! burn's own. Private to `nn`: the networks are the interface.
+//! upsampling as a GEMM ([`upsample`]) and the fused bias-free norm + ReLU ([`norm_relu`]). On
+//! other devices each operation steps aside to burn's own. Private to `nn`: the networks are the interface.
 
 mod bilinear;
 pub(super) mod conv;
@@ -11,3 +11,62 @@ pub(super) mod norm_relu;
 pub(super) mod upsample;
 mod winograd;
 mod winograd_f4;
+
+/// What the kernels' tests share: inputs, the convolution's definition, thread pools.
+#[cfg(test)]
+mod testing {
+    use super::winograd::ConvShape;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// `n` values uniform in [−1, 1) from `seed`.
+    pub fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// The 3×3 convolution (zero padding 1) by direct summation in f64 — the definition — and,
+    /// per output, Σ|x||w| (the scale that rounding errors are relative to).
+    pub fn direct(x: &[f32], w: &[f32], s: ConvShape) -> (Vec<f64>, Vec<f64>) {
+        let n = s.batch * s.c_out * s.h * s.w;
+        let (mut y, mut scale) = (vec![0.0f64; n], vec![0.0f64; n]);
+        for b in 0..s.batch {
+            for co in 0..s.c_out {
+                for r in 0..s.h {
+                    for c in 0..s.w {
+                        let (mut acc, mut abs) = (0.0f64, 0.0f64);
+                        for ci in 0..s.c_in {
+                            for kr in 0..3 {
+                                for kc in 0..3 {
+                                    let (ir, ic) = ((r + kr) as isize - 1, (c + kc) as isize - 1);
+                                    if ir < 0 || ic < 0 || ir >= s.h as isize || ic >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * s.c_in + ci) * s.h + ir as usize) * s.w
+                                        + ic as usize]
+                                        as f64;
+                                    let wv = w[(co * s.c_in + ci) * 9 + kr * 3 + kc] as f64;
+                                    acc += xv * wv;
+                                    abs += (xv * wv).abs();
+                                }
+                            }
+                        }
+                        let i = ((b * s.c_out + co) * s.h + r) * s.w + c;
+                        (y[i], scale[i]) = (acc, abs);
+                    }
+                }
+            }
+        }
+        (y, scale)
+    }
+
+    /// `f` run on a pool of `threads` threads (for thread-count invariance tests).
+    pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool")
+            .install(f)
+    }
+}

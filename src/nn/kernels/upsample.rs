@@ -343,13 +343,8 @@ mod tests {
         let dy: Vec<f32> = (0..s.batch * s.out_len())
             .map(|i| (i as f32 * 0.11).cos())
             .collect();
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("thread pool");
-            pool.install(|| backward_weight(&x, &dy, s))
-        };
+        let run =
+            |threads| super::super::testing::on_threads(threads, || backward_weight(&x, &dy, s));
         assert!(run(1) == run(3), "results differ between 1 and 3 threads");
     }
 }

@@ -672,44 +672,12 @@ fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{on_threads, random};
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-    }
 
     /// Direct summation in f64, the definition.
     fn direct(x: &[f32], w: &[f32], s: ConvShape) -> Vec<f64> {
-        let mut y = vec![0.0f64; s.batch * s.c_out * s.h * s.w];
-        for b in 0..s.batch {
-            for co in 0..s.c_out {
-                for r in 0..s.h {
-                    for c in 0..s.w {
-                        let mut acc = 0.0f64;
-                        for ci in 0..s.c_in {
-                            for kr in 0..3 {
-                                for kc in 0..3 {
-                                    let (ir, ic) = (r as isize + kr - 1, c as isize + kc - 1);
-                                    if ir < 0 || ic < 0 || ir >= s.h as isize || ic >= s.w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let xv = x[((b * s.c_in + ci) * s.h + ir as usize) * s.w
-                                        + ic as usize];
-                                    let wv = w[(co * s.c_in + ci) * 9 + (kr * 3 + kc) as usize];
-                                    acc += xv as f64 * wv as f64;
-                                }
-                            }
-                        }
-                        y[((b * s.c_out + co) * s.h + r) * s.w + c] = acc;
-                    }
-                }
-            }
-        }
-        y
+        super::super::testing::direct(x, w, s).0
     }
 
     fn max_err(a: &[f32], b: &[f64]) -> f64 {
@@ -779,12 +747,10 @@ mod tests {
         let x = random(s.batch * s.c_in * s.h * s.w, 70);
         let dy = random(s.batch * s.c_out * s.h * s.w, 71);
         let w = random(s.c_out * s.c_in * 9, 72);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("thread pool");
-            pool.install(|| (backward_weight(&x, &dy, s), forward(&x, &w, s)))
+        let run = |threads| {
+            on_threads(threads, || {
+                (backward_weight(&x, &dy, s), forward(&x, &w, s))
+            })
         };
         assert!(run(1) == run(3), "results differ between 1 and 3 threads");
     }

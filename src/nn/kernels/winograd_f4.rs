@@ -454,50 +454,8 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize, u: &mut Vec<f32>)
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{direct, on_threads, random};
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-    }
-
-    /// Direct summation in f64 (the definition) and, per output, Σ|x||w| (the scale that
-    /// rounding errors are relative to).
-    fn direct(x: &[f32], w: &[f32], s: ConvShape) -> (Vec<f64>, Vec<f64>) {
-        let n = s.batch * s.c_out * s.h * s.w;
-        let (mut y, mut scale) = (vec![0.0f64; n], vec![0.0f64; n]);
-        for b in 0..s.batch {
-            for co in 0..s.c_out {
-                for r in 0..s.h {
-                    for c in 0..s.w {
-                        let (mut acc, mut abs) = (0.0f64, 0.0f64);
-                        for ci in 0..s.c_in {
-                            for kr in 0..3 {
-                                for kc in 0..3 {
-                                    let (ir, ic) = ((r + kr) as isize - 1, (c + kc) as isize - 1);
-                                    if ir < 0 || ic < 0 || ir >= s.h as isize || ic >= s.w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let xv = x[((b * s.c_in + ci) * s.h + ir as usize) * s.w
-                                        + ic as usize]
-                                        as f64;
-                                    let wv = w[(co * s.c_in + ci) * 9 + kr * 3 + kc] as f64;
-                                    acc += xv * wv;
-                                    abs += (xv * wv).abs();
-                                }
-                            }
-                        }
-                        let i = ((b * s.c_out + co) * s.h + r) * s.w + c;
-                        (y[i], scale[i]) = (acc, abs);
-                    }
-                }
-            }
-        }
-        (y, scale)
-    }
 
     /// The largest error relative to Σ|x||w| of its output.
     fn relative_error(s: ConvShape, seed: u64) -> f64 {
@@ -584,13 +542,7 @@ mod tests {
             random(s.batch * s.c_in * s.h * s.w, 70),
             random(s.c_out * s.c_in * 9, 72),
         );
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| forward(&x, &w, s))
-        };
+        let run = |threads| on_threads(threads, || forward(&x, &w, s));
         assert!(run(1) == run(3), "results differ between 1 and 3 threads");
     }
 
