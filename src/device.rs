@@ -195,6 +195,36 @@ pub fn is_flex(device: &Device) -> bool {
     )
 }
 
+/// Runs `work`, which ends by reading its result back from the device, and tells running out of
+/// the device's memory (`Err` with the backend's words) apart from success. Any other failure
+/// panics, as a plain read would have. A GPU backend reports a refused allocation at the next
+/// read rather than where it happened, so `work` must read (`try_into_data`) for this to see it;
+/// a panic whose message says out of memory counts too (wgpu words some refusals that way).
+pub fn within_memory<T, E: fmt::Display>(work: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+    let oom = |message: &str| crate::resources::out_of_memory_line(message).map(str::to_string);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            let message = e.to_string();
+            match oom(&message) {
+                Some(line) => Err(line),
+                None => panic!("the device failed: {message}"),
+            }
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            match oom(message) {
+                Some(line) => Err(line),
+                None => std::panic::resume_unwind(payload),
+            }
+        }
+    }
+}
+
 /// wgpu adapters, each initialized once per process (burn refuses a second initialization of
 /// the same one) and remembered with what it is.
 #[cfg(feature = "wgpu")]

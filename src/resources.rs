@@ -81,6 +81,86 @@ pub fn check_batch(
     }
 }
 
+/// The line of a backend's error message that says the device ran out of memory (or could not
+/// allocate a buffer that large), as cubecl and wgpu word it, or `None` for other failures. A GPU
+/// states no free-memory figure a batch could be checked against beforehand, so its refusal is
+/// what a planner has to go on.
+pub fn out_of_memory_line(message: &str) -> Option<&str> {
+    const SIGNS: [&str; 6] = [
+        "can't allocate buffer",
+        "out of device memory",
+        "out of memory",
+        "not enough memory left",
+        "greater than the maximum buffer size",
+        "the reservation behind it failed",
+    ];
+    message.lines().map(str::trim).find(|line| {
+        let line = line.to_lowercase();
+        SIGNS.iter().any(|s| line.contains(s))
+    })
+}
+
+/// The largest batch, at most `batch`, that `fits` accepts, or `None` when not even one image
+/// does: halving from `batch` until one fits, then bisecting between it and the smallest that
+/// did not, so about 2·log₂(batch) trials at worst. `fits` is assumed monotone (what fits at b
+/// fits below b); its errors (anything but running out of memory) end the search.
+pub fn largest_fitting<E>(
+    batch: usize,
+    mut fits: impl FnMut(usize) -> Result<bool, E>,
+) -> Result<Option<usize>, E> {
+    let mut hi = batch.max(1);
+    if fits(hi)? {
+        return Ok(Some(hi));
+    }
+    let mut lo = hi / 2;
+    while lo > 0 && !fits(lo)? {
+        hi = lo;
+        lo /= 2;
+    }
+    if lo == 0 {
+        return Ok(None);
+    }
+    // lo fits, hi does not
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some(lo))
+}
+
+/// A batch a GPU refused for lack of memory, with the largest that it accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a batch of {batch} {h}×{w} images does not fit in the memory of {device}{purpose} ({reason}); \
+     {}",
+    match fits {
+        Some(fits) => format!("a batch of {fits} does: use --batch {fits} or less"),
+        None => "no smaller batch ran after it either, down to one image: run again with a \
+                 smaller --batch, or use a smaller network or smaller images"
+            .into(),
+    }
+)]
+pub struct DeviceShortfall {
+    /// The device, in words.
+    pub device: String,
+    /// The batch asked for.
+    pub batch: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// The largest batch that ran, found by trying (`None`: none did).
+    pub fits: Option<usize>,
+    /// What the backend said, first line.
+    pub reason: String,
+    /// What the memory is for, as the message says it (" to train", or nothing).
+    pub purpose: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +210,61 @@ mod tests {
         assert!(err.contains("--batch 10 or less"), "{err}");
         assert!(check_batch(one, 10, [80, 80], Some(10 * one), "").is_ok());
         assert!(check_batch(one, 1 << 20, [80, 80], None, "").is_ok());
+    }
+
+    /// The search finds the exact threshold from any starting batch, in about 2·log₂(batch)
+    /// trials, says `None` when nothing fits and passes other errors on untouched.
+    #[test]
+    fn the_largest_fitting_batch_is_found_by_halving_and_bisection() {
+        for batch in [1, 2, 7, 64, 100, 128, 1000] {
+            for limit in 0..=batch + 3 {
+                let mut trials = 0;
+                let found = largest_fitting::<()>(batch, |b| {
+                    trials += 1;
+                    Ok(b <= limit)
+                })
+                .unwrap();
+                let expected = (limit > 0).then_some(limit.min(batch));
+                assert_eq!(found, expected, "batch {batch}, limit {limit}");
+                let log = (batch as f64).log2().ceil() as usize;
+                assert!(trials <= 2 * log + 2, "{trials} trials for {batch}");
+            }
+        }
+        let err = largest_fitting(64, |b| if b < 64 { Err(b) } else { Ok(false) });
+        assert_eq!(err, Err(32));
+    }
+
+    /// The wordings cubecl and wgpu use for a refused allocation are recognized, other failures
+    /// are not.
+    #[test]
+    fn out_of_memory_messages_are_recognized() {
+        for m in [
+            "An IO error happened\nCaused by:\n  can't allocate buffer of size: 67108864",
+            "out of device memory allocating 1024 bytes",
+            "In Device::create_buffer\n    Not enough memory left.",
+            "Buffer size 8388608 is greater than the maximum buffer size (4194304)",
+            "memory ManagedMemoryId { value: 3 } was never allocated: the reservation behind it failed",
+        ] {
+            assert!(out_of_memory_line(m).is_some_and(|l| m.ends_with(l)), "{m}");
+        }
+        for m in [
+            "A compilation error happened during launch",
+            "device lost",
+            "",
+        ] {
+            assert_eq!(out_of_memory_line(m), None, "{m}");
+        }
+        let e = DeviceShortfall {
+            device: "wgpu (a GPU)".into(),
+            batch: 512,
+            h: 64,
+            w: 64,
+            fits: Some(200),
+            reason: "can't allocate buffer of size: 67108864".into(),
+            purpose: " to train",
+        };
+        assert!(e.to_string().contains("use --batch 200 or less"), "{e}");
+        let none = DeviceShortfall { fits: None, ..e };
+        assert!(none.to_string().contains("no smaller batch ran"), "{none}");
     }
 }

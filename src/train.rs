@@ -20,7 +20,7 @@ use crate::data::{split, DataError, DataSource, Dataset, FolderOptions, Images, 
 use crate::denoise::{DenoiseError, Learned};
 use crate::device::{DeviceError, DeviceSpec};
 use crate::nn::checkpoint::{self, CheckpointError, TrainState};
-use crate::nn::{Mode, NetConfig};
+use crate::nn::{Mode, NetConfig, Network};
 use crate::progress::Progress;
 use crate::rng::{derive, stream, Purpose};
 use crate::run::{MetricsLine, RunDir, RunRecord, RunState};
@@ -503,6 +503,9 @@ pub enum TrainError {
     /// The batch would not fit in memory.
     #[error(transparent)]
     Memory(#[from] crate::resources::Shortfall),
+    /// The GPU refused the batch for lack of memory.
+    #[error(transparent)]
+    DeviceMemory(Box<crate::resources::DeviceShortfall>),
     /// A checkpoint made with another seed or network.
     #[error("{0} was made with another seed or network; resume with the run's own config.json")]
     ForeignCheckpoint(PathBuf),
@@ -627,6 +630,52 @@ fn io(path: PathBuf) -> impl FnOnce(std::io::Error) -> TrainError {
     move |source| TrainError::Io { path, source }
 }
 
+/// Tries a training step's forward and backward passes at `batch` on a GPU (`device`, with
+/// autodiff) before training starts, and refuses a batch the device cannot hold, naming the
+/// largest one it can (found by trying smaller ones, [`crate::resources::largest_fitting`]).
+/// Nothing the run keeps is touched: the trial's gradients are dropped, its images are a fixed
+/// pattern, not training data. On success this costs one step (and compiles the step's kernels,
+/// which the first real step would have done).
+pub fn check_device_batch(
+    net: &Network,
+    device: &Device,
+    batch: usize,
+    [c, h, w]: [usize; 3],
+    device_name: &str,
+) -> Result<(), crate::resources::DeviceShortfall> {
+    let mut reason = None;
+    let trial = |b: usize| -> Result<bool, std::convert::Infallible> {
+        let run = crate::device::within_memory(|| {
+            let pattern = (0..b * c * h * w)
+                .map(|i| (i % 251) as f32 / 251.0)
+                .collect();
+            let y = Images::new(pattern, [b, c, h, w]).to_tensor(device);
+            let loss = (net.forward(y.clone(), Mode::Train) - y).square().sum();
+            drop(loss.backward());
+            loss.try_into_data()
+        });
+        if let Err(line) = run {
+            reason.get_or_insert(line);
+            device.memory_cleanup();
+            return Ok(false);
+        }
+        Ok(true)
+    };
+    let Ok(fits) = crate::resources::largest_fitting(batch, trial);
+    match (fits, reason) {
+        (Some(f), _) if f >= batch => Ok(()),
+        (fits, reason) => Err(crate::resources::DeviceShortfall {
+            device: device_name.to_string(),
+            batch,
+            h,
+            w,
+            fits,
+            reason: reason.unwrap_or_default(),
+            purpose: " to train",
+        }),
+    }
+}
+
 /// Refuses a batch whose training would not fit in `available` bytes (`None`: unknown).
 fn check_memory(
     cfg: &TrainConfig,
@@ -700,8 +749,10 @@ pub fn train_on(
         });
     }
     let device = cfg.device.device()?;
-    // host memory is the limit on the CPU; a GPU's is its own (and the backend's to report)
-    if crate::device::is_host(&device) {
+    // host memory is the limit on the CPU, checked by estimate; a GPU states none, so there
+    // the batch is tried (below, once the network exists)
+    let host = crate::device::is_host(&device);
+    if host {
         check_memory(cfg, h, w, crate::resources::available_memory())?;
     }
     let adev = device.clone().autodiff();
@@ -735,6 +786,10 @@ pub fn train_on(
     }
     let (mut net, mut optim, state, mut ema) = restore()?;
     let (start, mut lr_scale) = (state.step, state.lr_scale);
+    if !host && start < end {
+        check_device_batch(&net, &adev, cfg.batch, [c, h, w], &cfg.device.describe())
+            .map_err(|e| TrainError::DeviceMemory(Box::new(e)))?;
+    }
 
     let record = RunRecord {
         config: cfg.clone(),

@@ -190,3 +190,105 @@ fn gpu_samples_do_not_depend_on_the_batch() {
     let e = rel_err(one.as_slice(), four.as_slice());
     assert!(e < 1e-5, "batch 1 vs 4: relative difference {e}");
 }
+
+/// Lavapipe with every buffer capped at `cap` bytes: a device of its own (a runtime apart from
+/// the shared one), on which a modest batch runs out of memory the way a large one does on a
+/// real GPU. `None` where there is no software Vulkan device.
+fn capped_gpu(cap: u64) -> Option<Device> {
+    use burn::tensor::wgpu::{wgpu, WgpuSetup};
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        force_fallback_adapter: true,
+        ..Default::default()
+    }))
+    .ok()?;
+    let mut limits = adapter.limits();
+    limits.max_buffer_size = cap;
+    limits.max_storage_buffer_binding_size = cap.min(limits.max_storage_buffer_binding_size);
+    let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: limits,
+        required_features: adapter.features(),
+        ..Default::default()
+    }))
+    .ok()?;
+    let backend = adapter.get_info().backend;
+    let setup = WgpuSetup {
+        instance,
+        adapter,
+        device,
+        queue,
+        backend,
+    };
+    Device::wgpu_options().setup(setup).init().ok()
+}
+
+/// wgpu's native futures are ready when first polled; this waits for them without a runtime.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn small_unet() -> tweedie::NetConfig {
+    tweedie::NetConfig {
+        arch: tweedie::nn::Arch::BfUnet,
+        image_channels: 1,
+        channels: 8,
+        blocks: 2,
+        layers: 0,
+    }
+}
+
+/// A training batch the device cannot hold is refused before training with the largest one it
+/// can, found by trying; that one then runs. With buffers capped at 8 MiB, the 8-channel
+/// network's largest tensor on 16×16 images (the skip concatenation, 16 KiB an image) allows
+/// at most 512.
+#[test]
+fn a_training_batch_the_gpu_cannot_hold_is_refused_with_one_it_can() {
+    let Some(gpu) = capped_gpu(8 << 20) else {
+        eprintln!("no software Vulkan device: skipped");
+        return;
+    };
+    let adev = gpu.autodiff();
+    let net = small_unet().init(&adev, 0);
+    let err =
+        tweedie::train::check_device_batch(&net, &adev, 1024, [1, 16, 16], "capped").unwrap_err();
+    let fits = err.fits.expect("a smaller batch runs");
+    assert!((128..1024).contains(&fits), "{err}");
+    assert!(err.reason.contains("allocate"), "{err}");
+    assert!(
+        err.to_string().contains(&format!("--batch {fits} or less")),
+        "{err}"
+    );
+    tweedie::train::check_device_batch(&net, &adev, fits, [1, 16, 16], "capped").unwrap();
+}
+
+/// Denoising a set larger than the device holds at once: the batch shrinks until it runs, and
+/// the result is the same as in small batches.
+#[test]
+fn denoising_on_the_gpu_shrinks_a_batch_it_cannot_hold() {
+    use tweedie::Denoiser;
+    let Some(gpu) = capped_gpu(8 << 20) else {
+        eprintln!("no software Vulkan device: skipped");
+        return;
+    };
+    let net = small_unet().init(&gpu, 0);
+    let pattern = (0..1024 * 256)
+        .map(|i| (i * 37 % 101) as f32 / 101.0)
+        .collect();
+    let y = Images::new(pattern, [1024, 1, 16, 16]);
+    let learned = tweedie::denoise::Learned::new(net.clone(), gpu.clone(), 1).with_batch(1024);
+    let whole = learned.denoise(&y, None).unwrap();
+    let fitted = learned
+        .fitted_batch()
+        .expect("the device refused 1024 images at once");
+    assert!((64..1024).contains(&fitted), "{fitted}");
+    let small = tweedie::denoise::Learned::new(net, gpu, 1).with_batch(64);
+    let parts = small.denoise(&y, None).unwrap();
+    assert!(rel_err(whole.as_slice(), parts.as_slice()) < 1e-5);
+}

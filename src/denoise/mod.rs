@@ -24,6 +24,7 @@ use crate::data::Images;
 use crate::nn::{Linearized, Mode, Network};
 use burn::tensor::Device;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Errors of denoising.
@@ -43,6 +44,9 @@ pub enum DenoiseError {
         /// What it got.
         got: [usize; 3],
     },
+    /// Not even one image fits in the GPU's memory.
+    #[error(transparent)]
+    DeviceMemory(Box<crate::resources::DeviceShortfall>),
 }
 
 /// A denoiser: x̂ = f(y) for a batch of noisy images.
@@ -230,6 +234,9 @@ pub struct Learned {
     device: Device,
     image_channels: usize,
     batch: usize,
+    /// On a GPU, the largest batch that has run since one was refused for lack of memory (0:
+    /// none refused yet).
+    fitted: AtomicUsize,
 }
 
 impl Learned {
@@ -240,6 +247,7 @@ impl Learned {
             device,
             image_channels,
             batch: 64,
+            fitted: AtomicUsize::new(0),
         }
     }
 
@@ -247,6 +255,15 @@ impl Learned {
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
+    }
+
+    /// On a GPU, the batch it ran after refusing the set one for lack of memory (`None`: none
+    /// refused).
+    pub fn fitted_batch(&self) -> Option<usize> {
+        match self.fitted.load(Ordering::Relaxed) {
+            0 => None,
+            fitted => Some(fitted),
+        }
     }
 
     /// The network.
@@ -262,6 +279,56 @@ impl Learned {
     /// The device it runs on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Denoising on a GPU, which states no free memory to plan by: batches of the set size until
+    /// the device refuses one, then halves of it until one runs, and that size from then on. An
+    /// image's output does not depend on its batch, so this changes no result. (With burn 0.22's
+    /// wgpu backend a refused allocation can leave the device unable to take new memory pages,
+    /// so after one refusal the smaller batches may fail too; the error then says to ask for a
+    /// smaller batch from the start.)
+    fn denoise_on_gpu(&self, y: &Images) -> Result<Images, DenoiseError> {
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < y.len() {
+            let batch = match self.fitted.load(Ordering::Relaxed) {
+                0 => self.batch,
+                fitted => fitted.min(self.batch),
+            };
+            let idx: Vec<usize> = (start..(start + batch).min(y.len())).collect();
+            let run = crate::device::within_memory(|| {
+                let t = y.select(&idx).to_tensor(&self.device);
+                let out = self.net.denoise(t, Mode::Eval);
+                let dims = out.dims();
+                out.try_into_data().map(|d| (d, dims))
+            });
+            match run {
+                Ok((data, dims)) => {
+                    let values = data.convert::<f32>().try_to_vec::<f32>();
+                    parts.push(Images::new(values.expect("f32 tensor data"), dims));
+                    start += idx.len();
+                }
+                Err(reason) if idx.len() == 1 => {
+                    let [_, _, h, w] = y.shape();
+                    return Err(DenoiseError::DeviceMemory(Box::new(
+                        crate::resources::DeviceShortfall {
+                            device: "the GPU".into(),
+                            batch: self.batch,
+                            h,
+                            w,
+                            fits: None,
+                            reason,
+                            purpose: "",
+                        },
+                    )));
+                }
+                Err(_) => {
+                    self.device.memory_cleanup();
+                    self.fitted.store(idx.len() / 2, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(Images::concat(&parts))
     }
 
     /// Images per pass for images of `shape`: the set batch, fewer when its eval pass would take
@@ -292,6 +359,9 @@ impl Denoiser for Learned {
                 expected: format!("{} channel(s)", self.image_channels),
                 got: y.image_shape(),
             });
+        }
+        if !crate::device::is_host(&self.device) {
+            return self.denoise_on_gpu(y);
         }
         let idx: Vec<usize> = (0..y.len()).collect();
         let parts: Vec<Images> = idx
