@@ -292,3 +292,25 @@ fn denoising_on_the_gpu_shrinks_a_batch_it_cannot_hold() {
     let parts = small.denoise(&y, None).unwrap();
     assert!(rel_err(whole.as_slice(), parts.as_slice()) < 1e-5);
 }
+
+/// Jacobian-vector products on a set of vectors larger than the device holds at once: the set
+/// is split until the parts run, with the same products as in small sets.
+#[test]
+fn vjps_on_the_gpu_split_a_set_it_cannot_hold() {
+    use tweedie::denoise::Linearize;
+    let Some(gpu) = capped_gpu(8 << 20) else {
+        eprintln!("no software Vulkan device: skipped");
+        return;
+    };
+    let net = small_unet().init(&gpu, 0);
+    let learned = tweedie::denoise::Learned::new(net, gpu, 1);
+    let pattern = |n: usize, k: usize| (0..n).map(|i| ((i * k) % 97) as f32 / 97.0).collect();
+    let y = Images::new(pattern(256, 7), [1, 1, 16, 16]);
+    let vs = Images::new(pattern(1024 * 256, 13), [1024, 1, 16, 16]);
+    let at = learned.linearize(&y, None).unwrap();
+    let parts: Vec<Images> = (0..16)
+        .map(|p| at.vjp(&vs.select(&(64 * p..64 * (p + 1)).collect::<Vec<_>>())))
+        .collect();
+    let whole = at.vjp(&vs);
+    assert!(rel_err(whole.as_slice(), Images::concat(&parts).as_slice()) < 1e-5);
+}

@@ -248,6 +248,16 @@ impl Images {
         Images::new(data, dims)
     }
 
+    /// Reads a `[n, c, h, w]` tensor back to the host, passing on what the device reports (a GPU
+    /// reports a refused allocation at the read; see [`crate::device::within_memory`]).
+    pub fn try_from_tensor(t: Tensor<4>) -> Result<Images, impl std::fmt::Display> {
+        let dims = t.dims();
+        t.try_into_data().map(|d| {
+            let values = d.convert::<f32>().try_to_vec::<f32>();
+            Images::new(values.expect("f32 tensor data"), dims)
+        })
+    }
+
     /// Index of the first image holding a NaN or infinity, if any.
     pub fn first_non_finite(&self) -> Option<usize> {
         let d = self.dim().max(1);

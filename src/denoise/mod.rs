@@ -22,7 +22,7 @@ pub use shrinkage::DctShrinkage;
 use crate::data::synthetic::{GaussianField, Hypothesis};
 use crate::data::Images;
 use crate::nn::{Linearized, Mode, Network};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -298,14 +298,11 @@ impl Learned {
             let idx: Vec<usize> = (start..(start + batch).min(y.len())).collect();
             let run = crate::device::within_memory(|| {
                 let t = y.select(&idx).to_tensor(&self.device);
-                let out = self.net.denoise(t, Mode::Eval);
-                let dims = out.dims();
-                out.try_into_data().map(|d| (d, dims))
+                Images::try_from_tensor(self.net.denoise(t, Mode::Eval))
             });
             match run {
-                Ok((data, dims)) => {
-                    let values = data.convert::<f32>().try_to_vec::<f32>();
-                    parts.push(Images::new(values.expect("f32 tensor data"), dims));
+                Ok(part) => {
+                    parts.push(part);
                     start += idx.len();
                 }
                 Err(reason) if idx.len() == 1 => {
@@ -421,13 +418,44 @@ impl JacobianAt for LearnedAt<'_> {
     }
     fn jvp(&self, vs: &Images) -> Images {
         check_vectors(vs, self.shape());
-        let v = vs.to_tensor(self.device);
-        Images::from_tensor(v.clone() - self.lin.jvp(v))
+        self.apply(vs, &|v| self.lin.jvp(v))
     }
     fn vjp(&self, vs: &Images) -> Images {
         check_vectors(vs, self.shape());
-        let v = vs.to_tensor(self.device);
-        Images::from_tensor(v.clone() - self.lin.vjp(v))
+        self.apply(vs, &|v| self.lin.vjp(v))
+    }
+}
+
+impl LearnedAt<'_> {
+    /// v − product(v) for every vector of `vs`. On a GPU a set of vectors the device has no
+    /// memory for is split in halves until the parts run (each vector's product does not depend
+    /// on the others); one vector that does not fit is a failure of the device, reported as
+    /// such.
+    fn apply(&self, vs: &Images, product: &dyn Fn(Tensor<4>) -> Tensor<4>) -> Images {
+        let residual = |vs: &Images| {
+            let v = vs.to_tensor(self.device);
+            v.clone() - product(v)
+        };
+        if crate::device::is_host(self.device) {
+            return Images::from_tensor(residual(vs));
+        }
+        match crate::device::within_memory(|| Images::try_from_tensor(residual(vs))) {
+            Ok(images) => images,
+            Err(reason) if vs.len() == 1 => {
+                panic!("the GPU has no memory left for one Jacobian-vector product ({reason})")
+            }
+            Err(_) => {
+                self.device.memory_cleanup();
+                let half = vs.len() / 2;
+                let (a, b): (Vec<usize>, Vec<usize>) =
+                    ((0..half).collect(), (half..vs.len()).collect());
+                let parts = [
+                    self.apply(&vs.select(&a), product),
+                    self.apply(&vs.select(&b), product),
+                ];
+                Images::concat(&parts)
+            }
+        }
     }
 }
 
