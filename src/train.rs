@@ -20,7 +20,7 @@ use crate::data::{split, DataError, DataSource, Dataset, FolderOptions, Images, 
 use crate::denoise::{DenoiseError, Learned};
 use crate::device::{DeviceError, DeviceSpec};
 use crate::nn::checkpoint::{self, CheckpointError, TrainState};
-use crate::nn::{Mode, NetConfig, Network};
+use crate::nn::{Mode, NetConfig};
 use crate::progress::Progress;
 use crate::rng::{derive, stream, Purpose};
 use crate::run::{MetricsLine, RunDir, RunRecord, RunState};
@@ -633,16 +633,18 @@ fn io(path: PathBuf) -> impl FnOnce(std::io::Error) -> TrainError {
 /// Tries a training step's forward and backward passes at `batch` on a GPU (`device`, with
 /// autodiff) before training starts, and refuses a batch the device cannot hold, naming the
 /// largest one it can (found by trying smaller ones, [`crate::resources::largest_fitting`]).
-/// Nothing the run keeps is touched: the trial's gradients are dropped, its images are a fixed
-/// pattern, not training data. On success this costs one step (and compiles the step's kernels,
-/// which the first real step would have done).
+/// Nothing the run keeps is touched: the trials run on a network of their own (a forward pass
+/// in training mode moves the norms' running statistics, which a clone would share), on a fixed
+/// pattern rather than training data, and their gradients are dropped. On success this costs
+/// one step (and compiles the step's kernels, which the first real step would have done).
 pub fn check_device_batch(
-    net: &Network,
+    net: &NetConfig,
     device: &Device,
     batch: usize,
     [c, h, w]: [usize; 3],
     device_name: &str,
 ) -> Result<(), crate::resources::DeviceShortfall> {
+    let net = net.init(device, 0);
     let mut reason = None;
     let trial = |b: usize| -> Result<bool, std::convert::Infallible> {
         let run = crate::device::within_memory(|| {
@@ -787,8 +789,14 @@ pub fn train_on(
     let (mut net, mut optim, state, mut ema) = restore()?;
     let (start, mut lr_scale) = (state.step, state.lr_scale);
     if !host && start < end {
-        check_device_batch(&net, &adev, cfg.batch, [c, h, w], &cfg.device.describe())
-            .map_err(|e| TrainError::DeviceMemory(Box::new(e)))?;
+        check_device_batch(
+            &cfg.net,
+            &adev,
+            cfg.batch,
+            [c, h, w],
+            &cfg.device.describe(),
+        )
+        .map_err(|e| TrainError::DeviceMemory(Box::new(e)))?;
     }
 
     let record = RunRecord {

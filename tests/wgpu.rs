@@ -255,7 +255,7 @@ fn a_training_batch_the_gpu_cannot_hold_is_refused_with_one_it_can() {
         return;
     };
     let adev = gpu.autodiff();
-    let net = small_unet().init(&adev, 0);
+    let net = small_unet();
     let err =
         tweedie::train::check_device_batch(&net, &adev, 1024, [1, 16, 16], "capped").unwrap_err();
     let fits = err.fits.expect("a smaller batch runs");
