@@ -191,10 +191,19 @@ fn gpu_samples_do_not_depend_on_the_batch() {
     assert!(e < 1e-5, "batch 1 vs 4: relative difference {e}");
 }
 
-/// Lavapipe with every buffer capped at `cap` bytes: a device of its own (a runtime apart from
-/// the shared one), on which a modest batch runs out of memory the way a large one does on a
-/// real GPU. `None` where there is no software Vulkan device.
-fn capped_gpu(cap: u64) -> Option<Device> {
+/// Lavapipe with every buffer capped at 8 MiB: a device of its own (a runtime apart from the
+/// shared one), on which a modest batch runs out of memory the way a large one does on a real
+/// GPU. (A cap of 4 MiB is below the pages the allocator wants, and refuses everything.) `None`,
+/// said on stderr, where there is no software Vulkan device.
+fn capped_gpu() -> Option<Device> {
+    let device = capped_lavapipe(8 << 20);
+    if device.is_none() {
+        eprintln!("no software Vulkan device: skipped");
+    }
+    device
+}
+
+fn capped_lavapipe(cap: u64) -> Option<Device> {
     use burn::tensor::wgpu::{wgpu, WgpuSetup};
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
@@ -234,6 +243,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+/// `n` values in [0, 1): a fixed pattern, different for each `k`.
+fn pattern(n: usize, k: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * k) % 97) as f32 / 97.0).collect()
+}
+
 fn small_unet() -> tweedie::NetConfig {
     tweedie::NetConfig {
         arch: tweedie::nn::Arch::BfUnet,
@@ -250,10 +264,7 @@ fn small_unet() -> tweedie::NetConfig {
 /// at most 512.
 #[test]
 fn a_training_batch_the_gpu_cannot_hold_is_refused_with_one_it_can() {
-    let Some(gpu) = capped_gpu(8 << 20) else {
-        eprintln!("no software Vulkan device: skipped");
-        return;
-    };
+    let Some(gpu) = capped_gpu() else { return };
     let adev = gpu.autodiff();
     let net = small_unet();
     let err =
@@ -273,15 +284,9 @@ fn a_training_batch_the_gpu_cannot_hold_is_refused_with_one_it_can() {
 #[test]
 fn denoising_on_the_gpu_shrinks_a_batch_it_cannot_hold() {
     use tweedie::Denoiser;
-    let Some(gpu) = capped_gpu(8 << 20) else {
-        eprintln!("no software Vulkan device: skipped");
-        return;
-    };
+    let Some(gpu) = capped_gpu() else { return };
     let net = small_unet().init(&gpu, 0);
-    let pattern = (0..1024 * 256)
-        .map(|i| (i * 37 % 101) as f32 / 101.0)
-        .collect();
-    let y = Images::new(pattern, [1024, 1, 16, 16]);
+    let y = Images::new(pattern(1024 * 256, 37), [1024, 1, 16, 16]);
     let learned = tweedie::denoise::Learned::new(net.clone(), gpu.clone(), 1).with_batch(1024);
     let whole = learned.denoise(&y, None).unwrap();
     let fitted = learned
@@ -298,13 +303,9 @@ fn denoising_on_the_gpu_shrinks_a_batch_it_cannot_hold() {
 #[test]
 fn vjps_on_the_gpu_split_a_set_it_cannot_hold() {
     use tweedie::denoise::Linearize;
-    let Some(gpu) = capped_gpu(8 << 20) else {
-        eprintln!("no software Vulkan device: skipped");
-        return;
-    };
+    let Some(gpu) = capped_gpu() else { return };
     let net = small_unet().init(&gpu, 0);
     let learned = tweedie::denoise::Learned::new(net, gpu, 1);
-    let pattern = |n: usize, k: usize| (0..n).map(|i| ((i * k) % 97) as f32 / 97.0).collect();
     let y = Images::new(pattern(256, 7), [1, 1, 16, 16]);
     let vs = Images::new(pattern(1024 * 256, 13), [1024, 1, 16, 16]);
     let at = learned.linearize(&y, None).unwrap();
