@@ -752,7 +752,7 @@ pub fn train_on(
     }
     let device = cfg.device.device()?;
     // host memory is the limit on the CPU, checked by estimate; a GPU states none, so there
-    // the batch is tried (below, once the network exists)
+    // the batch is tried (below, after the checkpoint checks)
     let host = crate::device::is_host(&device);
     if host {
         check_memory(cfg, h, w, crate::resources::available_memory())?;
