@@ -237,15 +237,10 @@ impl Images {
         Tensor::from_data(TensorData::new(self.data.clone(), self.shape), device)
     }
 
-    /// Reads a `[n, c, h, w]` tensor back to the host.
+    /// Reads a `[n, c, h, w]` tensor back to the host; a failure of the device panics, as
+    /// burn's own reads do.
     pub fn from_tensor(t: Tensor<4>) -> Images {
-        let dims = t.dims();
-        let data: Vec<f32> = t
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32 tensor data");
-        Images::new(data, dims)
+        Self::try_from_tensor(t).unwrap_or_else(|e| panic!("reading a tensor back failed: {e}"))
     }
 
     /// Reads a `[n, c, h, w]` tensor back to the host, passing on what the device reports (a GPU

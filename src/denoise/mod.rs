@@ -44,7 +44,8 @@ pub enum DenoiseError {
         /// What it got.
         got: [usize; 3],
     },
-    /// Not even one image fits in the GPU's memory.
+    /// The GPU refused the batch and every smaller one down to a single image (after one
+    /// refusal burn's wgpu backend may refuse the rest; see [`Learned`]).
     #[error(transparent)]
     DeviceMemory(Box<crate::resources::DeviceShortfall>),
 }
