@@ -5,6 +5,7 @@
 //! other devices each operation steps aside to burn's own. Private to `nn`: the networks are the interface.
 
 mod bilinear;
+mod buffer;
 pub(super) mod conv;
 mod host;
 pub(super) mod norm_relu;

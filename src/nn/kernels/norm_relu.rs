@@ -10,6 +10,7 @@
 //! ∂L/∂x = g·γ/sd − γ·S/(M·sd³)·(x − μ) where the ReLU passed (the first term only there; the
 //! second everywhere), ∂L/∂γ = S/sd.
 
+use super::buffer::par_filled;
 use super::host::{dims, flex, host};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -47,17 +48,12 @@ pub fn moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f3
 
 /// y = max(0, x·γ_c/sd_c).
 pub fn forward(x: &[f32], gamma: &[f32], sd: &[f32], c: usize, plane: usize) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(plane)
-        .zip(x.par_chunks(plane))
-        .enumerate()
-        .for_each(|(k, (y, x))| {
-            let s = gamma[k % c] / sd[k % c];
-            for (y, x) in y.iter_mut().zip(x) {
-                *y = (x * s).max(0.0);
-            }
-        });
-    y
+    par_filled(x.len(), plane, |k, y| {
+        let s = gamma[k % c] / sd[k % c];
+        for (y, x) in y.iter_mut().zip(&x[k * plane..]) {
+            *y = (x * s).max(0.0);
+        }
+    })
 }
 
 /// (∂L/∂x, ∂L/∂γ) from the output gradient `dy` (see the module's formulas).
@@ -87,8 +83,7 @@ pub fn backward(
                 .sum::<f64>() as f32
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(plane).enumerate().for_each(|(k, dx)| {
+    let dx = par_filled(x.len(), plane, |k, dx| {
         let ch = k % c;
         let s = gamma[ch] / sd[ch];
         let coef = gamma[ch] * s_sum[ch] / (m * sd[ch] * sd[ch] * sd[ch]);

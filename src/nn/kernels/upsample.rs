@@ -9,6 +9,7 @@
 //! layers use burn's own `conv_transpose2d`.
 
 use super::bilinear::{self, BilinearKernels};
+use super::buffer::par_filled;
 use super::host::{dims, flex, host, on_flex};
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
@@ -53,17 +54,13 @@ pub fn forward(x: &[f32], weight: &[f32], s: UpShape) -> Vec<f32> {
     let hw = s.h * s.w;
     // weight as c_in × (c_out·4): columns (co, a, b)
     let wr = MatRef::from_row_major_slice(weight, s.c_in, 4 * s.c_out);
-    let mut y = vec![0.0f32; s.batch * s.out_len()];
-    y.par_chunks_mut(s.out_len())
-        .zip(x.par_chunks(s.in_len()))
-        .for_each(|(y, x)| {
-            let mut prod = vec![0.0f32; s.out_len()];
-            let dst = MatMut::from_row_major_slice_mut(&mut prod, 4 * s.c_out, hw);
-            let rhs = MatRef::from_row_major_slice(x, s.c_in, hw);
-            matmul(dst, Accum::Replace, wr.transpose(), rhs, 1.0f32, Par::Seq);
-            shuffle(&prod, y, s);
-        });
-    y
+    par_filled(s.batch * s.out_len(), s.out_len(), |b, y| {
+        let mut prod = vec![0.0f32; s.out_len()];
+        let dst = MatMut::from_row_major_slice_mut(&mut prod, 4 * s.c_out, hw);
+        let rhs = MatRef::from_row_major_slice(&x[b * s.in_len()..][..s.in_len()], s.c_in, hw);
+        matmul(dst, Accum::Replace, wr.transpose(), rhs, 1.0f32, Par::Seq);
+        shuffle(&prod, y, s);
+    })
 }
 
 /// ∂L/∂x from ∂L/∂y: the adjoint of [`forward`] in x.
@@ -72,16 +69,12 @@ pub fn backward_data(dy: &[f32], weight: &[f32], s: UpShape) -> Vec<f32> {
     check(weight.len(), s.c_in * s.c_out * 4, "weight");
     let hw = s.h * s.w;
     let wr = MatRef::from_row_major_slice(weight, s.c_in, 4 * s.c_out);
-    let mut dx = vec![0.0f32; s.batch * s.in_len()];
-    dx.par_chunks_mut(s.in_len())
-        .zip(dy.par_chunks(s.out_len()))
-        .for_each(|(dx, dy)| {
-            let g = unshuffle(dy, s);
-            let rhs = MatRef::from_row_major_slice(&g, 4 * s.c_out, hw);
-            let dst = MatMut::from_row_major_slice_mut(dx, s.c_in, hw);
-            matmul(dst, Accum::Replace, wr, rhs, 1.0f32, Par::Seq);
-        });
-    dx
+    par_filled(s.batch * s.in_len(), s.in_len(), |b, dx| {
+        let g = unshuffle(&dy[b * s.out_len()..][..s.out_len()], s);
+        let rhs = MatRef::from_row_major_slice(&g, 4 * s.c_out, hw);
+        let dst = MatMut::from_row_major_slice_mut(dx, s.c_in, hw);
+        matmul(dst, Accum::Replace, wr, rhs, 1.0f32, Par::Seq);
+    })
 }
 
 /// ∂L/∂weight from the input `x` and ∂L/∂y: `[c_in, c_out, 2, 2]`. Blocks of a fixed number
@@ -96,21 +89,17 @@ pub fn backward_weight(x: &[f32], dy: &[f32], s: UpShape) -> Vec<f32> {
         .map(|dy| unshuffle(dy, s))
         .collect();
     let row = 4 * s.c_out;
-    let mut dw = vec![0.0f32; s.c_in * row];
-    dw.par_chunks_mut(ROWS_PER_TASK * row)
-        .enumerate()
-        .for_each(|(task, dw)| {
-            let (ci0, rows) = (task * ROWS_PER_TASK, dw.len() / row);
-            let mut dst = MatMut::from_row_major_slice_mut(dw, rows, row);
-            for (b, g) in g.iter().enumerate() {
-                let xb = &x[b * s.in_len() + ci0 * hw..][..rows * hw];
-                let lhs = MatRef::from_row_major_slice(xb, rows, hw);
-                let rhs = MatRef::from_row_major_slice(g, row, hw).transpose();
-                let accum = if b == 0 { Accum::Replace } else { Accum::Add };
-                matmul(dst.as_mut(), accum, lhs, rhs, 1.0f32, Par::Seq);
-            }
-        });
-    dw
+    par_filled(s.c_in * row, ROWS_PER_TASK * row, |task, dw| {
+        let (ci0, rows) = (task * ROWS_PER_TASK, dw.len() / row);
+        let mut dst = MatMut::from_row_major_slice_mut(dw, rows, row);
+        for (b, g) in g.iter().enumerate() {
+            let xb = &x[b * s.in_len() + ci0 * hw..][..rows * hw];
+            let lhs = MatRef::from_row_major_slice(xb, rows, hw);
+            let rhs = MatRef::from_row_major_slice(g, row, hw).transpose();
+            let accum = if b == 0 { Accum::Replace } else { Accum::Add };
+            matmul(dst.as_mut(), accum, lhs, rhs, 1.0f32, Par::Seq);
+        }
+    })
 }
 
 /// Rows of the weight gradient per parallel task (a constant, for reproducibility).

@@ -10,12 +10,16 @@
 //! Layouts: transformed images are `[channel][ξ][tile]` (ξ the 16 positions of the 4×4
 //! Winograd domain, tiles ordered batch, tile row, tile column), so each channel is
 //! transformed independently and each ξ is one GEMM over strided rows; transformed kernels
-//! are `[ξ][c_out][c_in]`. Rounding: the transforms use ±1 and ±½ only; the result differs
+//! are `[c_out][ξ][c_in]` (strided rows again), so they can be made in parallel over output
+//! channels. Rounding: the transforms use ±1 and ±½ only; the result differs
 //! from direct summation by a few ulps of the largest term (tested).
 
+use super::buffer::{par_filled, zeroed};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Shape of a convolution: `[batch, c_in, h, w]` in, `[batch, c_out, h, w]` out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +71,11 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
         return forward_whole(x, &u, s);
     }
     let plane_len = s.h * s.w;
-    let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
+    let len = s.batch * s.c_out * plane_len;
+    // Not zeroed here: each block zeroes and writes its own bands (see `buffer`).
+    let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = SharedOut(y.as_mut_ptr());
+    let written = AtomicUsize::new(0);
     (0..blocks.count()).into_par_iter().for_each(|block| {
         let (b, rows) = blocks.get(block);
         let tb = rows.len() * tw;
@@ -78,11 +85,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
         let mut scratch = TileScratch::new(tw);
         transform_block(x, s.c_in, s, b, rows.clone(), &mut scratch, &mut v);
         for xi in 0..16 {
-            let lhs = MatRef::from_row_major_slice(
-                &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                s.c_out,
-                s.c_in,
-            );
+            let lhs = kernel_matrix(&u, xi, s);
             let rhs =
                 MatRef::from_row_major_slice(&v[xi * s.c_in * tb..][..s.c_in * tb], s.c_in, tb);
             let dst = MatMut::from_row_major_slice_mut(
@@ -97,18 +100,17 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
         for co in 0..s.c_out {
             // SAFETY: the rows y0..y1 of plane (b, co) are written by this block only:
             // blocks of one image cover disjoint tile rows, and the slice stays inside `y`.
-            let band = unsafe {
-                std::slice::from_raw_parts_mut(
-                    out.at((b * s.c_out + co) * plane_len + y0 * s.w),
-                    (y1 - y0) * s.w,
-                )
-            };
+            let band =
+                unsafe { out.band((b * s.c_out + co) * plane_len + y0 * s.w, (y1 - y0) * s.w) };
             let tiles: [&[f32]; 16] =
                 std::array::from_fn(|xi| &m[xi * s.c_out * tb + co * tb..][..tb]);
             scratch.output_tiles(&tiles, band, y1 - y0, s.w);
         }
+        written.fetch_add(s.c_out * (y1 - y0) * s.w, Ordering::Relaxed);
         SCRATCH.set((v, m));
     });
+    // SAFETY: the blocks' bands are disjoint (above) and, as counted, cover all of `y`.
+    unsafe { out.finish(&mut y, len, written.into_inner()) };
     y
 }
 
@@ -123,32 +125,27 @@ thread_local! {
 fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
     let (th, tw, t) = (s.tiles_h(), s.tiles_w(), s.tiles());
     let v = transform_input(x, s.batch, s.c_in, s.h, s.w);
-    let mut m = vec![0.0f32; 16 * s.c_out * t];
-    m.par_chunks_mut(s.c_out * t)
-        .enumerate()
-        .for_each(|(xi, m_xi)| {
-            let lhs = MatRef::from_row_major_slice(
-                &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                s.c_out,
-                s.c_in,
-            );
-            let rhs = strided_rows(&v, xi, s.c_in, t);
-            let dst = MatMut::from_row_major_slice_mut(m_xi, s.c_out, t);
-            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-        });
+    let m = par_filled(16 * s.c_out * t, s.c_out * t, |xi, m_xi| {
+        let lhs = kernel_matrix(u, xi, s);
+        let rhs = strided_rows(&v, xi, s.c_in, t);
+        let dst = MatMut::from_row_major_slice_mut(m_xi, s.c_out, t);
+        matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    });
     let plane_len = s.h * s.w;
-    let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
-    y.par_chunks_mut(plane_len).enumerate().for_each_init(
-        || TileScratch::new(tw),
-        |scratch, (idx, plane)| {
-            let (b, co) = (idx / s.c_out, idx % s.c_out);
-            let base = co * t + b * th * tw;
-            let tiles: [&[f32]; 16] =
-                std::array::from_fn(|xi| &m[xi * s.c_out * t + base..][..th * tw]);
-            scratch.output_tiles(&tiles, plane, s.h, s.w);
-        },
-    );
-    y
+    par_filled(s.batch * s.c_out * plane_len, plane_len, |idx, plane| {
+        let (b, co) = (idx / s.c_out, idx % s.c_out);
+        let base = co * t + b * th * tw;
+        let tiles: [&[f32]; 16] =
+            std::array::from_fn(|xi| &m[xi * s.c_out * t + base..][..th * tw]);
+        TileScratch::new(tw).output_tiles(&tiles, plane, s.h, s.w);
+    })
+}
+
+/// The transformed kernels of ξ, `[c_out][16][c_in]` (see [`transform_weight`]), as a
+/// `c_out × c_in` matrix.
+fn kernel_matrix(u: &[f32], xi: usize, s: ConvShape) -> MatRef<'_, f32> {
+    let len = (s.c_out - 1) * 16 * s.c_in + s.c_in;
+    MatRef::from_row_major_slice_with_stride(&u[xi * s.c_in..][..len], s.c_out, s.c_in, 16 * s.c_in)
 }
 
 /// Below this many tiles a cache-sized block makes GEMMs too narrow; see [`forward_whole`].
@@ -226,9 +223,34 @@ pub(super) struct SharedOut(pub(super) *mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 impl SharedOut {
-    pub(super) fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: offsets stay within the allocation (plane starts of the output).
-        unsafe { self.0.add(offset) }
+    /// `len` floats from `offset`, zeroed (they may not have been initialized).
+    ///
+    /// # Safety
+    /// The range lies inside the buffer's capacity and no other live slice overlaps it.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn band(&self, offset: usize, len: usize) -> &mut [f32] {
+        // SAFETY: as the caller promises; MaybeUninit needs no initialization.
+        let part = unsafe {
+            std::slice::from_raw_parts_mut(self.0.add(offset).cast::<MaybeUninit<f32>>(), len)
+        };
+        zeroed(part)
+    }
+
+    /// Marks the first `len` floats of `buf` (whose pointer this is) initialized, given that
+    /// `written` of them were written through [`Self::band`].
+    ///
+    /// # Safety
+    /// `written` counts floats of disjoint bands inside `..len`, so it equals `len` only when
+    /// the bands covered all of it.
+    pub(super) unsafe fn finish(self, buf: &mut Vec<f32>, len: usize, written: usize) {
+        assert_eq!(buf.as_mut_ptr(), self.0, "winograd: another buffer");
+        assert!(len <= buf.capacity(), "winograd: output beyond the buffer");
+        assert_eq!(
+            written, len,
+            "winograd: the blocks left part of the output unwritten"
+        );
+        // SAFETY: as the caller promises, every float of ..len was written.
+        unsafe { buf.set_len(len) };
     }
 }
 
@@ -471,15 +493,13 @@ pub fn backward_data(dy: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
 /// The kernel of the data-gradient convolution: `weight` flipped in space, channel axes
 /// swapped (`[c_in, c_out, 3, 3]`).
 pub(super) fn flipped(weight: &[f32], s: ConvShape) -> Vec<f32> {
-    let mut flipped = vec![0.0f32; weight.len()];
-    for co in 0..s.c_out {
-        for ci in 0..s.c_in {
-            for k in 0..9 {
-                flipped[(ci * s.c_out + co) * 9 + (8 - k)] = weight[(co * s.c_in + ci) * 9 + k];
+    par_filled(weight.len(), s.c_out * 9, |ci, flipped| {
+        for (co, kernel) in flipped.chunks_exact_mut(9).enumerate() {
+            for (k, v) in kernel.iter_mut().rev().enumerate() {
+                *v = weight[(co * s.c_in + ci) * 9 + k];
             }
         }
-    }
-    flipped
+    })
 }
 
 /// ∂L/∂weight from the input `x` and ∂L/∂y: `[c_out, c_in, 3, 3]`.
@@ -492,8 +512,16 @@ pub fn backward_weight(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
         weight_grad_whole(x, dy, s)
     };
     // dg = Gᵀ du G for each channel pair.
-    let mut dw = vec![0.0f32; s.c_out * s.c_in * 9];
-    dw.par_chunks_mut(9).enumerate().for_each(|(pair, out)| {
+    par_filled(s.c_out * s.c_in * 9, 9 * s.c_in, |co, dw_co| {
+        for (ci, out) in dw_co.chunks_exact_mut(9).enumerate() {
+            weight_grad_pair(&du, co * s.c_in + ci, s, out);
+        }
+    })
+}
+
+/// dg = Gᵀ du G for the channel pair `pair` (`co · c_in + ci`) into `out`.
+fn weight_grad_pair(du: &[f32], pair: usize, s: ConvShape, out: &mut [f32]) {
+    {
         let mut d = [[0.0f32; 4]; 4];
         for (xi, v) in d.iter_mut().flatten().enumerate() {
             *v = du[xi * s.c_out * s.c_in + pair];
@@ -512,8 +540,7 @@ pub fn backward_weight(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
             out[row * 3 + 1] = 0.5 * (b - c);
             out[row * 3 + 2] = 0.5 * (b + c) + e;
         }
-    });
-    dw
+    }
 }
 
 /// du[ξ] = Σ over tiles of g[ξ] (c_out × tiles) · v[ξ]ᵀ (tiles × c_in), accumulated block by
@@ -591,16 +618,12 @@ fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
     let t = s.tiles();
     let v = transform_input(x, s.batch, s.c_in, s.h, s.w);
     let g = transform_output_grad(dy, s);
-    let mut du = vec![0.0f32; 16 * s.c_out * s.c_in];
-    du.par_chunks_mut(s.c_out * s.c_in)
-        .enumerate()
-        .for_each(|(xi, du_xi)| {
-            let lhs = strided_rows(&g, xi, s.c_out, t);
-            let rhs = strided_rows(&v, xi, s.c_in, t).transpose();
-            let dst = MatMut::from_row_major_slice_mut(du_xi, s.c_out, s.c_in);
-            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-        });
-    du
+    par_filled(16 * s.c_out * s.c_in, s.c_out * s.c_in, |xi, du_xi| {
+        let lhs = strided_rows(&g, xi, s.c_out, t);
+        let rhs = strided_rows(&v, xi, s.c_in, t).transpose();
+        let dst = MatMut::from_row_major_slice_mut(du_xi, s.c_out, s.c_in);
+        matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    })
 }
 
 pub(super) fn check(len: usize, expected: usize, what: &str) {
@@ -618,23 +641,29 @@ fn strided_rows(buf: &[f32], xi: usize, channels: usize, tiles: usize) -> MatRef
 fn transform_input(x: &[f32], batch: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
     let t = batch * th * tw;
-    let mut v = vec![0.0f32; c * 16 * t];
-    v.par_chunks_mut(16 * t).enumerate().for_each(|(ch, vc)| {
+    par_filled(c * 16 * t, 16 * t, |ch, vc| {
         let mut scratch = TileScratch::new(tw);
         for b in 0..batch {
             let plane = &x[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
             scratch.input_tiles(plane, h, w, 0..th, vc, t, b * th * tw);
         }
-    });
-    v
+    })
 }
 
-/// G g Gᵀ for every 3×3 kernel: `[c_out, c_in, 3, 3]` → `[16][c_out][c_in]`.
+/// G g Gᵀ for every 3×3 kernel: `[c_out, c_in, 3, 3]` → `[c_out][16][c_in]`, in parallel over
+/// output channels (done pair by pair on the calling thread, with the `[16][c_out][c_in]` layout
+/// the GEMMs would read without a stride, it kept the workers waiting).
 fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
-    let pairs = c_out * c_in;
-    let mut u = vec![0.0f32; 16 * pairs];
-    for pair in 0..pairs {
-        let g = &weight[pair * 9..pair * 9 + 9];
+    par_filled(c_out * 16 * c_in, 16 * c_in, |co, u| {
+        for ci in 0..c_in {
+            transform_kernel(&weight[(co * c_in + ci) * 9..][..9], &mut u[ci..], c_in);
+        }
+    })
+}
+
+/// G g Gᵀ for one 3×3 kernel `g`: value ξ to `u[ξ · stride]`.
+fn transform_kernel(g: &[f32], u: &mut [f32], stride: usize) {
+    {
         let mut tmp = [[0.0f32; 3]; 4]; // G g: 4×3
         for col in 0..3 {
             let (a, b, c) = (g[col], g[3 + col], g[6 + col]);
@@ -647,11 +676,10 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
             let (a, b, c) = (t[0], t[1], t[2]);
             let vals = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
             for (col, v) in vals.into_iter().enumerate() {
-                u[(row * 4 + col) * pairs + pair] = v;
+                u[(row * 4 + col) * stride] = v;
             }
         }
     }
-    u
 }
 
 /// A g Aᵀ for every 2×2 tile of the output gradient (zero outside the image): the adjoint of
@@ -659,15 +687,13 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
 fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
     let (th, tw, t) = (s.tiles_h(), s.tiles_w(), s.tiles());
     let plane_len = s.h * s.w;
-    let mut g = vec![0.0f32; s.c_out * 16 * t];
-    g.par_chunks_mut(16 * t).enumerate().for_each(|(co, gc)| {
+    par_filled(s.c_out * 16 * t, 16 * t, |co, gc| {
         let mut scratch = TileScratch::new(tw);
         for b in 0..s.batch {
             let plane = &dy[(b * s.c_out + co) * plane_len..][..plane_len];
             scratch.output_grad_tiles(plane, s.h, s.w, 0..th, gc, t, b * th * tw);
         }
-    });
-    g
+    })
 }
 
 #[cfg(test)]

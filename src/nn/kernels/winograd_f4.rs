@@ -24,6 +24,7 @@ use super::winograd::{check, runs_mut, ConvShape, SharedOut, BLOCK_FLOATS, MIN_B
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Positions of the 6×6 Winograd domain.
 const XI: usize = 36;
@@ -123,8 +124,11 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
     let blocks = Blocks::new(s);
     let parallel_gemms = blocks.count() < rayon::current_num_threads();
     let plane_len = s.h * s.w;
-    let mut y = vec![0.0f32; s.batch * s.c_out * plane_len];
+    let len = s.batch * s.c_out * plane_len;
+    // Not zeroed here: each block zeroes and writes its own bands (see `buffer`).
+    let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = SharedOut(y.as_mut_ptr());
+    let written = AtomicUsize::new(0);
     (0..blocks.count()).into_par_iter().for_each(|block| {
         let segments = blocks.segments(block);
         let tiles: usize = segments.iter().map(|seg| seg.rows.len() * blocks.tw).sum();
@@ -176,8 +180,8 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
                 // SAFETY: rows y0..y1 of plane (image, co) are written by this segment only:
                 // segments cover disjoint tile rows, and the slice stays inside `y`.
                 let band = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out.at((seg.image * s.c_out + co) * plane_len + y0 * s.w),
+                    out.band(
+                        (seg.image * s.c_out + co) * plane_len + y0 * s.w,
                         (y1 - y0) * s.w,
                     )
                 };
@@ -186,10 +190,13 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
                 });
                 scratch.output_tiles(&tiles, band, y1 - y0, s.w, blocks.tw);
             }
+            written.fetch_add(s.c_out * (y1 - y0) * s.w, Ordering::Relaxed);
         }
         SCRATCH.set((v, m));
     });
     KERNELS.set(u);
+    // SAFETY: the segments' bands are disjoint (above) and, as counted, cover all of `y`.
+    unsafe { out.finish(&mut y, len, written.into_inner()) };
     y
 }
 
