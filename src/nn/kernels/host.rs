@@ -32,19 +32,23 @@ fn gathered(t: &FlexTensor) -> Option<Vec<f32>> {
     let [_, c, h, w] = dims(t);
     let (storage, start) = (t.storage::<f32>(), layout.start_offset());
     let plane_len = h * w;
-    Some(par_filled(layout.num_elements(), plane_len, |plane, out| {
-        let base = start + (plane / c) * strides[0] + (plane % c) * strides[1];
-        for (y, row) in out.chunks_exact_mut(w).enumerate() {
-            let from = base + y * strides[2];
-            if strides[3] == 1 {
-                row.copy_from_slice(&storage[from..][..w]);
-            } else {
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v = storage[from + x * strides[3]];
+    Some(par_filled(
+        layout.num_elements(),
+        plane_len,
+        |plane, out| {
+            let base = start + (plane / c) * strides[0] + (plane % c) * strides[1];
+            for (y, row) in out.chunks_exact_mut(w).enumerate() {
+                let from = base + y * strides[2];
+                if strides[3] == 1 {
+                    row.copy_from_slice(&storage[from..][..w]);
+                } else {
+                    for (x, v) in row.iter_mut().enumerate() {
+                        *v = storage[from + x * strides[3]];
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 /// A contiguous f32 tensor of `shape` holding `data`.
