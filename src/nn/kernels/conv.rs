@@ -1,13 +1,15 @@
 //! The networks' 3×3 convolutions (stride 1, padding 1, no bias) on the CPU backend, as a
-//! burn backend extension with its own backward pass: training's forward, data gradient and
-//! weight gradient run through [`super::winograd`] (F(2×2, 3×3)), inference's forward and
-//! adjoint through [`super::winograd_f4`] (F(4×4, 3×3)) where the shape suits it. On other
-//! devices (CUDA, wgpu, libtorch) the layers use burn's own `conv2d`.
+//! burn backend extension with its own backward pass. The forward pass and the data gradient
+//! (training's and inference's adjoint alike) run through [`super::winograd_f4`]
+//! (F(4×4, 3×3)) where the shape suits it and [`super::winograd`] (F(2×2, 3×3)) elsewhere;
+//! the weight gradient always through F(2×2, 3×3). On other devices (CUDA, wgpu, libtorch)
+//! the layers use burn's own `conv2d`.
 //!
 //! Why an extension rather than burn's `Conv2d`: burn's CPU backend computes the weight
 //! gradient as a convolution whose kernel is the whole image, which took about as long as the
-//! forward and data-gradient passes together; with Winograd's transforms all three passes cost
-//! the same, 2.25× fewer multiplies than im2col (`tweedie bench` has the figures).
+//! forward and data-gradient passes together; with Winograd's transforms the three passes do
+//! 2.25× (F(2×2, 3×3)) to 4× (F(4×4, 3×3)) fewer multiplies than im2col (`tweedie bench` has
+//! the figures).
 
 use super::bilinear::{self, BilinearKernels};
 use super::host::{dims, flex, host, on_flex};
@@ -59,7 +61,11 @@ impl BilinearKernels<Flex> for Conv3x3Op {
     /// y = conv(x, w), `x` `[b, c_in, h, w]`, `w` `[c_out, c_in, 3, 3]`.
     fn forward(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let s = conv_shape(&x, dims(&weight)[0]);
-        let y = winograd::forward(&host(&x), &host(&weight), s);
+        let y = if winograd_f4::suits(s) {
+            winograd_f4::forward(&host(&x), &host(&weight), s)
+        } else {
+            winograd::forward(&host(&x), &host(&weight), s)
+        };
         flex(y, [s.batch, s.c_out, s.h, s.w])
     }
 
@@ -69,7 +75,12 @@ impl BilinearKernels<Flex> for Conv3x3Op {
             c_in,
             ..conv_shape(&dy, c_out)
         };
-        let dx = winograd::backward_data(&host(&dy), &host(&weight), s);
+        let dx = if winograd_f4::suits(s) {
+            let flipped = winograd::flipped(&host(&weight), s);
+            winograd_f4::forward(&host(&dy), &flipped, s.transposed())
+        } else {
+            winograd::backward_data(&host(&dy), &host(&weight), s)
+        };
         flex(dx, [s.batch, c_in, s.h, s.w])
     }
 
@@ -80,29 +91,14 @@ impl BilinearKernels<Flex> for Conv3x3Op {
     }
 }
 
-/// Inference: F(4×4, 3×3) where it suits the shape (see [`winograd_f4`]).
+/// Inference: the same kernels without autodiff.
 impl Conv3x3 for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        let s = conv_shape(&x, dims(&weight)[0]);
-        if !winograd_f4::suits(s) {
-            return Conv3x3Op::forward(x, weight);
-        }
-        let y = winograd_f4::forward(&host(&x), &host(&weight), s);
-        flex(y, [s.batch, s.c_out, s.h, s.w])
+        Conv3x3Op::forward(x, weight)
     }
 
     fn conv3x3_adjoint(v: FlexTensor, weight: FlexTensor) -> FlexTensor {
-        let [c_out, c_in, _, _] = dims(&weight);
-        let s = ConvShape {
-            c_in,
-            ..conv_shape(&v, c_out)
-        };
-        if !winograd_f4::suits(s) {
-            return Conv3x3Op::backward_data(v, weight);
-        }
-        let flipped = winograd::flipped(&host(&weight), s);
-        let dx = winograd_f4::forward(&host(&v), &flipped, s.transposed());
-        flex(dx, [s.batch, c_in, s.h, s.w])
+        Conv3x3Op::backward_data(v, weight)
     }
 }
 
@@ -178,13 +174,20 @@ mod tests {
         }
     }
 
-    /// The extension and burn's `conv2d` agree on the output and on both gradients.
+    /// The extension and burn's `conv2d` agree on the output and on both gradients, with
+    /// F(2×2, 3×3) (9×6) and with F(4×4, 3×3) forward and data-gradient passes (8×12).
     #[test]
     fn matches_burn_conv2d_forward_and_backward() {
+        for [h, w] in [[9, 6], [8, 12]] {
+            matches_burn_conv2d_at(h, w);
+        }
+    }
+
+    fn matches_burn_conv2d_at(h: usize, w: usize) {
         let device = Device::flex().autodiff();
         let conv = new_conv3x3(3, 5, &device);
-        let x: Tensor<4> = Tensor::random([2, 3, 9, 6], Distribution::Normal(0.0, 1.0), &device);
-        let dy: Tensor<4> = Tensor::random([2, 5, 9, 6], Distribution::Normal(0.0, 1.0), &device);
+        let x: Tensor<4> = Tensor::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let dy: Tensor<4> = Tensor::random([2, 5, h, w], Distribution::Normal(0.0, 1.0), &device);
         let run = |ours: bool| {
             let x = x.clone().detach().require_grad();
             let y = if ours {
@@ -199,9 +202,12 @@ mod tests {
         };
         let (y1, dx1, dw1) = run(true);
         let (y2, dx2, dw2) = run(false);
-        assert!(max_abs_diff(y1, y2) < 1e-4);
-        assert!(max_abs_diff(dx1, dx2) < 1e-4);
+        assert!(max_abs_diff(y1, y2) < 1e-4, "output at {h}×{w}");
+        assert!(max_abs_diff(dx1, dx2) < 1e-4, "input gradient at {h}×{w}");
         let dw_err: f32 = (dw1 - dw2).abs().max().into_scalar();
-        assert!(dw_err < 1e-3, "weight gradient differs by {dw_err}");
+        assert!(
+            dw_err < 1e-3,
+            "weight gradient differs by {dw_err} at {h}×{w}"
+        );
     }
 }

@@ -1,13 +1,13 @@
-//! The 3×3 convolution of inference (forward pass and its adjoint, for eval, sampling and
-//! Jacobians) by Winograd's F(4×4, 3×3) (Lavin & Gray 2016): each 4×4 output tile costs 36
-//! multiplies per channel pair where F(2×2, 3×3) costs 64 and direct convolution 144, so the
-//! channel-mixing GEMMs do 4× fewer flops than im2col instead of 2.25×. Measured
-//! (`tweedie bench`, alternating with the F(2×2, 3×3) build): eval and VJPs of the paper's
-//! network on 80×80 images about 10–15% faster, but a training step on 40×40 images 15% slower
-//! when its forward and data-gradient passes used it — its transforms cost more than the GEMMs
-//! saved there — so training stays with [`super::winograd`], and so do layers whose sides are not
-//! multiples of 4 ([`suits`]; not measured: padding to whole tiles would turn 7×7 into 8×8,
-//! 14×14 into 16×16).
+//! The 3×3 convolution's forward pass and its adjoint (the data gradient) by Winograd's
+//! F(4×4, 3×3) (Lavin & Gray 2016): each 4×4 output tile costs 36 multiplies per channel pair
+//! where F(2×2, 3×3) costs 64 and direct convolution 144, so the channel-mixing GEMMs do 4×
+//! fewer flops than im2col instead of 2.25×. Measured (`tweedie bench`, alternating with the
+//! F(2×2, 3×3) build): eval and VJPs of the paper's network on 80×80 images about 10–15%
+//! faster; a training step on 40×40 images 9% faster (four alternating rounds, 2026-12-03,
+//! once the kernel transforms and output buffers no longer ran serially — before that it had
+//! measured 15% slower). Layers whose sides are not multiples of 4 stay with
+//! [`super::winograd`] ([`suits`]; not measured: padding to whole tiles would turn 7×7 into
+//! 8×8, 14×14 into 16×16), and so does the weight gradient.
 //!
 //! Rounding: these transforms have entries up to 8 (Aᵀ) and 1/24 (G), not only ±1 and ±½, so the
 //! result is not within a few ulps of direct summation as F(2×2, 3×3)'s is. Measured on random
