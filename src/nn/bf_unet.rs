@@ -11,6 +11,7 @@
 
 use super::bf_norm::{BfNorm, BfNormConfig};
 use super::kernels::conv::{conv3x3, conv3x3_adjoint};
+use super::kernels::pool::avg_pool_2x2;
 use super::kernels::upsample::{upsample, upsample_adjoint};
 use super::relus::{pop_mask, Relus};
 use super::{new_conv3x3, Mode};
@@ -180,7 +181,7 @@ impl BfUnet {
         let mut h_ = x;
         for block in &self.enc {
             let s = block.forward(h_, mode, relus);
-            h_ = self.pool.forward(s.clone());
+            h_ = avg_pool_2x2(s.clone()).unwrap_or_else(|| self.pool.forward(s.clone()));
             skips.push(s);
         }
         h_ = self.mid.forward(h_, mode, relus);
