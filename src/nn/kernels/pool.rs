@@ -38,6 +38,10 @@ pub fn forward(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
 /// ∂L/∂x `[n, c, h, w]` from ∂L/∂y `[n, c, h/2, w/2]`: the adjoint of [`forward`].
 pub fn backward(dy: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
     let (oh, ow) = (h / 2, w / 2);
+    if oh * ow == 0 {
+        // no window: nothing reached the output
+        return vec![0.0; n * c * h * w];
+    }
     par_filled(n * c * h * w, h * w, |plane, dx| {
         let dy = &dy[plane * oh * ow..][..oh * ow];
         for (i, g) in dy.chunks_exact(ow).enumerate() {
@@ -163,5 +167,12 @@ mod tests {
             assert_eq!(dx1.dims(), [2, 3, h, w]);
             assert!(diff(dx1, dx2) < 1e-6, "input gradient at {h}×{w}");
         }
+    }
+
+    /// A side of 1 has no window: an empty output, a zero gradient.
+    #[test]
+    fn sides_without_a_window() {
+        assert!(forward(&[1.0; 5], [1, 1, 5, 1]).is_empty());
+        assert_eq!(backward(&[], [1, 1, 5, 1]), vec![0.0; 5]);
     }
 }
