@@ -523,25 +523,23 @@ pub fn backward_weight(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
 
 /// dg = Gᵀ du G for the channel pair `pair` (`co · c_in + ci`) into `out`.
 fn weight_grad_pair(du: &[f32], pair: usize, s: ConvShape, out: &mut [f32]) {
-    {
-        let mut d = [[0.0f32; 4]; 4];
-        for (xi, v) in d.iter_mut().flatten().enumerate() {
-            *v = du[xi * s.c_out * s.c_in + pair];
-        }
-        // (Gᵀ d G)[i][j] with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
-        let mut tmp = [[0.0f32; 4]; 3]; // Gᵀ d: 3×4
-        for col in 0..4 {
-            let (a, b, c, e) = (d[0][col], d[1][col], d[2][col], d[3][col]);
-            tmp[0][col] = a + 0.5 * (b + c);
-            tmp[1][col] = 0.5 * (b - c);
-            tmp[2][col] = 0.5 * (b + c) + e;
-        }
-        for (row, t) in tmp.iter().enumerate() {
-            let (a, b, c, e) = (t[0], t[1], t[2], t[3]);
-            out[row * 3] = a + 0.5 * (b + c);
-            out[row * 3 + 1] = 0.5 * (b - c);
-            out[row * 3 + 2] = 0.5 * (b + c) + e;
-        }
+    let mut d = [[0.0f32; 4]; 4];
+    for (xi, v) in d.iter_mut().flatten().enumerate() {
+        *v = du[xi * s.c_out * s.c_in + pair];
+    }
+    // (Gᵀ d G)[i][j] with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
+    let mut tmp = [[0.0f32; 4]; 3]; // Gᵀ d: 3×4
+    for col in 0..4 {
+        let (a, b, c, e) = (d[0][col], d[1][col], d[2][col], d[3][col]);
+        tmp[0][col] = a + 0.5 * (b + c);
+        tmp[1][col] = 0.5 * (b - c);
+        tmp[2][col] = 0.5 * (b + c) + e;
+    }
+    for (row, t) in tmp.iter().enumerate() {
+        let (a, b, c, e) = (t[0], t[1], t[2], t[3]);
+        out[row * 3] = a + 0.5 * (b + c);
+        out[row * 3 + 1] = 0.5 * (b - c);
+        out[row * 3 + 2] = 0.5 * (b + c) + e;
     }
 }
 
@@ -665,21 +663,19 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
 
 /// G g Gᵀ for one 3×3 kernel `g`: value ξ to `u[ξ · stride]`.
 fn transform_kernel(g: &[f32], u: &mut [f32], stride: usize) {
-    {
-        let mut tmp = [[0.0f32; 3]; 4]; // G g: 4×3
-        for col in 0..3 {
-            let (a, b, c) = (g[col], g[3 + col], g[6 + col]);
-            tmp[0][col] = a;
-            tmp[1][col] = 0.5 * (a + b + c);
-            tmp[2][col] = 0.5 * (a - b + c);
-            tmp[3][col] = c;
-        }
-        for (row, t) in tmp.iter().enumerate() {
-            let (a, b, c) = (t[0], t[1], t[2]);
-            let vals = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-            for (col, v) in vals.into_iter().enumerate() {
-                u[(row * 4 + col) * stride] = v;
-            }
+    let mut tmp = [[0.0f32; 3]; 4]; // G g: 4×3
+    for col in 0..3 {
+        let (a, b, c) = (g[col], g[3 + col], g[6 + col]);
+        tmp[0][col] = a;
+        tmp[1][col] = 0.5 * (a + b + c);
+        tmp[2][col] = 0.5 * (a - b + c);
+        tmp[3][col] = c;
+    }
+    for (row, t) in tmp.iter().enumerate() {
+        let (a, b, c) = (t[0], t[1], t[2]);
+        let vals = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+        for (col, v) in vals.into_iter().enumerate() {
+            u[(row * 4 + col) * stride] = v;
         }
     }
 }
