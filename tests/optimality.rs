@@ -86,16 +86,34 @@ fn gaussian_fields_against_the_wiener_filter() {
     assert!(bands
         .iter()
         .all(|b| (0.0..=1.0 + 1e-9).contains(&b.as_f64().unwrap())));
+    // the bias-free bound opened at the same image: its spectrum, tr J and its eigenvectors'
+    // principal angles with the network's
+    let h = &j["homogeneous"];
+    let values: Vec<f64> = (h["eigenvalues"].as_array().unwrap().iter())
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(values.len(), top);
+    assert!(values.windows(2).all(|p| p[0] >= p[1] - 1e-9), "{values:?}");
+    let side = rec["config"]["size"].as_f64().unwrap();
+    let trace = h["trace"].as_f64().unwrap();
+    assert!(trace > values[0] && trace < side * side, "{h}");
+    let cos = h["principal_cosines"].as_array().unwrap();
+    assert_eq!(cos.len(), top);
+    assert!(cos
+        .iter()
+        .all(|c| (0.0..=1.0 + 1e-6).contains(&c.as_f64().unwrap())));
     for f in [
         "report.html",
         "mse_gaussian.png",
         "ratio_gaussian.png",
         "jacobian/gaussian/report.html",
+        "jacobian/gaussian-homogeneous/report.html",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(page.contains("Wiener gains"), "{page}");
+    assert!(page.contains("homogeneous blind optimum"), "{page}");
 
     // resume: nothing retrains, the record is rewritten from the same networks
     let model = out.join("runs/gaussian/model.safetensors");

@@ -7,7 +7,10 @@
 //! - [`Study::Gaussian`]: stationary Gaussian fields, optimum the Wiener filter. MSE against the
 //!   exact Wiener MSE; the Jacobian's eigenvalues against the Wiener gains p/(p + σ²), and the
 //!   fraction of each top eigenvector in the Fourier band of the matching Wiener mode (the GAHB
-//!   of a stationary class is the Fourier basis).
+//!   of a stationary class is the Fourier basis). Also the spectrum of the homogeneous blind
+//!   optimum at the same image: the Wiener filter uses the field's known mean and amplitude,
+//!   which no bias-free denoiser can, and along the mean the two differ by more than any
+//!   tolerance on the network would allow.
 //! - [`Study::CAlpha`]: C^α images, one arm per α. The optimal MSE decays as σ^(2α/(α+1)), so
 //!   PSNR rises with slope α/(α+1) against −20·log₁₀σ: the fitted slope (with its standard error)
 //!   over the configured σ range against α/(α+1), beside the same fit of the MMSE with the
@@ -461,6 +464,23 @@ pub struct JacobianSummary {
     /// Gaussian: cosines of the principal angles between the network's and the Wiener
     /// filter's top eigenvectors.
     pub principal_cosines: Option<Vec<f64>>,
+    /// Gaussian: the same image's spectrum for the homogeneous blind optimum
+    /// ([`Wiener::homogeneous_optimum`]), the best a bias-free denoiser can do — the reference
+    /// that the network's class can reach, where the Wiener filter (which knows the field's
+    /// mean and amplitude) is not. Its folder is `jacobian/<arm>-homogeneous/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homogeneous: Option<BiasFreeSpectrum>,
+}
+
+/// The homogeneous blind optimum's Jacobian at the network's image and noise.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BiasFreeSpectrum {
+    /// Top eigenvalues of (J + Jᵀ)/2, descending.
+    pub eigenvalues: Vec<f64>,
+    /// tr J.
+    pub trace: f64,
+    /// Cosines of the principal angles between its top eigenvectors and the network's.
+    pub principal_cosines: Vec<f64>,
 }
 
 /// What was measured for one arm.
@@ -701,7 +721,8 @@ fn measure(
         ArmData::Synthetic(Family::CAlpha(c)) => Some(slope(&rows, c.alpha, cfg.fit_range)),
         _ => None,
     };
-    let jacobian = open_jacobian(cfg, dir, arm, &net, &optimum, &test, progress)?;
+    let homogeneous = blind.as_ref().map(|[_, h]| h);
+    let jacobian = open_jacobian(cfg, dir, arm, &net, &optimum, homogeneous, &test, progress)?;
     Ok(ArmRecord {
         name: arm.name.clone(),
         run: format!("runs/{}", arm.name),
@@ -776,13 +797,16 @@ pub fn slope(rows: &[Row], alpha: f64, range: [f32; 2]) -> Slope {
     }
 }
 
-/// Opens the network (and for Gaussian fields the Wiener filter) at the first held-out image.
+/// Opens the network (and for Gaussian fields the Wiener filter and the homogeneous blind
+/// optimum) at the first held-out image.
+#[allow(clippy::too_many_arguments)]
 fn open_jacobian(
     cfg: &Config,
     dir: &OptimalityDir,
     arm: &Arm,
     net: &dyn Linearize,
     optimum: &Option<Optimum>,
+    homogeneous: Option<&Wiener>,
     test: &Images,
     progress: &dyn Progress,
 ) -> Result<Vec<JacobianSummary>, OptimalityError> {
@@ -813,6 +837,20 @@ fn open_jacobian(
     };
     let jdir = dir.jacobian(&arm.name);
     let record = jac::run(&jcfg, &subject, &jdir, progress)?;
+    // the bias-free bound's own spectrum, compared with the network's eigenvectors (its
+    // Jacobian by central differences: 2·D posterior means, seconds at 32×32)
+    let bias_free = match homogeneous {
+        Some(h) => {
+            let subject = Subject {
+                denoiser: (h as &dyn Linearize, "the homogeneous blind optimum".into()),
+                compare: Some((net, format!("runs/{}", arm.name))),
+                image: subject.image.clone(),
+            };
+            let hdir = dir.jacobian(&format!("{}-homogeneous", arm.name));
+            Some(jac::run(&jcfg, &subject, &hdir, progress)?)
+        }
+        None => None,
+    };
     let mut out = Vec::new();
     for (j, r) in record.results.iter().enumerate() {
         let top = record.top.min(r.eigenvalues.len());
@@ -824,6 +862,14 @@ fn open_jacobian(
             optimal_trace: None,
             band_fractions: None,
             principal_cosines: r.principal_cosines.clone(),
+            homogeneous: bias_free.as_ref().map(|b| {
+                let r = &b.results[j];
+                BiasFreeSpectrum {
+                    eigenvalues: r.eigenvalues[..top.min(r.eigenvalues.len())].to_vec(),
+                    trace: r.effective_dimension(),
+                    principal_cosines: r.principal_cosines.clone().unwrap_or_default(),
+                }
+            }),
         };
         if let Some((_, field)) = wiener {
             let covariance = field.covariance(h, w);

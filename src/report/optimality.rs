@@ -201,10 +201,13 @@ fn eigenvector_figure(arm: &ArmRecord) -> Option<(String, f32)> {
 /// Jacobian folders).
 pub fn write(dir: &OptimalityDir, record: &Record) -> Result<(), ReportError> {
     for arm in &record.arms {
-        let jdir: JacobianDir = dir.jacobian(&arm.name);
-        if jdir.record().exists() {
-            let rec = super::jacobian::read(&jdir)?;
-            super::jacobian::write(&jdir, &rec)?;
+        // the network's, and for Gaussian fields the bias-free bound's
+        for name in [arm.name.clone(), format!("{}-homogeneous", arm.name)] {
+            let jdir: JacobianDir = dir.jacobian(&name);
+            if jdir.record().exists() {
+                let rec = super::jacobian::read(&jdir)?;
+                super::jacobian::write(&jdir, &rec)?;
+            }
         }
     }
     let cfg = &record.config;
@@ -407,20 +410,43 @@ fn gaussian_figures(
                 y_scale: Scale::Linear,
             },
             &[
-                series("network", rank(&j.eigenvalues)),
-                series("Wiener gains p/(p+σ²)", rank(gains)),
-            ],
+                Some(series("network", rank(&j.eigenvalues))),
+                Some(series("Wiener gains p/(p+σ²)", rank(gains))),
+                j.homogeneous.as_ref().map(|h| {
+                    series(
+                        "homogeneous blind optimum (bias-free bound)",
+                        rank(&h.eigenvalues),
+                    )
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
             &dir.root().join(&name),
         )?;
-        let k16 = 16.min(gains.len()).min(j.eigenvalues.len());
-        let dev = (0..k16)
-            .map(|k| (j.eigenvalues[k] - gains[k]).abs())
-            .fold(0.0f64, f64::max);
+        // the largest distance between two spectra over their top 16
+        let distance = |a: &[f64], b: &[f64]| {
+            let k = 16.min(a.len()).min(b.len());
+            let dev = (0..k).map(|i| (a[i] - b[i]).abs()).fold(0.0f64, f64::max);
+            (k, dev)
+        };
+        let (k16, dev) = distance(&j.eigenvalues, gains);
+        let bound = j.homogeneous.as_ref().map_or(String::new(), |h| {
+            let (k, net) = distance(&j.eigenvalues, &h.eigenvalues);
+            let (_, own) = distance(&h.eigenvalues, gains);
+            format!(
+                " The top {k} are within {net:.3} of the homogeneous blind optimum's — the best \
+                 a bias-free denoiser can do, which cannot use the field's known mean and \
+                 amplitude, and whose own top {k} are within {own:.3} of the Wiener gains — \
+                 and tr J of that bound is {:.1} (its folder: jacobian/{}-homogeneous/).",
+                h.trace, arm.name
+            )
+        });
         html.figure(
             &name,
             &format!(
                 "At σ = {:.3} the top {k16} eigenvalues are within {dev:.3} of the Wiener gains; \
-                 tr J = {:.1} against the Wiener filter's {:.1}.",
+                 tr J = {:.1} against the Wiener filter's {:.1}.{bound}",
                 j.sigma,
                 j.trace,
                 j.optimal_trace.unwrap_or(f64::NAN)
