@@ -995,7 +995,20 @@ pub fn ensure_trained(
 ) -> Result<RunState, TrainError> {
     let state = run.state(cfg);
     match state {
-        RunState::Finished => return Ok(state),
+        RunState::Finished => {
+            // a run found under another data path (its study folder moved): the record now
+            // names where the data are, so the run's own commands (eval, sample) find them
+            let rec: RunRecord = run.read_config().map_err(io(run.config()))?;
+            if rec.config.data.source != cfg.data.source {
+                let config = TrainConfig {
+                    data: cfg.data.clone(),
+                    ..rec.config.clone()
+                };
+                let moved = RunRecord { config, ..rec };
+                run.write_config(&moved).map_err(io(run.config()))?;
+            }
+            return Ok(state);
+        }
         RunState::Missing if run.root().exists() => {
             std::fs::remove_dir_all(run.root()).map_err(io(run.root().to_path_buf()))?;
         }

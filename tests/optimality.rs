@@ -296,3 +296,49 @@ fn a_killed_optimality_study_resumes_to_the_same_record() {
     };
     assert_eq!(measured(&cut), measured(&whole));
 }
+
+/// A study folder moved elsewhere (or named from another working directory) resumes without
+/// retraining: its generated data are named by a path inside the folder, which changed, but the
+/// images did not. The runs' records then name the data where they now are.
+#[test]
+fn a_moved_study_resumes_without_retraining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    quick("gaussian", &first, &[]);
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&first, &moved).unwrap();
+    let model = moved.join("runs/gaussian/model.safetensors");
+    let before = std::fs::read(&model).unwrap();
+    let written = std::fs::metadata(&model).unwrap().modified().unwrap();
+    ok(&[
+        "optimality",
+        "--resume",
+        "--device",
+        "cpu",
+        "--out",
+        s(&moved),
+    ]);
+    assert_eq!(
+        std::fs::metadata(&model).unwrap().modified().unwrap(),
+        written
+    );
+    assert!(std::fs::read(&model).unwrap() == before);
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(moved.join("runs/gaussian/config.json")).unwrap(),
+    )
+    .unwrap();
+    let source = config["config"]["data"]["source"].as_str().unwrap();
+    assert!(source.starts_with(s(&moved)), "{source}");
+    // the run's own commands find the data
+    ok(&[
+        "eval",
+        "--run",
+        s(&moved.join("runs/gaussian")),
+        "--sigmas",
+        "0.1",
+        "--count",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+}
