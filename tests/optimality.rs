@@ -31,6 +31,16 @@ fn quick(family: &str, out: &Path, extra: &[&str]) -> String {
 
 /// Every arm has one finite row per σ for the network, the reference and the noisy input,
 /// and a Jacobian summary per Jacobian σ with a positive trace.
+/// Resumes the Gaussian study in `out` and checks that its network was not trained again.
+fn resume_without_retraining(out: &Path) {
+    let model = out.join("runs/gaussian/model.safetensors");
+    let written = |m: &Path| std::fs::metadata(m).unwrap().modified().unwrap();
+    let (bytes, before) = (std::fs::read(&model).unwrap(), written(&model));
+    ok(&["optimality", "--resume", "--device", "cpu", "--out", s(out)]);
+    assert_eq!(written(&model), before, "retrained");
+    assert!(std::fs::read(&model).unwrap() == bytes);
+}
+
 fn check_arms(rec: &Value, arms: &[&str], with_optimum: bool) {
     let got: Vec<&str> = rec["arms"]
         .as_array()
@@ -116,20 +126,7 @@ fn gaussian_fields_against_the_wiener_filter() {
     assert!(page.contains("homogeneous blind optimum"), "{page}");
 
     // resume: nothing retrains, the record is rewritten from the same networks
-    let model = out.join("runs/gaussian/model.safetensors");
-    let before = std::fs::metadata(&model).unwrap().modified().unwrap();
-    ok(&[
-        "optimality",
-        "--resume",
-        "--device",
-        "cpu",
-        "--out",
-        s(&out),
-    ]);
-    assert_eq!(
-        std::fs::metadata(&model).unwrap().modified().unwrap(),
-        before
-    );
+    resume_without_retraining(&out);
     assert_eq!(record(&out)["arms"][0]["rows"], arm["rows"]);
     // a second start in the same folder is refused
     let err = fails(&["optimality", "--family", "disks", "--out", s(&out)]);
@@ -307,22 +304,7 @@ fn a_moved_study_resumes_without_retraining() {
     quick("gaussian", &first, &[]);
     let moved = tmp.path().join("moved");
     std::fs::rename(&first, &moved).unwrap();
-    let model = moved.join("runs/gaussian/model.safetensors");
-    let before = std::fs::read(&model).unwrap();
-    let written = std::fs::metadata(&model).unwrap().modified().unwrap();
-    ok(&[
-        "optimality",
-        "--resume",
-        "--device",
-        "cpu",
-        "--out",
-        s(&moved),
-    ]);
-    assert_eq!(
-        std::fs::metadata(&model).unwrap().modified().unwrap(),
-        written
-    );
-    assert!(std::fs::read(&model).unwrap() == before);
+    resume_without_retraining(&moved);
     let config: Value = serde_json::from_str(
         &std::fs::read_to_string(moved.join("runs/gaussian/config.json")).unwrap(),
     )
