@@ -72,6 +72,7 @@ fn gaussian_fields_against_the_wiener_filter() {
     let out = tmp.path().join("gauss");
     let printed = quick("gaussian", &out, &[]);
     assert!(printed.contains("net/opt"), "{printed}");
+    assert!(printed.contains("bias-free bound"), "{printed}");
     let rec = record(&out);
     check_arms(&rec, &["gaussian"], true);
     let arm = &rec["arms"][0];

@@ -305,7 +305,19 @@ fn summary(record: &Record) {
             }
         }
         for j in &arm.jacobian {
-            println!("  σ = {:.3}: tr J = {:.1}", j.sigma, j.trace);
+            let mut line = format!("  σ = {:.3}: tr J = {:.1}", j.sigma, j.trace);
+            if let Some(t) = j.optimal_trace {
+                line += &format!(" (Wiener filter {t:.1}");
+                if let Some(h) = &j.homogeneous {
+                    line += &format!(", bias-free bound {:.1}", h.trace);
+                }
+                line += ")";
+            }
+            if let (Some(net), Some(h)) = (j.eigenvalues.first(), &j.homogeneous) {
+                let bound = h.eigenvalues.first().copied().unwrap_or(f64::NAN);
+                line += &format!("; top eigenvalue {net:.3} (bias-free bound {bound:.3})");
+            }
+            println!("{line}");
         }
     }
 }
