@@ -1,9 +1,9 @@
 //! The networks' 3×3 convolutions (stride 1, padding 1, no bias) on the CPU backend, as a
-//! burn backend extension with its own backward pass. The forward pass and the data gradient
-//! (training's and inference's adjoint alike) run through [`super::winograd_f4`]
-//! (F(4×4, 3×3)) where the shape suits it and [`super::winograd`] (F(2×2, 3×3)) elsewhere;
-//! the weight gradient always through F(2×2, 3×3). On other devices (CUDA, wgpu, libtorch)
-//! the layers use burn's own `conv2d`.
+//! burn backend extension with its own backward pass. The forward pass, the data gradient
+//! (training's and inference's adjoint alike) and the weight gradient run through
+//! [`super::winograd_f4`] (F(4×4, 3×3)) where the shape suits it and [`super::winograd`]
+//! (F(2×2, 3×3)) elsewhere. On other devices (CUDA, wgpu, libtorch) the layers use burn's own
+//! `conv2d`.
 //!
 //! Why an extension rather than burn's `Conv2d`: burn's CPU backend computes the weight
 //! gradient as a convolution whose kernel is the whole image, which took about as long as the
@@ -86,7 +86,11 @@ impl BilinearKernels<Flex> for Conv3x3Op {
 
     fn backward_weight(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
         let s = conv_shape(&x, dims(&dy)[1]);
-        let dw = winograd::backward_weight(&host(&x), &host(&dy), s);
+        let dw = if winograd_f4::suits(s) {
+            winograd_f4::backward_weight(&host(&x), &host(&dy), s)
+        } else {
+            winograd::backward_weight(&host(&x), &host(&dy), s)
+        };
         flex(dw, [s.c_out, s.c_in, 3, 3])
     }
 }

@@ -5,9 +5,8 @@
 //! data in NCHW order; the backward passes reuse the same transforms, so all three run at the
 //! same speed (burn's CPU backend computes the weight gradient as a convolution with an
 //! image-sized kernel, which is where most of a training step went). Where a layer's sides are
-//! multiples of 4 the forward pass and the data gradient use F(4×4, 3×3) instead
-//! ([`super::winograd_f4`], measured faster for training and inference alike); the weight
-//! gradient is always this module's.
+//! multiples of 4 all three use F(4×4, 3×3) instead ([`super::winograd_f4`], measured faster
+//! for training and inference alike).
 //!
 //! Layouts: transformed images are `[channel][ξ][tile]` (ξ the 16 positions of the 4×4
 //! Winograd domain, tiles ordered batch, tile row, tile column), so each channel is
