@@ -578,39 +578,51 @@ fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
                         offset,
                     );
                 }
-                for xi in 0..16 {
-                    let lhs = MatRef::from_row_major_slice(
-                        &g[xi * s.c_out * tb..][..s.c_out * tb],
-                        s.c_out,
-                        tb,
-                    );
-                    let rhs = MatRef::from_row_major_slice(
-                        &v[xi * s.c_in * tb..][..s.c_in * tb],
-                        s.c_in,
-                        tb,
-                    );
-                    let dst = MatMut::from_row_major_slice_mut(
-                        &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                        s.c_out,
-                        s.c_in,
-                    );
-                    matmul(dst, Accum::Add, lhs, rhs.transpose(), 1.0f32, Par::Seq);
-                }
+                add_block_products(&mut du, &g, &v, s, tb);
                 SCRATCH.set((v, g));
             }
             du
         })
         .collect();
-    let mut partials = partials.into_iter();
-    let mut du = partials.next().unwrap_or_else(|| vec![0.0f32; len]);
-    for p in partials {
-        du.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-    }
-    du
+    sum_in_order(partials, len)
 }
 
-/// Partial sums of the blocked weight gradient (a constant, for reproducibility).
-const PARTIAL_SUMS: usize = 8;
+/// du[ξ] += g[ξ] (c_out × tiles) · v[ξ]ᵀ (tiles × c_in) for every position ξ of a block's
+/// transformed output gradient `g` (`[ξ][c_out][tile]`) and input `v` (`[ξ][c_in][tile]`),
+/// `tiles` tiles each; `du` is `[ξ][c_out][c_in]`. Both Winograd sizes' blocked weight
+/// gradients.
+pub(super) fn add_block_products(du: &mut [f32], g: &[f32], v: &[f32], s: ConvShape, tiles: usize) {
+    let pairs = s.c_out * s.c_in;
+    for (xi, du_xi) in du.chunks_exact_mut(pairs).enumerate() {
+        let lhs = MatRef::from_row_major_slice(
+            &g[xi * s.c_out * tiles..][..s.c_out * tiles],
+            s.c_out,
+            tiles,
+        );
+        let rhs = MatRef::from_row_major_slice(
+            &v[xi * s.c_in * tiles..][..s.c_in * tiles],
+            s.c_in,
+            tiles,
+        );
+        let dst = MatMut::from_row_major_slice_mut(du_xi, s.c_out, s.c_in);
+        matmul(dst, Accum::Add, lhs, rhs.transpose(), 1.0f32, Par::Seq);
+    }
+}
+
+/// The partial sums added in their fixed order (zeros of `len` when there are none): a
+/// gradient must not depend on how rayon happens to split the work, or training would not be
+/// reproducible.
+pub(super) fn sum_in_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut partials = partials.into_iter();
+    let mut sum = partials.next().unwrap_or_else(|| vec![0.0f32; len]);
+    for p in partials {
+        sum.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    sum
+}
+
+/// Partial sums of the blocked weight gradients (a constant, for reproducibility).
+pub(super) const PARTIAL_SUMS: usize = 8;
 
 /// [`weight_grad_blocked`] for deep layers: whole transforms, one GEMM per ξ over all tiles.
 fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {

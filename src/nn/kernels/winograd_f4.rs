@@ -25,7 +25,10 @@
 //! `[c_out][ξ][c_in]`.
 
 use super::buffer::par_filled;
-use super::winograd::{check, runs_mut, ConvShape, SharedOut, BLOCK_FLOATS, MIN_BLOCK_TILES};
+use super::winograd::{
+    add_block_products, check, runs_mut, sum_in_order, ConvShape, SharedOut, BLOCK_FLOATS,
+    MIN_BLOCK_TILES, PARTIAL_SUMS,
+};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -320,35 +323,13 @@ fn weight_grad_blocked(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
                         );
                     }
                 }
-                for xi in 0..XI {
-                    let lhs = MatRef::from_row_major_slice(
-                        &g[xi * s.c_out * tb..][..s.c_out * tb],
-                        s.c_out,
-                        tb,
-                    );
-                    let rhs = MatRef::from_row_major_slice(
-                        &v[xi * s.c_in * tb..][..s.c_in * tb],
-                        s.c_in,
-                        tb,
-                    );
-                    let dst = MatMut::from_row_major_slice_mut(
-                        &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                        s.c_out,
-                        s.c_in,
-                    );
-                    matmul(dst, Accum::Add, lhs, rhs.transpose(), 1.0f32, Par::Seq);
-                }
+                add_block_products(&mut du, &g, &v, s, tb);
             }
             SCRATCH.set((v, g));
             du
         })
         .collect();
-    let mut partials = partials.into_iter();
-    let mut du = partials.next().unwrap_or_else(|| vec![0.0f32; len]);
-    for p in partials {
-        du.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-    }
-    du
+    sum_in_order(partials, len)
 }
 
 /// Images per chunk of [`weight_grad_whole`]: transformed data about four times the
@@ -363,9 +344,6 @@ fn channel_rows(buf: &[f32], xi: usize, channels: usize, tiles: usize) -> MatRef
     let len = (channels - 1) * XI * tiles + tiles;
     MatRef::from_row_major_slice_with_stride(&buf[xi * tiles..][..len], channels, tiles, XI * tiles)
 }
-
-/// Partial sums of the blocked weight gradient (a constant, for reproducibility).
-const PARTIAL_SUMS: usize = 8;
 
 /// [`weight_grad_blocked`] for deep layers, whose accumulators would not fit in cache: chunks
 /// of whole images transformed at once (`[channel][ξ][tile]`, in parallel over channels), then
