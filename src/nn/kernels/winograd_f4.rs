@@ -350,8 +350,8 @@ fn channel_rows(buf: &[f32], xi: usize, channels: usize, tiles: usize) -> MatRef
 /// one GEMM per ξ over the chunk's tiles, in parallel over ξ, added to that ξ's accumulator
 /// chunk after chunk (a fixed order: the result does not depend on the thread count). A chunk
 /// holds about four times the accumulators' size of transformed data, so that reading and
-/// writing them once a chunk costs less than the transforms: the whole batch at once (4·10⁷
-/// floats for 16 images of 40×40 with 128 and 64 channels) left the cache and was slower than
+/// writing them once a chunk costs less than the transforms: the whole batch at once (1.1·10⁷
+/// floats, 44 MB, for 16 images of 40×40 with 128 and 64 channels) left the cache and was slower than
 /// F(2×2, 3×3)'s blocked gradient on that layer, and one image at a time was slower on the
 /// 20×20 layers, whose accumulators are larger than an image's transforms.
 fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
@@ -580,9 +580,7 @@ impl Scratch {
             }
         }
     }
-}
 
-impl Scratch {
     /// A e Aᵀ for the 4×4 output-gradient tiles e of tile rows `rows` of `plane` (whole tiles:
     /// the shape [`suits`]), the adjoint of [`Self::output_tiles`], laid out as in
     /// [`Self::input_tiles`]: value ξ of the tile in row `rows.start + t`, column j goes to
