@@ -128,7 +128,7 @@ fn forward_whole(x: &[f32], u: &[f32], s: ConvShape) -> Vec<f32> {
     let v = transform_input(x, s.batch, s.c_in, s.h, s.w);
     let m = par_filled(16 * s.c_out * t, s.c_out * t, |xi, m_xi| {
         let lhs = kernel_matrix(u, xi, s);
-        let rhs = strided_rows(&v, xi, s.c_in, t);
+        let rhs = strided_rows::<16>(&v, xi, s.c_in, t);
         let dst = MatMut::from_row_major_slice_mut(m_xi, s.c_out, t);
         matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
     });
@@ -630,8 +630,8 @@ fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
     let v = transform_input(x, s.batch, s.c_in, s.h, s.w);
     let g = transform_output_grad(dy, s);
     par_filled(16 * s.c_out * s.c_in, s.c_out * s.c_in, |xi, du_xi| {
-        let lhs = strided_rows(&g, xi, s.c_out, t);
-        let rhs = strided_rows(&v, xi, s.c_in, t).transpose();
+        let lhs = strided_rows::<16>(&g, xi, s.c_out, t);
+        let rhs = strided_rows::<16>(&v, xi, s.c_in, t).transpose();
         let dst = MatMut::from_row_major_slice_mut(du_xi, s.c_out, s.c_in);
         matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
     })
@@ -641,11 +641,21 @@ pub(super) fn check(len: usize, expected: usize, what: &str) {
     assert_eq!(len, expected, "winograd: {what} has the wrong length");
 }
 
-/// Rows `[c][ξ][·]` of a `[channels][16][tiles]` buffer as a `channels × tiles` matrix.
-fn strided_rows(buf: &[f32], xi: usize, channels: usize, tiles: usize) -> MatRef<'_, f32> {
-    let start = xi * tiles;
-    let len = (channels - 1) * 16 * tiles + tiles;
-    MatRef::from_row_major_slice_with_stride(&buf[start..start + len], channels, tiles, 16 * tiles)
+/// Rows `[c][ξ][·]` of a `[channels][POSITIONS][tiles]` buffer as a `channels × tiles` matrix
+/// (`POSITIONS`: 16 here, 36 for F(4×4, 3×3)).
+pub(super) fn strided_rows<const POSITIONS: usize>(
+    buf: &[f32],
+    xi: usize,
+    channels: usize,
+    tiles: usize,
+) -> MatRef<'_, f32> {
+    let len = (channels - 1) * POSITIONS * tiles + tiles;
+    MatRef::from_row_major_slice_with_stride(
+        &buf[xi * tiles..][..len],
+        channels,
+        tiles,
+        POSITIONS * tiles,
+    )
 }
 
 /// Bᵀ d B for every 4×4 input patch: `[batch, c, h, w]` → `[c][16][tiles]`.

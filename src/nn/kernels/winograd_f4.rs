@@ -26,8 +26,8 @@
 
 use super::buffer::par_filled;
 use super::winograd::{
-    add_block_products, check, runs_mut, sum_in_order, ConvShape, SharedOut, BLOCK_FLOATS,
-    MIN_BLOCK_TILES, PARTIAL_SUMS,
+    add_block_products, check, runs_mut, strided_rows, sum_in_order, ConvShape, SharedOut,
+    BLOCK_FLOATS, MIN_BLOCK_TILES, PARTIAL_SUMS,
 };
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -339,12 +339,6 @@ fn whole_chunk_images(s: ConvShape) -> usize {
     (4 * s.c_in * s.c_out / ((s.c_in + s.c_out) * per_image)).clamp(1, s.batch)
 }
 
-/// Rows (c, ξ) of a `[channel][ξ][tile]` buffer as a `channels × tiles` matrix.
-fn channel_rows(buf: &[f32], xi: usize, channels: usize, tiles: usize) -> MatRef<'_, f32> {
-    let len = (channels - 1) * XI * tiles + tiles;
-    MatRef::from_row_major_slice_with_stride(&buf[xi * tiles..][..len], channels, tiles, XI * tiles)
-}
-
 /// [`weight_grad_blocked`] for deep layers, whose accumulators would not fit in cache: chunks
 /// of whole images transformed at once (`[channel][ξ][tile]`, in parallel over channels), then
 /// one GEMM per ξ over the chunk's tiles, in parallel over ξ, added to that ξ's accumulator
@@ -387,8 +381,8 @@ fn weight_grad_whole(x: &[f32], dy: &[f32], s: ConvShape) -> Vec<f32> {
             .enumerate()
             .for_each(|(xi, du_xi)| {
                 let (lhs, rhs) = (
-                    channel_rows(&g, xi, s.c_out, tiles),
-                    channel_rows(&v, xi, s.c_in, tiles),
+                    strided_rows::<XI>(&g, xi, s.c_out, tiles),
+                    strided_rows::<XI>(&v, xi, s.c_in, tiles),
                 );
                 let dst = MatMut::from_row_major_slice_mut(du_xi, s.c_out, s.c_in);
                 matmul(dst, Accum::Add, lhs, rhs.transpose(), 1.0f32, Par::Seq);
