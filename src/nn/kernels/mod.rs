@@ -64,6 +64,41 @@ mod testing {
         (y, scale)
     }
 
+    /// The 3×3 convolution's weight gradient by direct summation in f64 — its definition,
+    /// dw[co][ci][ky][kx] = Σ dy[b][co][y][x] · x[b][ci][y + ky − 1][x + kx − 1] — and, per
+    /// entry, Σ|x||dy| over its terms (the scale that rounding errors are relative to).
+    pub fn direct_weight_gradient(x: &[f32], dy: &[f32], s: ConvShape) -> (Vec<f64>, Vec<f64>) {
+        let (h, w) = (s.h as isize, s.w as isize);
+        let n = s.c_out * s.c_in * 9;
+        let (mut dw, mut scale) = (vec![0.0f64; n], vec![0.0f64; n]);
+        for co in 0..s.c_out {
+            for ci in 0..s.c_in {
+                for k in 0..9 {
+                    let (ky, kx) = ((k / 3) as isize - 1, (k % 3) as isize - 1);
+                    let (mut sum, mut abs) = (0.0f64, 0.0f64);
+                    for b in 0..s.batch {
+                        let xp = &x[(b * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
+                        let gp = &dy[(b * s.c_out + co) * s.h * s.w..][..s.h * s.w];
+                        for y in 0..h {
+                            for xx in 0..w {
+                                let (sy, sx) = (y + ky, xx + kx);
+                                if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                                    let t = gp[(y * w + xx) as usize] as f64
+                                        * xp[(sy * w + sx) as usize] as f64;
+                                    sum += t;
+                                    abs += t.abs();
+                                }
+                            }
+                        }
+                    }
+                    let i = (co * s.c_in + ci) * 9 + k;
+                    (dw[i], scale[i]) = (sum, abs);
+                }
+            }
+        }
+        (dw, scale)
+    }
+
     /// `f` run on a pool of `threads` threads (for thread-count invariance tests).
     pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         rayon::ThreadPoolBuilder::new()

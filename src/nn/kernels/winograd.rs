@@ -717,7 +717,7 @@ fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{on_threads, random};
+    use super::super::testing::{direct_weight_gradient, on_threads, random};
     use super::*;
 
     /// Direct summation in f64, the definition.
@@ -883,31 +883,54 @@ mod tests {
         }
     }
 
-    /// The weight gradient against its definition, entry by entry.
+    /// The weight gradient against its definition in f64, entry by entry, relative to Σ|x||dy|
+    /// over each entry's terms: a small layer with odd sides, a wide one in several blocks
+    /// (blocked path) and a deep one whose accumulator takes the whole-batch path.
     #[test]
     fn weight_gradient_matches_direct_summation() {
-        let s = ConvShape {
-            batch: 2,
-            c_in: 2,
-            c_out: 3,
-            h: 5,
-            w: 6,
-        };
-        let x = random(s.batch * s.c_in * s.h * s.w, 7);
-        let dy = random(s.batch * s.c_out * s.h * s.w, 8);
-        let dw = backward_weight(&x, &dy, s);
-        for (idx, got) in dw.iter().enumerate() {
-            let mut unit = vec![0.0f32; dw.len()];
-            unit[idx] = 1.0;
-            let want: f64 = direct(&x, &unit, s)
-                .iter()
-                .zip(&dy)
-                .map(|(a, b)| a * *b as f64)
-                .sum();
-            assert!(
-                (*got as f64 - want).abs() < 1e-4,
-                "entry {idx}: {got} vs {want}"
-            );
+        let shapes = [
+            ConvShape {
+                batch: 2,
+                c_in: 2,
+                c_out: 3,
+                h: 5,
+                w: 6,
+            },
+            ConvShape {
+                batch: 1,
+                c_in: 64,
+                c_out: 64,
+                h: 40,
+                w: 38,
+            },
+            ConvShape {
+                batch: 2,
+                c_in: 136,
+                c_out: 128,
+                h: 6,
+                w: 5,
+            },
+        ];
+        assert!(
+            Blocks::new(shapes[1]).count() > shapes[1].batch,
+            "several blocks per image"
+        );
+        assert!(
+            16 * shapes[2].c_out * shapes[2].c_in > BLOCK_FLOATS,
+            "whole-batch path"
+        );
+        for (k, s) in shapes.into_iter().enumerate() {
+            let x = random(s.batch * s.c_in * s.h * s.w, 7 + k as u64);
+            let dy = random(s.batch * s.c_out * s.h * s.w, 70 + k as u64);
+            let got = backward_weight(&x, &dy, s);
+            let (want, scale) = direct_weight_gradient(&x, &dy, s);
+            for (idx, (g, (y, a))) in got.iter().zip(want.iter().zip(&scale)).enumerate() {
+                let err = (*g as f64 - y).abs() / a.max(1e-30);
+                assert!(
+                    err < 1e-5,
+                    "{s:?} entry {idx}: {g} vs {y} (relative {err:.1e})"
+                );
+            }
         }
     }
 }
