@@ -99,6 +99,14 @@ mod testing {
         (dw, scale)
     }
 
+    /// The largest |got − want| relative to its entry's `scale` (Σ of the terms' magnitudes).
+    pub fn max_relative_error(got: &[f32], want: &[f64], scale: &[f64]) -> f64 {
+        got.iter()
+            .zip(want.iter().zip(scale))
+            .map(|(g, (y, a))| (*g as f64 - y).abs() / a.max(1e-30))
+            .fold(0.0, f64::max)
+    }
+
     /// `f` run on a pool of `threads` threads (for thread-count invariance tests).
     pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         rayon::ThreadPoolBuilder::new()

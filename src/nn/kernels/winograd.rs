@@ -717,7 +717,7 @@ fn transform_output_grad(dy: &[f32], s: ConvShape) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{direct_weight_gradient, on_threads, random};
+    use super::super::testing::{direct_weight_gradient, max_relative_error, on_threads, random};
     use super::*;
 
     /// Direct summation in f64, the definition.
@@ -924,13 +924,8 @@ mod tests {
             let dy = random(s.batch * s.c_out * s.h * s.w, 70 + k as u64);
             let got = backward_weight(&x, &dy, s);
             let (want, scale) = direct_weight_gradient(&x, &dy, s);
-            for (idx, (g, (y, a))) in got.iter().zip(want.iter().zip(&scale)).enumerate() {
-                let err = (*g as f64 - y).abs() / a.max(1e-30);
-                assert!(
-                    err < 1e-5,
-                    "{s:?} entry {idx}: {g} vs {y} (relative {err:.1e})"
-                );
-            }
+            let err = max_relative_error(&got, &want, &scale);
+            assert!(err < 1e-5, "{s:?}: relative error {err}");
         }
     }
 }

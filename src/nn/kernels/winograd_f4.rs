@@ -700,7 +700,9 @@ fn transform_weight(weight: &[f32], c_out: usize, c_in: usize, u: &mut Vec<f32>)
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{direct, direct_weight_gradient, on_threads, random};
+    use super::super::testing::{
+        direct, direct_weight_gradient, max_relative_error, on_threads, random,
+    };
     use super::*;
 
     /// The largest error relative to Σ|x||w| of its output.
@@ -709,10 +711,7 @@ mod tests {
         let w = random(s.c_out * s.c_in * 9, seed + 1000);
         let got = forward(&x, &w, s);
         let (want, scale) = direct(&x, &w, s);
-        got.iter()
-            .zip(want.iter().zip(&scale))
-            .map(|(g, (y, a))| (*g as f64 - y).abs() / a.max(1e-30))
-            .fold(0.0, f64::max)
+        max_relative_error(&got, &want, &scale)
     }
 
     fn shape(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> ConvShape {
@@ -787,10 +786,7 @@ mod tests {
         let dy = random(s.batch * s.c_out * s.h * s.w, seed + 1000);
         let got = backward_weight(&x, &dy, s);
         let (want, scale) = direct_weight_gradient(&x, &dy, s);
-        got.iter()
-            .zip(want.iter().zip(&scale))
-            .map(|(g, (y, a))| (*g as f64 - y).abs() / a.max(1e-30))
-            .fold(0.0, f64::max)
+        max_relative_error(&got, &want, &scale)
     }
 
     /// Small layers, a wide one cut into several blocks per image (blocked path), blocks
