@@ -33,6 +33,10 @@ pub enum Purpose {
     StudyArm = 11,
     /// A fixed pixel permutation of a data set.
     PixelShuffle = 12,
+    /// The split seed of a replicated pair of a study (identity: the pair's number).
+    StudyPair = 13,
+    /// Bootstrap resampling of a study's measurements (identity: the figure and N).
+    Bootstrap = 14,
 }
 
 /// SplitMix64 finalizer: spreads nearby integers over the whole 64-bit range.

@@ -48,6 +48,16 @@ impl RunDir {
     pub fn figures(&self) -> PathBuf {
         self.root.join("figures")
     }
+    /// `stopped.json`: where and why training ended ([`crate::train::Stopped`]).
+    pub fn stopped(&self) -> PathBuf {
+        self.root.join("stopped.json")
+    }
+    /// The weights kept at `step` ([`crate::train::TrainConfig::snapshots`]).
+    pub fn snapshot(&self, step: u64) -> PathBuf {
+        self.root
+            .join("snapshots")
+            .join(format!("step-{step:06}.safetensors"))
+    }
     /// A file directly in the folder.
     pub fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
@@ -160,6 +170,9 @@ pub struct MetricsLine {
     /// Something that happened instead of training (a rollback after a non-finite loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// The losses the stopping rule watched at this step (runs trained to convergence only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<crate::train::stopping::LossPoint>,
 }
 
 /// What `tweedie eval` writes to `eval.json`.
@@ -232,6 +245,7 @@ mod tests {
             validation: Vec::new(),
             images_per_second: 1.0,
             event: None,
+            stopping: None,
         }
     }
 

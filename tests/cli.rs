@@ -405,6 +405,167 @@ fn resume_gives_the_same_weights_as_an_uninterrupted_run() {
     assert_ne!(eval("ema"), eval("raw"));
 }
 
+/// `--steps auto` stops a run on the plateau of its validation losses, well before its cap,
+/// and records where and why; a run stopped part-way and resumed replays the rule from its log
+/// and stops at the same step with the same bytes.
+#[test]
+fn steps_auto_stops_on_a_plateau_and_a_resumed_run_stops_at_the_same_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 240);
+    let args = |out: &Path, extra: &[&str]| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            s(&data),
+            "--train-size",
+            "100",
+            "--blocks",
+            "1",
+            "--channels",
+            "8",
+            "--batch",
+            "8",
+            "--sigma-max",
+            "0.5",
+            "--val-sigmas",
+            "0.1",
+            "--val-count",
+            "16",
+            "--checkpoint-every",
+            "20",
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+            "--steps",
+            "auto:3000",
+            "--stop-patience",
+            "60",
+            "--stop-decays",
+            "1",
+            "--log-every",
+            "10",
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+    };
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let whole = dir.path().join("whole");
+    let printed = ok(&strs(&args(&whole, &[])));
+    assert!(printed.contains("converged at step"), "{printed}");
+    let stopped = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("stopped.json")).unwrap()).unwrap()
+    };
+    let st = stopped(&whole);
+    assert_eq!(st["reason"], "converged", "{st}");
+    assert_eq!(st["decays"], 1, "{st}");
+    assert_eq!(st["cap"], 3000, "{st}");
+    let step = st["step"].as_u64().unwrap();
+    // not before a plateau could exist: a halving and a second plateau take ≥ 2 patiences
+    assert!((120..3000).contains(&step), "{st}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["config"]["stop"]["patience"], 60);
+    assert_eq!(config["config"]["lr_schedule"], "plateau");
+    // the log holds the losses the rule watched, on log steps only
+    let metrics = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
+    let watched = metrics
+        .lines()
+        .filter(|l| l.contains("\"stopping\""))
+        .count() as u64;
+    assert_eq!(watched, step / 10, "{metrics}");
+
+    // stopped mid-way, between log steps, then resumed
+    let split = dir.path().join("split");
+    let half = (step / 2 + 3).to_string();
+    ok(&strs(&args(&split, &["--stop-at", &half])));
+    assert!(!split.join("stopped.json").exists());
+    ok(&["train", "--resume", "--out", s(&split), "--device", "cpu"]);
+    assert_eq!(stopped(&split), st);
+    assert!(
+        std::fs::read(whole.join("model.safetensors")).unwrap()
+            == std::fs::read(split.join("model.safetensors")).unwrap(),
+        "resumed run ended with other weights"
+    );
+    // resuming a converged run trains nothing more
+    ok(&["train", "--resume", "--out", s(&whole), "--device", "cpu"]);
+    assert_eq!(stopped(&whole), st);
+    // a bad rule is refused before training
+    let e = fails(&strs(&args(
+        &dir.path().join("bad"),
+        &["--stop-min-improvement", "0"],
+    )));
+    assert!(e.contains("--stop-min-improvement 0"), "{e}");
+    let mut zero = args(&dir.path().join("bad2"), &[]);
+    let i = zero.iter().position(|a| a == "auto:3000").unwrap();
+    zero[i] = "auto:0".into();
+    let e = fails(&strs(&zero));
+    assert!(e.contains("auto:CAP"), "{e}");
+    zero[i] = "plenty".into();
+    assert!(fails(&strs(&zero)).contains("not a step count"));
+}
+
+/// Replicated pairs: every per-N figure of study.json gets an estimate and a 95% interval over
+/// pairs and samples, meeting the per-pair values, with a regime and a verdict; the second
+/// pair trains runs of its own.
+#[test]
+fn a_study_with_replicated_pairs_records_intervals_and_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = disks(dir.path(), 60);
+    let out = dir.path().join("study");
+    let mut args = tiny_study(&data, &out, &["--steps", "20", "--eval-sigmas", "0.1"]);
+    let i = args.iter().position(|a| a == "--pairs").unwrap();
+    args[i + 1] = "2".into();
+    let table = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(table.contains("regime"), "{table}");
+    assert!(out.join("runs/N4-b-p1/model.safetensors").exists());
+    let study: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("study.json")).unwrap()).unwrap();
+    assert!(study["verdict"]["statement"].as_str().unwrap().len() > 20);
+    for size in study["sizes"].as_array().unwrap() {
+        assert_eq!(size["replicates"].as_array().unwrap().len(), 1);
+        assert_eq!(size["runs"].as_array().unwrap().len(), 4);
+        let summary = &size["summary"];
+        assert_eq!(summary["pairs"], 2);
+        let iv = &summary["paired_similarity"];
+        let (lo, est, hi) = (
+            iv["lo"].as_f64().unwrap(),
+            iv["estimate"].as_f64().unwrap(),
+            iv["hi"].as_f64().unwrap(),
+        );
+        assert!(lo <= est && est <= hi, "{iv}");
+        let per_pair: Vec<f64> = std::iter::once(&size["network"])
+            .chain(
+                size["replicates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| &r["network"]),
+            )
+            .map(|m| m["median_paired_similarity"].as_f64().unwrap())
+            .collect();
+        let (min, max) = per_pair
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        assert!(
+            lo <= max && hi >= min,
+            "{iv} vs per-pair medians {per_pair:?}"
+        );
+        assert!(["memorizing", "generalizing", "inconclusive"]
+            .contains(&summary["regime"].as_str().unwrap()));
+    }
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("Verdict"), "the page states no verdict");
+}
+
 #[test]
 fn extending_a_finished_run_replans_its_learning_rate() {
     let dir = tempfile::tempdir().unwrap();
@@ -697,6 +858,8 @@ fn tiny_study(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
         "0.03",
         "--max-steps",
         "300",
+        "--pairs",
+        "1",
         "--device",
         "cpu",
         "--out",

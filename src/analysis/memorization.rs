@@ -15,7 +15,8 @@ pub struct Nearest {
     pub own_similarity: Vec<f32>,
     /// Same, in the other network's training set.
     pub other_similarity: Vec<f32>,
-    /// Index (in the own training set) of the nearest image by L2.
+    /// Index (in the own training set) of the most correlated image: the one `own_similarity`
+    /// measures and the pair figures show (studies written before: the nearest by L2).
     pub own_index: Vec<usize>,
     /// L2 distance to the nearest own training image.
     pub own_l2: Vec<f32>,
@@ -25,6 +26,23 @@ pub struct Nearest {
     pub median_own_similarity: f32,
     /// Median of `other_similarity`.
     pub median_other_similarity: f32,
+    /// f_mem: the fraction of samples whose `memorization_ratio` is below
+    /// [`MEMORIZED_RATIO`] (absent when N = 1, where no second-nearest image exists; and in
+    /// studies written before).
+    #[serde(default)]
+    pub memorized_fraction: Option<f32>,
+}
+
+/// A sample is a copy of a training image when its nearest training image is three times
+/// closer (in L2) than the second-nearest: the criterion of Gu et al. (2023), "On memorization
+/// in diffusion models", used by Bonnaire et al. (2025), "Why diffusion models don't memorize".
+pub const MEMORIZED_RATIO: f32 = 1.0 / 3.0;
+
+/// f_mem: the fraction of ratios d₁/d₂ below [`MEMORIZED_RATIO`]; `None` when no ratio exists.
+pub fn memorized_fraction(ratios: &[Option<f32>]) -> Option<f32> {
+    let known: Vec<f32> = ratios.iter().flatten().copied().collect();
+    (!known.is_empty())
+        .then(|| known.iter().filter(|r| **r < MEMORIZED_RATIO).count() as f32 / known.len() as f32)
 }
 
 /// The median (the upper one for an even count); NaN when empty.
@@ -50,22 +68,33 @@ pub fn nearest(samples: &Images, own: &Images, other: &Images) -> Nearest {
     let mut out = Nearest::default();
     for k in 0..samples.len() {
         let s = samples.image(k);
+        // the most correlated image and its correlation (the first of equals)
         let best = |set: &Images| {
             (0..set.len())
-                .map(|i| correlation(s, set.image(i)))
-                .fold(f32::NEG_INFINITY, f32::max)
+                .map(|i| (correlation(s, set.image(i)), i))
+                .fold((f32::NEG_INFINITY, 0), |b, c| if c.0 > b.0 { c } else { b })
         };
-        out.own_similarity.push(best(own));
-        out.other_similarity.push(best(other));
-        let mut d: Vec<(f32, usize)> = (0..own.len()).map(|i| (l2(s, own.image(i)), i)).collect();
-        d.sort_by(|a, b| a.0.total_cmp(&b.0));
-        out.own_index.push(d[0].1);
-        out.own_l2.push(d[0].0);
+        let (own_best, own_i) = best(own);
+        out.own_similarity.push(own_best);
+        out.own_index.push(own_i);
+        out.other_similarity.push(best(other).0);
+        // the two nearest by L2, for the ratio d₁/d₂
+        let (mut d1, mut d2) = (f32::INFINITY, f32::INFINITY);
+        for i in 0..own.len() {
+            let d = l2(s, own.image(i));
+            if d < d1 {
+                (d1, d2) = (d, d1);
+            } else if d < d2 {
+                d2 = d;
+            }
+        }
+        out.own_l2.push(d1);
         out.memorization_ratio
-            .push(d.get(1).map(|second| d[0].0 / second.0.max(1e-12)));
+            .push(d2.is_finite().then(|| d1 / d2.max(1e-12)));
     }
     out.median_own_similarity = median(&out.own_similarity);
     out.median_other_similarity = median(&out.other_similarity);
+    out.memorized_fraction = memorized_fraction(&out.memorization_ratio);
     out
 }
 
@@ -113,7 +142,49 @@ mod tests {
         assert!(nn.other_similarity[0] < 0.999);
         assert_eq!(nn.own_index[0], 1);
         assert!(nn.memorization_ratio[0].unwrap() < 1e-3);
+        assert_eq!(nn.memorized_fraction, Some(1.0));
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        // one training image: no second-nearest, no ratio, no f_mem
+        let single = nearest(&samples, &base.select(&[1]), &other);
+        assert_eq!(single.memorization_ratio, [None]);
+        assert_eq!(single.memorized_fraction, None);
+    }
+
+    #[test]
+    fn f_mem_counts_ratios_below_a_third() {
+        let r = [Some(0.1), Some(0.5), None, Some(0.3), Some(0.34)];
+        assert_eq!(memorized_fraction(&r), Some(0.5));
+        assert_eq!(memorized_fraction(&[None]), None);
+    }
+
+    /// The empirical-optimal denoiser of two images generates copies of them: f_mem = 1; held-out
+    /// images of the same family are copies of no training image: f_mem = 0.
+    #[test]
+    fn f_mem_is_one_for_the_memorizer_and_zero_for_held_out_images() {
+        use crate::denoise::EmpiricalOptimal;
+        use crate::progress::Silent;
+        use crate::sampling::Sampler;
+        let base = Family::Disks(Default::default())
+            .generate(16, 40, 7)
+            .unwrap();
+        let (train, other) = (base.select(&[0, 1]), base.select(&[2, 3]));
+        let oracle = EmpiricalOptimal::new(train.clone());
+        let samples = Sampler::default()
+            .sample(&oracle, [1, 16, 16], 16, 0, 5, &Silent)
+            .unwrap()
+            .images;
+        let memorizer = nearest(&samples, &train, &other);
+        assert_eq!(memorizer.memorized_fraction, Some(1.0), "{memorizer:?}");
+        // held-out Gaussian fields (disks can be near-duplicates of one another)
+        let fields = Family::Gaussian(GaussianField::default())
+            .generate(16, 40, 7)
+            .unwrap();
+        let (test, big_train) = (
+            fields.select(&(8..40).collect::<Vec<_>>()),
+            fields.select(&(0..8).collect::<Vec<_>>()),
+        );
+        let held_out = nearest(&test, &big_train, &other);
+        assert_eq!(held_out.memorized_fraction, Some(0.0), "{held_out:?}");
     }
 
     #[test]

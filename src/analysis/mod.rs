@@ -1,10 +1,13 @@
-//! Measuring denoisers: denoising quality ([`metrics`]), memorization ([`memorization`]),
+//! Measuring denoisers: denoising quality ([`metrics`]), memorization ([`memorization`]) with
+//! bootstrap intervals over replicated pairs ([`bootstrap`]),
 //! Jacobians ([`jacobian`]) and their spectra ([`spectrum`], [`lanczos`]), rates ([`rate`]). Everything here takes
 //! a [`crate::denoise::Denoiser`] (or [`crate::denoise::Linearize`]), never a network type.
 
+pub mod bootstrap;
 pub mod jacobian;
 pub mod lanczos;
 pub mod memorization;
 pub mod metrics;
+pub mod quality;
 pub mod rate;
 pub mod spectrum;

@@ -3,7 +3,7 @@
 
 use super::progress::Terminal;
 use super::sampler::SamplerArgs;
-use super::train::TrainArgs;
+use super::train::{Steps, TrainArgs, AUTO_CAP};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use tweedie::experiments::generalization::{self as study, Config, RunSeeds, RunState, StudyDir};
@@ -22,6 +22,14 @@ pub struct GeneralizationArgs {
     /// Paired samples per network.
     #[arg(long, default_value_t = 64)]
     samples: usize,
+    /// Log-spaced snapshots each run keeps (steps 125, 250, 500, …, below its cap); the study
+    /// measures every pair at each, with training time as an axis. 0: none.
+    #[arg(long, default_value_t = 8)]
+    snapshots: usize,
+    /// Independent pairs of networks per N (each its own disjoint split and initialisations):
+    /// every figure then gets a 95% bootstrap interval over pairs and samples.
+    #[arg(long, default_value_t = 3)]
+    pairs: usize,
     /// Noise levels of the PSNR and model-variance measurements.
     #[arg(long, value_delimiter = ',', value_parser = super::sigma_arg, default_value = "15/255,50/255,100/255")]
     eval_sigmas: Vec<f32>,
@@ -75,8 +83,12 @@ pub(super) fn config(a: &GeneralizationArgs, dir: &StudyDir) -> Result<Config> {
         cfg.train.device = a.train.device;
         return Ok(cfg);
     }
-    let mut template = a.train.fresh_config()?;
+    let mut template = a.train.fresh_config(Steps::Auto(AUTO_CAP))?;
     template.data.split.train_size = None;
+    template.snapshots = tweedie::train::log_spaced_steps(a.snapshots)
+        .into_iter()
+        .filter(|s| *s < template.steps)
+        .collect();
     let cfg = Config {
         sizes: a.sizes.clone(),
         samples: a.samples,
@@ -85,6 +97,7 @@ pub(super) fn config(a: &GeneralizationArgs, dir: &StudyDir) -> Result<Config> {
         eval_count: a.eval_count,
         seed: a.train.seed,
         run_seeds: RunSeeds::Keyed,
+        pairs: a.pairs,
         train: template,
     };
     if dir.config().exists() && read_config(dir)? != cfg {
@@ -155,21 +168,35 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
     };
     tweedie::report::study::write(&dir, &record)?;
     println!(
-        "{:>8} {:>12} {:>14} {:>14} {:>14}",
-        "N", "a↔b", "↔nearest S₁", "↔nearest S₂", "empirical a↔b"
+        "{:>7} {:>22} {:>22} {:>18} {:>14} {:>16}  regime",
+        "N", "a↔b paired", "↔nearest own", "f_mem", "empirical a↔b", "Fréchet (floor)"
     );
+    let iv = |i: &tweedie::analysis::bootstrap::Interval, p: usize| {
+        format!("{:.p$} [{:.p$}, {:.p$}]", i.estimate, i.lo, i.hi)
+    };
     for s in &record.sizes {
+        let Some(m) = &s.summary else { continue };
         println!(
-            "{:>8} {:>12.3} {:>14.3} {:>14.3} {:>14.3}",
+            "{:>7} {:>22} {:>22} {:>18} {:>14.3} {:>16}  {:?}",
             s.n,
-            s.network.median_paired_similarity,
-            s.network.nearest_a.median_own_similarity,
-            s.network.nearest_a.median_other_similarity,
-            s.empirical_optimal.median_paired_similarity
+            iv(&m.paired_similarity, 3),
+            iv(&m.nearest_own_similarity, 3),
+            m.memorized_fraction
+                .as_ref()
+                .map_or("–".into(), |f| iv(f, 2)),
+            m.empirical_paired_similarity.estimate,
+            match (m.frechet, m.frechet_floor) {
+                (Some(f), Some(floor)) => format!("{:.2} ({:.2})", f.estimate, floor.estimate),
+                _ => "–".into(),
+            },
+            m.regime
         );
     }
+    if let Some(v) = &record.verdict {
+        println!("{}", v.statement);
+    }
     println!(
-        "(median correlations of mean-removed images) wrote {}/study.json and report.html",
+        "(medians of correlations of mean-removed images, 95% bootstrap intervals over pairs and samples) wrote {}/study.json and report.html",
         dir.root().display()
     );
     Ok(())

@@ -113,6 +113,9 @@ const FLAGS: &[(&str, &str)] = &[
         "--batch (sample) / --sample-batch (generalization)",
     ),
     ("net.image_channels", "--data"),
+    ("stop.min_improvement", "--stop-min-improvement"),
+    ("stop.patience", "--stop-patience"),
+    ("stop.decays", "--stop-decays"),
 ];
 
 /// The flag that sets a configuration field.

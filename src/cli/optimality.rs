@@ -2,13 +2,14 @@
 //! [`tweedie::experiments::optimality`]); trains what is missing, measures, writes the report.
 
 use super::progress::Terminal;
+use super::train::{Steps, AUTO_CAP};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tweedie::data::synthetic::{Boundary, Construction, GaussianField};
 use tweedie::experiments::optimality::{self, Baseline, Config, OptimalityDir, Record, Row, Study};
 use tweedie::nn::{Arch, NetConfig};
-use tweedie::train::{DataConfig, LossWeighting, SigmaSampling, TrainConfig};
+use tweedie::train::{DataConfig, LossWeighting, SigmaSampling, StopRule, TrainConfig};
 use tweedie::DeviceSpec;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,10 +82,10 @@ pub struct OptimalityArgs {
     /// BF-CNN layers.
     #[arg(long, default_value_t = 20)]
     layers: usize,
-    /// Optimizer steps per network [default: 5000; calpha and shuffled, which train several
-    /// networks: 3000].
-    #[arg(long)]
-    steps: Option<u64>,
+    /// Optimizer steps per network: a number, or `auto` (the default) to train each network
+    /// until its validation losses stop improving, at most 20000 steps (`auto:CAP`).
+    #[arg(long, value_parser = super::train::steps_arg)]
+    steps: Option<Steps>,
     /// Images per step.
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -170,10 +171,10 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
         FamilyName::Disks => vec![0.02, 0.05, 0.1, 0.2, 0.4],
         _ => vec![0.1],
     });
-    let steps = a.steps.unwrap_or(match family {
-        FamilyName::Calpha | FamilyName::Shuffled => 3000,
-        _ => 5000,
-    });
+    let plan = a.steps.unwrap_or(Steps::Auto(AUTO_CAP));
+    let steps = match plan {
+        Steps::Fixed(n) | Steps::Auto(n) => n,
+    };
     let net = NetConfig {
         arch: a.arch,
         image_channels: 1,
@@ -197,10 +198,14 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
         baseline: Baseline::default(),
         seed: a.seed,
     };
+    let mut plan = Some(plan);
     if a.quick {
         quick(&mut cfg);
         // an explicit --steps still holds
-        cfg.train.steps = a.steps.unwrap_or(cfg.train.steps);
+        plan = a.steps;
+        if let Some(Steps::Fixed(n) | Steps::Auto(n)) = a.steps {
+            cfg.train.steps = n;
+        }
     }
     // the plan follows the (possibly quick) number of steps
     let t = &cfg.train;
@@ -219,6 +224,9 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
     train.loss_weighting = a.loss_weighting;
     train.val_count = t.val_count;
     train.min_epoch = t.min_epoch;
+    if let Some(Steps::Auto(cap)) = plan {
+        train = train.until_converged(StopRule::default(), cap);
+    }
     cfg.train = train;
     Ok(cfg)
 }

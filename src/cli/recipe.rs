@@ -11,9 +11,10 @@ pub struct RecipeArgs {
     /// Initial Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Learning-rate plan over the run's steps.
-    #[arg(long, value_enum, default_value_t = LrSchedule::Cosine)]
-    pub lr_schedule: LrSchedule,
+    /// Learning-rate plan over the run's steps [default: cosine; with --steps auto, plateau:
+    /// constant after the warm-up, halved when the validation losses stop improving].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
     /// Step plan: halve the learning rate every this many steps [default: steps/4].
     #[arg(long)]
     pub lr_halve_every: Option<u64>,
@@ -45,9 +46,9 @@ impl RecipeArgs {
         let steps = cfg.steps;
         cfg.lr = self.lr;
         cfg.lr_halve_every = self.lr_halve_every.unwrap_or((steps / 4).max(1));
-        cfg.lr_schedule = self.lr_schedule;
-        cfg.lr_warmup = match self.lr_schedule {
-            LrSchedule::Cosine => self.lr_warmup.unwrap_or(steps / 50),
+        cfg.lr_schedule = self.lr_schedule.unwrap_or(LrSchedule::Cosine);
+        cfg.lr_warmup = match cfg.lr_schedule {
+            LrSchedule::Cosine | LrSchedule::Plateau => self.lr_warmup.unwrap_or(steps / 50),
             LrSchedule::Step => 0,
         };
         cfg.sigma_sampling = self.sigma_sampling;

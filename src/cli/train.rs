@@ -9,8 +9,37 @@ use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::run::{RunDir, RunRecord};
-use tweedie::train::{DataConfig, OnNan, Session, TrainConfig, TrainingData};
+use tweedie::train::{DataConfig, OnNan, Session, StopRule, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
+
+/// How long to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steps {
+    /// Exactly this many steps.
+    Fixed(u64),
+    /// Until converged ([`tweedie::train::stopping`]), at most this many steps.
+    Auto(u64),
+}
+
+/// The cap of `--steps auto`.
+pub const AUTO_CAP: u64 = 20_000;
+
+/// Parses `--steps`: `N`, `auto` or `auto:CAP`.
+pub fn steps_arg(s: &str) -> std::result::Result<Steps, String> {
+    let positive = |t: &str| match t.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a step count: give a number ≥ 1, `auto` or `auto:CAP` (e.g. auto:8000)"
+        )),
+    };
+    match s.trim() {
+        "auto" => Ok(Steps::Auto(AUTO_CAP)),
+        t => match t.strip_prefix("auto:") {
+            Some(cap) => positive(cap).map(Steps::Auto),
+            None => positive(t).map(Steps::Fixed),
+        },
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -55,9 +84,21 @@ pub struct TrainArgs {
     /// BF-CNN: number of convolution layers.
     #[arg(long, default_value_t = 20)]
     pub layers: usize,
-    /// Optimizer steps [default: 2000; with --resume, the run's own].
-    #[arg(long)]
-    pub steps: Option<u64>,
+    /// Optimizer steps: a number, or `auto` to train until the validation losses stop improving
+    /// (at most 20000 steps; `auto:CAP` sets the cap) [default: 2000 for train, auto for
+    /// generalization; with --resume, the run's own].
+    #[arg(long, value_parser = steps_arg)]
+    pub steps: Option<Steps>,
+    /// --steps auto: a loss improves when it falls by more than this fraction of its best.
+    #[arg(long, default_value_t = StopRule::default().min_improvement)]
+    pub stop_min_improvement: f64,
+    /// --steps auto: steps without improvement of the held-out or the training-image loss
+    /// that make a plateau.
+    #[arg(long, default_value_t = StopRule::default().patience)]
+    pub stop_patience: u64,
+    /// --steps auto: learning-rate halvings (one per plateau) before a plateau stops the run.
+    #[arg(long, default_value_t = StopRule::default().decays)]
+    pub stop_decays: u32,
     /// Images per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -73,7 +114,8 @@ pub struct TrainArgs {
     /// Write a checkpoint every this many steps.
     #[arg(long, default_value_t = 250)]
     pub checkpoint_every: u64,
-    /// Validate and log every this many steps [default: steps/20].
+    /// Validate and log every this many steps [default: steps/20; with --steps auto, a tenth of
+    /// the stopping rule's patience].
     #[arg(long)]
     pub log_every: Option<u64>,
     /// Validation noise levels, comma-separated.
@@ -113,27 +155,31 @@ impl TrainArgs {
                 .read_config()
                 .with_context(|| format!("reading {}", run.config().display()))?;
             let mut cfg = match self.steps {
-                Some(steps) => record.config.extend(steps),
+                Some(Steps::Fixed(steps)) | Some(Steps::Auto(steps)) => record.config.extend(steps),
                 None => record.config,
             };
             cfg.device = self.device;
             return Ok((cfg, None));
         }
-        let (cfg, data) = self.fresh_config_and_data()?;
+        let (cfg, data) = self.fresh_config_and_data(Steps::Fixed(2000))?;
         Ok((cfg, Some(data)))
     }
 
-    /// The configuration the flags describe (ignoring any run in --out).
-    pub fn fresh_config(&self) -> Result<TrainConfig> {
-        Ok(self.fresh_config_and_data()?.0)
+    /// The configuration the flags describe (ignoring any run in --out), with `default` steps
+    /// when --steps is not given.
+    pub fn fresh_config(&self, default: Steps) -> Result<TrainConfig> {
+        Ok(self.fresh_config_and_data(default)?.0)
     }
 
     /// [`Self::fresh_config`] and the training data it resolved to size the network.
-    fn fresh_config_and_data(&self) -> Result<(TrainConfig, TrainingData)> {
+    fn fresh_config_and_data(&self, default: Steps) -> Result<(TrainConfig, TrainingData)> {
         let Some(source) = self.data.clone() else {
             bail!("--data is required (unless --resume finds a run in --out)");
         };
-        let steps = self.steps.unwrap_or(2000);
+        let plan = self.steps.unwrap_or(default);
+        let steps = match plan {
+            Steps::Fixed(n) | Steps::Auto(n) => n,
+        };
         let mut cfg = TrainConfig::new(
             DataConfig {
                 source,
@@ -162,11 +208,23 @@ impl TrainArgs {
         );
         cfg.checkpoint_every = self.checkpoint_every;
         cfg.on_nan = self.on_nan;
-        cfg.log_every = self.log_every.unwrap_or(cfg.log_every);
         cfg.val_sigmas = self.val_sigmas.clone();
         cfg.val_count = self.val_count;
         cfg.min_epoch = self.min_epoch;
         self.recipe.apply(&mut cfg);
+        if let Steps::Auto(cap) = plan {
+            let rule = StopRule {
+                min_improvement: self.stop_min_improvement,
+                patience: self.stop_patience,
+                decays: self.stop_decays,
+            };
+            cfg = cfg.until_converged(rule, cap);
+            // an explicit plan still holds (cosine over the cap, stopped early on a plateau)
+            if let Some(schedule) = self.recipe.lr_schedule {
+                cfg.lr_schedule = schedule;
+            }
+        }
+        cfg.log_every = self.log_every.unwrap_or(cfg.log_every);
         // the network's channels follow the data
         let data = cfg.data.resolve()?;
         cfg.net.image_channels = data.train.shape()[1];
@@ -216,7 +274,18 @@ pub fn train_and_report(
             r.sigma, r.psnr, r.input_psnr
         );
     }
-    if report.steps < cfg.steps {
+    match report.stopped {
+        Some(s) if s.reason == tweedie::train::StopReason::Converged => println!(
+            "converged at step {} (cap {}; learning rate halved {} times)",
+            s.step, s.cap, s.decays
+        ),
+        Some(s) if s.reason == tweedie::train::StopReason::Cap => println!(
+            "reached the cap of {} steps before the losses settled: raise it with --resume --steps auto:CAP",
+            s.cap
+        ),
+        _ => {}
+    }
+    if report.stopped.is_none() {
         println!(
             "stopped at step {} of {}: continue with tweedie train --resume --out {}",
             report.steps,

@@ -117,6 +117,7 @@ impl Config {
             .map(|k| RunKey {
                 n: k.n,
                 split: Split::A,
+                pair: 0,
             })
             .collect();
         keys.dedup();

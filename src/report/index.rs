@@ -130,14 +130,17 @@ fn headline(small: &SizeMetrics, large: &SizeMetrics) -> Vec<String> {
         (Some(train), Some(test)) => Some((train.sigma, train.psnr - test.psnr)),
         _ => None,
     };
-    // the words follow the numbers: a short or tiny run may show neither effect
+    // the words follow the study's verdict (its intervals), never the expectation; a study
+    // measured before verdicts existed has none and claims neither effect
+    use crate::experiments::generalization::verdict::Regime;
+    let regime = |s: &SizeMetrics| s.summary.as_ref().map(|m| m.regime);
     let own_small = small.network.nearest_a.median_own_similarity;
-    let memorizes = own_small >= 0.95;
+    let memorizes = regime(small) == Some(Regime::Memorizing);
     let (paired_large, own_large) = (
         large.network.median_paired_similarity,
         large.network.nearest_a.median_own_similarity,
     );
-    let generalizes = paired_large > own_large + 0.05;
+    let generalizes = regime(large) == Some(Regime::Generalizing);
     let mut lines = vec![format!(
         "{} N = {}: the networks' samples correlate {} (median) with their nearest image in \
          their own training set and {} with the other network's set; the two networks of the \
@@ -145,7 +148,7 @@ fn headline(small: &SizeMetrics, large: &SizeMetrics) -> Vec<String> {
         if memorizes {
             "Memorization at"
         } else {
-            "No memorization at this budget at"
+            "No memorization shown at"
         },
         small.n,
         correlation(own_small),
@@ -210,16 +213,24 @@ pub fn write_demo(dir: &DemoDir, record: &Demo) -> Result<(), ReportError> {
     }
     for s in &study.sizes {
         for split in [crate::data::Split::A, crate::data::Split::B] {
-            super::run::write(&sdir.run(RunKey { n: s.n, split }))?;
+            super::run::write(&sdir.run(RunKey {
+                n: s.n,
+                split,
+                pair: 0,
+            }))?;
         }
     }
     let mut html = Html::new("tweedie demo: memorization → generalization");
     html.paragraph(
         "Pairs of small bias-free denoisers trained on disjoint sets of N images, sampled from \
-         the same noise. Trained on few images, each network's samples are copies of its own \
-         training images; trained on many, the two networks generate the same new images \
-         (Kadkhodaie et al. 2024).",
+         the same noise. What to look for (Kadkhodaie et al. 2024): trained on few images, each \
+         network's samples are copies of its own training images; trained on many, the two \
+         networks generate the same new images. What this run shows is below, decided from its \
+         measurements' intervals.",
     );
+    if let Some(v) = &study.verdict {
+        html.paragraph(&format!("Verdict: {}", v.statement));
+    }
     if let (Some(small), Some(large)) = (study.sizes.first(), study.sizes.last()) {
         for line in headline(small, large) {
             html.paragraph(&line);
@@ -308,6 +319,7 @@ pub fn write_demo(dir: &DemoDir, record: &Demo) -> Result<(), ReportError> {
         sdir.run(RunKey {
             n: s.n,
             split: crate::data::Split::A,
+            pair: 0,
         })
         .read_config()
         .ok()

@@ -80,6 +80,20 @@ fn tick(v: f64) -> String {
 
 /// Draws `series` and writes a PNG of 800×560 pixels, atomically.
 pub fn save_line_plot(plot: &LinePlot, series: &[Series], path: &Path) -> Result<(), FigureError> {
+    save_interval_plot(plot, series, &[], path)
+}
+
+/// An interval drawn as a vertical bar: (x, lo, hi).
+pub type Bar = (f64, f64, f64);
+
+/// [`save_line_plot`] with interval bars: `bars[i]` are drawn in series i's colour (a series
+/// without bars may have none).
+pub fn save_interval_plot(
+    plot: &LinePlot,
+    series: &[Series],
+    bars: &[Vec<Bar>],
+    path: &Path,
+) -> Result<(), FigureError> {
     register_font();
     let (w, h) = (800u32, 560u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -91,8 +105,13 @@ pub fn save_line_plot(plot: &LinePlot, series: &[Series], path: &Path) -> Result
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let all = || series.iter().flat_map(|s| s.points.iter());
+        let ends = || {
+            bars.iter()
+                .flatten()
+                .flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])
+        };
         let (x0, x1) = range(all().map(|p| p.0), plot.x_scale);
-        let (y0, y1) = range(all().map(|p| p.1), plot.y_scale);
+        let (y0, y1) = range(all().copied().chain(ends()).map(|p| p.1), plot.y_scale);
         let mut builder = ChartBuilder::on(&root);
         builder
             .caption(&plot.title, ("sans-serif", 22))
@@ -135,6 +154,18 @@ pub fn save_line_plot(plot: &LinePlot, series: &[Series], path: &Path) -> Result
                             pts.iter()
                                 .map(|p| Circle::new(*p, 3, Palette99::pick(i).filled())),
                         )
+                        .map_err(|e| err(&e))?;
+                    let shown = bars.get(i).into_iter().flatten().filter(|(x, lo, hi)| {
+                        [x, lo, hi].iter().all(|v| v.is_finite())
+                            && (plot.y_scale == Scale::Linear || *lo > 0.0)
+                    });
+                    chart
+                        .draw_series(shown.map(|&(x, lo, hi)| {
+                            PathElement::new(
+                                vec![(x, lo), (x, hi)],
+                                Palette99::pick(i).stroke_width(2),
+                            )
+                        }))
                         .map_err(|e| err(&e))?;
                 }
                 if series.len() > 1 {

@@ -4,8 +4,9 @@
 
 use super::grid::{save_grid, Scaling};
 use super::html::Html;
-use super::plot::{save_line_plot, LinePlot, Scale, Series};
+use super::plot::{save_interval_plot, save_line_plot, Bar, LinePlot, Scale, Series};
 use super::ReportError;
+use crate::analysis::bootstrap::Interval;
 use crate::data::{load_npy, Images, Split};
 use crate::experiments::generalization::{Record, RunKey, SizeMetrics, StudyDir};
 
@@ -24,7 +25,12 @@ pub fn read(study: &StudyDir) -> Result<Record, ReportError> {
 /// Rows of (sample a, nearest in S₁, sample b, nearest in S₂) for the first few samples of one
 /// N, from the arrays the study keeps in `samples/`.
 fn pair_figure(study: &StudyDir, n: usize) -> Result<(), ReportError> {
-    let (ka, kb) = (RunKey { n, split: Split::A }, RunKey { n, split: Split::B });
+    let ka = RunKey {
+        n,
+        split: Split::A,
+        pair: 0,
+    };
+    let kb = ka.partner();
     let load = |p: std::path::PathBuf| {
         load_npy(&p)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
@@ -63,44 +69,92 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
     let ns = |f: &dyn Fn(&SizeMetrics) -> f64| -> Vec<(f64, f64)> {
         report.sizes.iter().map(|s| (s.n as f64, f(s))).collect()
     };
-    save_line_plot(
+    // each figure as an estimate with its interval where the study has summaries (studies
+    // written before: pair 0's medians, no bars)
+    let iv = |f: &dyn Fn(&SizeMetrics) -> Option<Interval>,
+              fallback: &dyn Fn(&SizeMetrics) -> f64| {
+        let points = ns(&|s| f(s).map_or_else(|| fallback(s), |i| i.estimate));
+        let bars: Vec<Bar> = report
+            .sizes
+            .iter()
+            .filter_map(|s| f(s).map(|i| (s.n as f64, i.lo, i.hi)))
+            .collect();
+        (points, bars)
+    };
+    let summary = |s: &SizeMetrics| s.summary.clone();
+    let similarity = [
+        (
+            "network a vs b (paired samples)",
+            iv(&|s| summary(s).map(|m| m.paired_similarity), &|s| {
+                s.network.median_paired_similarity as f64
+            }),
+        ),
+        (
+            "network sample vs nearest training image",
+            iv(&|s| summary(s).map(|m| m.nearest_own_similarity), &|s| {
+                s.network.nearest_a.median_own_similarity as f64
+            }),
+        ),
+        (
+            "empirical-optimal a vs b",
+            iv(
+                &|s| summary(s).map(|m| m.empirical_paired_similarity),
+                &|s| s.empirical_optimal.median_paired_similarity as f64,
+            ),
+        ),
+        (
+            "network f_mem (fraction of copies)",
+            iv(&|s| summary(s).and_then(|m| m.memorized_fraction), &|s| {
+                s.network
+                    .nearest_a
+                    .memorized_fraction
+                    .map_or(f64::NAN, |f| f as f64)
+            }),
+        ),
+    ];
+    let (series, bars): (Vec<Series>, Vec<Vec<Bar>>) = similarity
+        .into_iter()
+        .map(|(label, (points, bars))| {
+            (
+                Series {
+                    label: label.into(),
+                    points,
+                },
+                bars,
+            )
+        })
+        .unzip();
+    save_interval_plot(
         &LinePlot {
-            title: "Memorization → generalization".into(),
+            title: "Memorization → generalization (medians, 95% intervals)".into(),
             x_label: "training-set size N".into(),
-            y_label: "median correlation".into(),
+            y_label: "correlation / fraction".into(),
             x_scale: Scale::Log,
             y_scale: Scale::Linear,
         },
-        &[
-            Series {
-                label: "network a vs b (paired samples)".into(),
-                points: ns(&|s| s.network.median_paired_similarity as f64),
-            },
-            Series {
-                label: "network sample vs nearest training image".into(),
-                points: ns(&|s| s.network.nearest_a.median_own_similarity as f64),
-            },
-            Series {
-                label: "empirical-optimal a vs b".into(),
-                points: ns(&|s| s.empirical_optimal.median_paired_similarity as f64),
-            },
-            Series {
-                label: "empirical-optimal sample vs nearest training image".into(),
-                points: ns(&|s| s.empirical_optimal.nearest_a.median_own_similarity as f64),
-            },
-        ],
+        &series,
+        &bars,
         &dir.join("similarity_vs_n.png"),
     )?;
     let sigmas = &report.config.eval_sigmas;
-    let mv: Vec<Series> = sigmas
+    let (mv, mv_bars): (Vec<Series>, Vec<Vec<Bar>>) = sigmas
         .iter()
         .enumerate()
-        .map(|(j, s)| Series {
-            label: format!("σ = {s:.3}"),
-            points: ns(&|m| m.network.model_variance[j]),
+        .map(|(j, s)| {
+            let (points, bars) = iv(
+                &|m| summary(m).and_then(|x| x.model_variance.get(j).copied()),
+                &|m| m.network.model_variance[j],
+            );
+            (
+                Series {
+                    label: format!("σ = {s:.3}"),
+                    points,
+                },
+                bars,
+            )
         })
-        .collect();
-    save_line_plot(
+        .unzip();
+    save_interval_plot(
         &LinePlot {
             title: "Model variance E‖f_a(y) − f_b(y)‖²/D on held-out images".into(),
             x_label: "training-set size N".into(),
@@ -109,8 +163,13 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
             y_scale: Scale::Log,
         },
         &mv,
+        &mv_bars,
         &dir.join("model_variance.png"),
     )?;
+    let timed = report.sizes.iter().any(|s| !s.time.is_empty());
+    if timed {
+        time_figures(report, &dir)?;
+    }
     let psnr: Vec<Series> = report
         .sizes
         .iter()
@@ -191,42 +250,150 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
         report.config.samples,
         report.similarity
     ));
+    match &report.verdict {
+        Some(v) => {
+            html.heading("Verdict");
+            html.paragraph(&format!(
+                "{} (Computed from the 95% intervals over {} pair(s) per N and their samples; the tests and their thresholds are in the README, The generalization study.)",
+                v.statement, report.config.pairs
+            ));
+        }
+        None => {
+            html.paragraph("This study was measured before verdicts existed: re-measure it with `tweedie generalization --out DIR --aggregate` for intervals and a verdict.");
+        }
+    }
+    let fmt = |i: &Interval, p: usize| format!("{:.p$} [{:.p$}, {:.p$}]", i.estimate, i.lo, i.hi);
     let rows: Vec<Vec<String>> = report
         .sizes
         .iter()
-        .map(|s| {
-            let gap = s
-                .network
-                .train_psnr_a
-                .last()
-                .zip(s.network.test_psnr_a.last())
-                .map(|(a, b)| a.psnr - b.psnr);
-            vec![
+        .map(|s| match &s.summary {
+            Some(m) => vec![
                 s.n.to_string(),
-                format!("{:.3}", s.network.median_paired_similarity),
-                format!("{:.3}", s.network.nearest_a.median_own_similarity),
-                format!("{:.3}", s.network.nearest_a.median_other_similarity),
-                format!("{:.3}", s.empirical_optimal.median_paired_similarity),
-                gap.map(|g| format!("{g:.2}")).unwrap_or_default(),
-                format!(
-                    "{:.2e}",
-                    s.network.model_variance.last().copied().unwrap_or(f64::NAN)
-                ),
-            ]
+                m.pairs.to_string(),
+                fmt(&m.paired_similarity, 3),
+                fmt(&m.nearest_own_similarity, 3),
+                m.memorized_fraction
+                    .as_ref()
+                    .map_or("–".into(), |f| fmt(f, 2)),
+                fmt(&m.empirical_paired_similarity, 3),
+                m.train_test_gap
+                    .first()
+                    .map_or(String::new(), |g| fmt(g, 2)),
+                m.model_variance.first().map_or(String::new(), |v| {
+                    format!("{:.2e} [{:.2e}, {:.2e}]", v.estimate, v.lo, v.hi)
+                }),
+                match (m.frechet, m.frechet_floor) {
+                    (Some(f), Some(floor)) => format!("{:.2} ({:.2})", f.estimate, floor.estimate),
+                    _ => "–".into(),
+                },
+                format!("{:?}", m.regime).to_lowercase(),
+            ],
+            None => {
+                let gap = s
+                    .network
+                    .train_psnr_a
+                    .first()
+                    .zip(s.network.test_psnr_a.first())
+                    .map(|(a, b)| a.psnr - b.psnr);
+                vec![
+                    s.n.to_string(),
+                    "1".into(),
+                    format!("{:.3}", s.network.median_paired_similarity),
+                    format!("{:.3}", s.network.nearest_a.median_own_similarity),
+                    "–".into(),
+                    format!("{:.3}", s.empirical_optimal.median_paired_similarity),
+                    gap.map(|g| format!("{g:.2}")).unwrap_or_default(),
+                    format!(
+                        "{:.2e}",
+                        s.network
+                            .model_variance
+                            .first()
+                            .copied()
+                            .unwrap_or(f64::NAN)
+                    ),
+                    "–".into(),
+                    "–".into(),
+                ]
+            }
         })
         .collect();
     html.table(
         &[
             "N",
+            "pairs",
             "a↔b samples",
-            "sample↔nearest S₁",
-            "sample↔nearest S₂",
+            "sample↔nearest own",
+            "f_mem",
             "empirical-optimal a↔b",
-            "train−test PSNR gap (dB, largest σ)",
-            "model variance (largest σ)",
+            "train−test PSNR gap (dB, smallest σ)",
+            "model variance (smallest σ)",
+            "sample Fréchet distance, PCA space (floor: training images)",
+            "regime",
         ],
         &rows,
     );
+    let failed: Vec<String> = report
+        .sizes
+        .iter()
+        .filter_map(|s| s.summary.as_ref().map(|m| (s.n, m)))
+        .filter(|(_, m)| !m.failed.is_empty())
+        .map(|(n, m)| format!("N = {n}: {}", m.failed.join("; ")))
+        .collect();
+    if !failed.is_empty() {
+        html.paragraph(&format!("Checks that failed: {}.", failed.join(" — ")));
+    }
+    let stops: Vec<String> = report
+        .sizes
+        .iter()
+        .flat_map(|s| &s.runs)
+        .filter_map(|r| {
+            r.stopped.map(|st| {
+                format!(
+                    "{} {} at step {} ({} halvings)",
+                    r.run,
+                    match st.reason {
+                        crate::train::StopReason::Converged => "converged",
+                        crate::train::StopReason::Cap => "hit its cap",
+                        crate::train::StopReason::Steps => "ran its steps",
+                    },
+                    st.step,
+                    st.decays
+                )
+            })
+        })
+        .collect();
+    if !stops.is_empty() {
+        html.paragraph(&format!("Training: {}.", stops.join(", ")));
+    }
+    let outcomes: Vec<String> = report
+        .sizes
+        .iter()
+        .flat_map(|s| {
+            s.pairs()
+                .into_iter()
+                .enumerate()
+                .filter_map(move |(p, (net, _))| net.outcomes.clone().map(|o| (s.n, p, o)))
+        })
+        .map(|(n, p, [a, b])| {
+            let one = |o: &crate::experiments::generalization::SamplerOutcomes| {
+                let stall = if o.stalled > 0 {
+                    let mut sig = o.stall_sigmas.clone();
+                    sig.sort_by(f32::total_cmp);
+                    format!(" (median floor σ = {:.3})", sig[sig.len() / 2])
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} converged, {} stalled{stall}, {} at the step cap, {} diverged",
+                    o.converged, o.stalled, o.step_cap, o.diverged
+                )
+            };
+            format!("N = {n} pair {p}: a {}; b {}", one(&a), one(&b))
+        })
+        .collect();
+    if !outcomes.is_empty() {
+        html.paragraph(&format!("Sampler outcomes: {}.", outcomes.join(" — ")));
+    }
     html.figure("figures/similarity_vs_n.png", "median correlations vs N")
         .figure(
             "figures/similarity_histogram.png",
@@ -234,6 +401,29 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
         )
         .figure("figures/psnr_vs_sigma.png", "train vs test PSNR")
         .figure("figures/model_variance.png", "model variance vs N");
+    if timed {
+        html.heading("Training time as an axis");
+        html.paragraph(
+            "Each pair measured at its runs' log-spaced snapshots (medians over pairs): Bonnaire \
+             et al. (2025) find that memorization sets in at a time growing with N while the time \
+             to generalize does not; where the curves of f_mem rise, the networks have begun to \
+             memorize.",
+        );
+        for (f, what) in [
+            ("time_memorized_fraction", "f_mem against training steps"),
+            (
+                "time_nearest_own",
+                "sample ↔ nearest own training image against training steps",
+            ),
+            ("time_paired", "paired similarity against training steps"),
+            (
+                "time_model_variance",
+                "model variance against training steps",
+            ),
+        ] {
+            html.figure(&format!("figures/{f}.png"), what);
+        }
+    }
     html.heading("Samples and their nearest training images");
     for s in &report.sizes {
         html.figure(
@@ -242,5 +432,79 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
         );
     }
     html.save(&study.root().join("report.html"))?;
+    Ok(())
+}
+
+/// The time-axis figures: one curve per N of the median over pairs at each snapshot step.
+fn time_figures(report: &Record, dir: &std::path::Path) -> Result<(), ReportError> {
+    use crate::experiments::generalization::TimePoint;
+    let curves = |f: &dyn Fn(&TimePoint) -> Option<f64>| -> Vec<Series> {
+        report
+            .sizes
+            .iter()
+            .filter(|s| !s.time.is_empty())
+            .map(|s| {
+                let mut steps: Vec<u64> = s.time.iter().map(|t| t.step).collect();
+                steps.sort_unstable();
+                steps.dedup();
+                let points = steps
+                    .iter()
+                    .map(|&step| {
+                        let mut v: Vec<f64> = s
+                            .time
+                            .iter()
+                            .filter(|t| t.step == step)
+                            .filter_map(f)
+                            .collect();
+                        v.sort_by(f64::total_cmp);
+                        (step as f64, v.get(v.len() / 2).copied().unwrap_or(f64::NAN))
+                    })
+                    .collect();
+                Series {
+                    label: format!("N = {}", s.n),
+                    points,
+                }
+            })
+            .collect()
+    };
+    type Figure<'a> = (
+        &'a str,
+        &'a str,
+        Scale,
+        &'a dyn Fn(&TimePoint) -> Option<f64>,
+    );
+    let figures: [Figure; 4] = [
+        ("time_memorized_fraction", "f_mem", Scale::Linear, &|t| {
+            t.memorized_fraction.map(f64::from)
+        }),
+        (
+            "time_nearest_own",
+            "sample ↔ nearest own",
+            Scale::Linear,
+            &|t| Some(t.nearest_own_similarity as f64),
+        ),
+        (
+            "time_paired",
+            "paired similarity a ↔ b",
+            Scale::Linear,
+            &|t| Some(t.paired_similarity as f64),
+        ),
+        ("time_model_variance", "model variance", Scale::Log, &|t| {
+            Some(t.model_variance)
+        }),
+    ];
+    for (file, label, y_scale, f) in figures {
+        save_line_plot(
+            &LinePlot {
+                title: format!("{label} against training time"),
+                x_label: "training steps".into(),
+                y_label: label.into(),
+                x_scale: Scale::Log,
+                y_scale,
+            },
+            &curves(f),
+            &dir.join(format!("{file}.png")),
+        )?;
+    }
     Ok(())
 }
