@@ -472,7 +472,7 @@ fn steps_auto_stops_on_a_plateau_and_a_resumed_run_stops_at_the_same_step() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["config"]["stop"]["patience"], 60);
-    assert_eq!(config["config"]["lr_schedule"], "plateau");
+    assert_eq!(config["config"]["lr_schedule"], "cosine");
     // the log holds the losses the rule watched, on log steps only
     let metrics = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
     let watched = metrics

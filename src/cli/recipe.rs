@@ -11,8 +11,8 @@ pub struct RecipeArgs {
     /// Initial Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Learning-rate plan over the run's steps [default: cosine; with --steps auto, plateau:
-    /// constant after the warm-up, halved when the validation losses stop improving].
+    /// Learning-rate plan over the run's steps (with --steps auto: over its cap, and halved on
+    /// each plateau of the validation losses) [default: cosine].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrSchedule>,
     /// Step plan: halve the learning rate every this many steps [default: steps/4].

@@ -219,9 +219,12 @@ impl TrainArgs {
                 decays: self.stop_decays,
             };
             cfg = cfg.until_converged(rule, cap);
-            // an explicit plan still holds (cosine over the cap, stopped early on a plateau)
+            // an explicit plan still holds (e.g. plateau: constant, halved on plateaus)
             if let Some(schedule) = self.recipe.lr_schedule {
                 cfg.lr_schedule = schedule;
+            }
+            if let Some(warmup) = self.recipe.lr_warmup {
+                cfg.lr_warmup = warmup;
             }
         }
         cfg.log_every = self.log_every.unwrap_or(cfg.log_every);

@@ -93,9 +93,8 @@ pub enum LrSchedule {
     Step,
     /// Linear warm-up over `lr_warmup` steps, then a half cosine from lr to 0 at the last step.
     Cosine,
-    /// Linear warm-up over `lr_warmup` steps, then constant, halved by the stopping rule at each
-    /// plateau of the validation losses ([`super::stopping`]): the plan of `--steps auto`, whose
-    /// length is not known in advance.
+    /// Linear warm-up over `lr_warmup` steps, then constant: with a stopping rule
+    /// ([`super::stopping`]), halved only at each plateau of the validation losses.
     Plateau,
 }
 
@@ -377,13 +376,15 @@ impl TrainConfig {
     }
 
     /// This configuration trained to convergence ([`super::stopping`]) with at most `cap` steps:
-    /// the learning rate constant after the warm-up and halved on plateaus, logged (and so
-    /// watched) every tenth of the rule's patience.
+    /// the cosine plan over the cap, halved at each plateau of the validation losses, and
+    /// logged (and so watched) every tenth of the rule's patience. Where the cap binds, the run
+    /// ends annealed, as a fixed-step run of that length would; where the rule stops it first,
+    /// its halvings have done the annealing.
     pub fn until_converged(mut self, rule: StopRule, cap: u64) -> Self {
         self.steps = cap;
         self.stop = Some(rule);
-        self.lr_schedule = LrSchedule::Plateau;
-        self.lr_warmup = self.lr_warmup.min(rule.patience);
+        self.lr_schedule = LrSchedule::Cosine;
+        self.lr_warmup = cap / 50;
         self.lr_halve_every = (cap / 4).max(1);
         self.log_every = rule.log_every();
         self
