@@ -11,7 +11,8 @@
 //! - [`data`]: image sources, synthetic families with known optimal denoisers, disjoint splits.
 //! - [`nn`]: the bias-free networks (BF-UNet, BF-CNN), their checkpoints and linearization
 //!   (their CPU kernels are private to it).
-//! - [`train`]: blind training, resumable bit for bit; [`run`]: the run folder and its records.
+//! - [`train`]: blind training, resumable bit for bit, with the run folder and its records
+//!   ([`train::record`]).
 //! - [`denoise`]: the [`Denoiser`] trait every denoiser meets — networks and oracles (empirical
 //!   optimal, Wiener) — and [`denoise::Linearize`] for exact Jacobian products.
 //! - [`sampling`]: the [`sampling::Sampler`]s (stochastic ascent, probability-flow Euler) and
@@ -51,7 +52,6 @@ pub mod progress;
 pub mod report;
 pub mod resources;
 pub mod rng;
-pub mod run;
 pub mod sampling;
 pub mod similarity;
 pub mod train;

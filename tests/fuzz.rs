@@ -111,7 +111,7 @@ fn damaged_files_never_panic_a_reader() {
     let good = serde_json::to_vec(&config).unwrap();
     fuzz("config", &good, &tmp.path().join("config.json"), 300, |p| {
         let _ =
-            tweedie::run::RunDir::new(p.parent().unwrap()).read_config::<tweedie::run::RunRecord>();
+            tweedie::train::record::RunDir::new(p.parent().unwrap()).read_config::<tweedie::train::record::RunRecord>();
     });
     let _ = std::panic::take_hook();
 }

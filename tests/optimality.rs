@@ -138,16 +138,24 @@ fn gaussian_fields_against_the_wiener_filter() {
 fn calpha_rates_are_fitted_per_alpha() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("calpha");
-    quick("calpha", &out, &["--alphas", "1,2"]);
+    // long enough for the network to learn the rate (at the quick 80 steps its slope is 0.95,
+    // near the identity's)
+    quick("calpha", &out, &["--alphas", "1,2", "--steps", "1500"]);
     let rec = record(&out);
     check_arms(&rec, &["alpha-1", "alpha-2"], false);
     for (arm, alpha) in rec["arms"].as_array().unwrap().iter().zip([1.0, 2.0]) {
         let slope = &arm["slope"];
         assert!((slope["optimal"].as_f64().unwrap() - alpha / (alpha + 1.0)).abs() < 1e-9);
         let fit = &slope["network"];
-        assert!(fit["slope"].as_f64().unwrap().is_finite());
-        assert!(fit["stderr"].as_f64().unwrap() >= 0.0);
         assert!(fit["points"].as_u64().unwrap() >= 2);
+        // the contour-told bound has the rate α/(α+1) on the grid, and the trained network's
+        // slope is within 0.2 of the bound's (measured: 0.64 vs 0.52 at α = 1, 0.62 vs 0.65 at
+        // α = 2), each fit to within its stated standard error's scale
+        let bound = slope["contour_known"]["slope"].as_f64().unwrap();
+        assert!((bound - alpha / (alpha + 1.0)).abs() < 0.05, "{slope}");
+        let net = fit["slope"].as_f64().unwrap();
+        assert!((net - bound).abs() < 0.2, "{slope}");
+        assert!(fit["stderr"].as_f64().unwrap() < 0.1, "{slope}");
         // the spectral construction's bound: the MMSE with the contour told, below the noisy
         // input and the network at every σ, with its own rate fit
         for r in arm["rows"].as_array().unwrap() {
@@ -155,10 +163,6 @@ fn calpha_rates_are_fitted_per_alpha() {
             assert!(bound > 0.0 && bound < r["noisy"].as_f64().unwrap(), "{r}");
             assert!(bound < r["network"].as_f64().unwrap(), "{r}");
         }
-        assert!(slope["contour_known"]["slope"]
-            .as_f64()
-            .unwrap()
-            .is_finite());
     }
     assert!(out.join("slopes.png").exists());
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -174,7 +178,11 @@ fn disks_against_the_numerical_mmse() {
     check_arms(&rec, &["disks"], true);
     for r in rec["arms"][0]["rows"].as_array().unwrap() {
         let acc = &r["optimum_accuracy"];
-        assert!(acc["min_ess"].as_f64().unwrap() > 1.0, "{acc}");
+        // the importance sampler's own error is a small part of the oracle's MSE (measured:
+        // 1.4–2.5% at the quick settings), from a useful number of effective samples
+        let mse = r["optimum"].as_f64().unwrap();
+        assert!(acc["mc_variance"].as_f64().unwrap() < 0.1 * mse, "{acc} vs MSE {mse}");
+        assert!(acc["mean_ess"].as_f64().unwrap() > 10.0, "{acc}");
         // the posterior mean beats the noisy input by far on a 5-parameter family
         assert!(r["optimum"].as_f64().unwrap() < 0.5 * r["noisy"].as_f64().unwrap());
     }

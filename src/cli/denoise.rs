@@ -7,7 +7,7 @@ use tweedie::analysis::metrics::add_noise;
 use tweedie::data::{image_files, load_image, FolderOptions};
 use tweedie::denoise::Denoiser;
 use tweedie::report::grid::save_image;
-use tweedie::run::RunDir;
+use tweedie::train::record::RunDir;
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]

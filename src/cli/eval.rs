@@ -10,7 +10,7 @@ use tweedie::data::{DataSource, FolderOptions, Images};
 use tweedie::denoise::{Denoiser, Wiener};
 use tweedie::report::grid::{save_grid, Scaling};
 use tweedie::report::run as run_report;
-use tweedie::run::{EvalRecord, RunDir};
+use tweedie::train::record::{EvalRecord, RunDir};
 use tweedie::train::Weights;
 use tweedie::DeviceSpec;
 

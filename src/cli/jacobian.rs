@@ -7,7 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::{load_image, FolderOptions, Images};
 use tweedie::experiments::jacobian::{self, Config, JacobianDir, Method, Subject};
-use tweedie::run::{RunDir, RunRecord};
+use tweedie::train::record::{RunDir, RunRecord};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]

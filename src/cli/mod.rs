@@ -5,6 +5,7 @@ mod bench;
 mod data;
 mod demo;
 mod denoise;
+mod doc_lines;
 mod eval;
 mod generalization;
 mod jacobian;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
-use tweedie::run::RunDir;
+use tweedie::train::record::RunDir;
 use tweedie::sampling::ascent::{self, Outcome, Trajectory};
 use tweedie::sampling::Sampler;
 use tweedie::DeviceSpec;

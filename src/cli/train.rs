@@ -8,7 +8,7 @@ use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::{Split, SplitSpec};
 use tweedie::nn::{Arch, NetConfig};
-use tweedie::run::{RunDir, RunRecord};
+use tweedie::train::record::{RunDir, RunRecord};
 use tweedie::train::{DataConfig, OnNan, Session, StopRule, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
 

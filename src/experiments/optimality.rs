@@ -34,7 +34,7 @@ use crate::denoise::disks::Accuracy;
 use crate::denoise::{DctShrinkage, DenoiseError, Denoiser, DiskOracle, Linearize, Wiener};
 use crate::progress::Progress;
 use crate::rng::{derive, name_key, Purpose};
-use crate::run::{RunDir, RunState};
+use crate::train::record::{RunDir, RunState};
 use crate::train::{self, TrainConfig, TrainError, Weights};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ use crate::experiments::demo::{DemoDir, Record as Demo};
 use crate::experiments::generalization::{RunKey, SizeMetrics, StudyDir};
 use crate::experiments::jacobian::JacobianDir;
 use crate::experiments::optimality::OptimalityDir;
-use crate::run::{RunDir, RunRecord};
+use crate::train::record::{RunDir, RunRecord};
 use std::path::{Path, PathBuf};
 
 /// What kind of folder a path is, by the record it holds.

@@ -5,7 +5,7 @@ use super::html::Html;
 use super::plot::{save_line_plot, LinePlot, Scale, Series};
 use super::ReportError;
 use crate::analysis::metrics::DenoisingRow;
-use crate::run::{read_metrics, EvalRecord, RunDir, RunRecord};
+use crate::train::record::{read_metrics, EvalRecord, RunDir, RunRecord};
 
 /// PSNR-vs-σ series of an evaluation.
 pub fn psnr_series(label: &str, rows: &[DenoisingRow]) -> Series {

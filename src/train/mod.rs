@@ -15,10 +15,11 @@
 //! resumed from a checkpoint at step k continues exactly as the uninterrupted run would.
 //!
 //! The module is laid out by concept: [`config`] (what a run is asked to do: data, recipe,
-//! schedules), [`stopping`] (when a run has converged), and the trainer (restore, step,
-//! validate, checkpoint).
+//! schedules), [`stopping`] (when a run has converged), [`record`] (the run folder and what it
+//! records), and the trainer (restore, step, validate, checkpoint).
 
 pub mod config;
+pub mod record;
 pub mod stopping;
 mod trainer;
 
@@ -32,7 +33,7 @@ mod tests {
     use super::*;
     use crate::nn::checkpoint;
     use crate::rng::{stream, Purpose};
-    use crate::run::RunDir;
+    use crate::train::record::RunDir;
     use burn::optim::AdamConfig;
 
     fn plan(schedule: LrSchedule, steps: u64) -> TrainConfig {
@@ -217,7 +218,7 @@ mod tests {
         let report = train(&cfg, &roll, Session::default(), silent).unwrap();
         assert_eq!(report.steps, 12);
         assert!(report.final_loss.is_finite());
-        let lines = crate::run::read_metrics(&roll).unwrap();
+        let lines = crate::train::record::read_metrics(&roll).unwrap();
         let events: Vec<_> = lines.iter().filter_map(|l| l.event.as_deref()).collect();
         assert_eq!(events.len(), 1, "{events:?}");
         assert!(events[0].contains("rolled back to step 5"), "{}", events[0]);

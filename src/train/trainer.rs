@@ -14,7 +14,7 @@ use crate::nn::checkpoint::{self, CheckpointError, TrainState};
 use crate::nn::{Mode, NetConfig};
 use crate::progress::Progress;
 use crate::rng::{derive, stream, Purpose};
-use crate::run::{MetricsLine, RunDir, RunRecord, RunState};
+use crate::train::record::{MetricsLine, RunDir, RunRecord, RunState};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -139,7 +139,7 @@ pub fn watched_loss(rows: &[DenoisingRow]) -> f64 {
 /// step and the failure belong to a path the run abandoned.
 fn logged_losses(run: &RunDir, step: u64) -> Result<Vec<LossPoint>, TrainError> {
     let mut points: Vec<LossPoint> = Vec::new();
-    let lines = match crate::run::read_metrics(run) {
+    let lines = match crate::train::record::read_metrics(run) {
         Ok(lines) => lines,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(source) => {
@@ -411,7 +411,7 @@ pub fn train_on(
     }
     run.write_config(&record).map_err(io(run.config()))?;
     if resume {
-        crate::run::truncate_metrics(run, start).map_err(io(run.metrics()))?;
+        crate::train::record::truncate_metrics(run, start).map_err(io(run.metrics()))?;
     }
 
     let val = data.dataset.test.take(cfg.val_count);

@@ -28,8 +28,8 @@ use crate::denoise::{DenoiseError, Denoiser, EmpiricalOptimal};
 use crate::progress::{Progress, Silent};
 use crate::rng::{derive, Purpose};
 
-use crate::run::RunDir;
-pub use crate::run::RunState;
+use crate::train::record::RunDir;
+pub use crate::train::record::RunState;
 use crate::sampling::{Sampler, SamplingError};
 use crate::train::{self, TrainConfig, TrainError};
 use serde::{Deserialize, Serialize};
@@ -1078,7 +1078,7 @@ mod tests {
         };
         let mut recorded = large.run_config(key);
         recorded.device = "cuda".parse().unwrap();
-        let record = crate::run::RunRecord {
+        let record = crate::train::record::RunRecord {
             config: recorded,
             tweedie_version: "test".into(),
             data_fingerprint: String::new(),

@@ -1,10 +1,11 @@
 //! A run is a folder and a complete record (DESIGN.md): `config.json` (the resolved
 //! configuration, seed, crate version, data fingerprints) written before work starts,
-//! `metrics.jsonl`, `checkpoint.safetensors`, `model.safetensors`, `figures/`, `report.html`.
+//! `metrics.jsonl`, `checkpoint.safetensors`, `model.safetensors`, `stopped.json`, `snapshots/`,
+//! `figures/`, `report.html`.
 //! Every command that consumes a model takes the run folder.
 
 use crate::analysis::metrics::DenoisingRow;
-use crate::train::TrainConfig;
+use super::TrainConfig;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
