@@ -16,22 +16,6 @@ pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-/// Bytes a training step needs for a batch of `batch` `h`×`w` images beyond the process's base:
-/// two f32 values per activation (the forward value kept for the backward pass, and its
-/// gradient). Measured on the CPU backend (peak resident memory over batches of 16 to 128 at
-/// 64×64, BF-UNet 2 × 16 to 3 × 64): within 5% of the measured peak once the process's base
-/// and the weights with their gradients and Adam moments (16 bytes per parameter) are added.
-pub fn training_bytes(net: &crate::nn::NetConfig, batch: usize, h: usize, w: usize) -> u64 {
-    8 * batch as u64 * net.activations(h, w)
-}
-
-/// Bytes an eval-mode pass (sampling, restoring, denoising) needs for a batch: at most one f32
-/// per activation (no gradients, and burn frees each value once used, so this is an upper
-/// bound).
-pub fn inference_bytes(net: &crate::nn::NetConfig, batch: usize, h: usize, w: usize) -> u64 {
-    4 * batch as u64 * net.activations(h, w)
-}
-
 /// A batch that does not fit: what it would need, what there is, and the largest that fits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -165,6 +149,14 @@ pub struct DeviceShortfall {
 mod tests {
     use super::*;
     use crate::nn::{Arch, NetConfig};
+
+    fn training_bytes(net: &NetConfig, batch: usize, h: usize, w: usize) -> u64 {
+        net.training_bytes(batch, h, w)
+    }
+
+    fn inference_bytes(net: &NetConfig, batch: usize, h: usize, w: usize) -> u64 {
+        net.inference_bytes(batch, h, w)
+    }
 
     fn unet(blocks: usize, channels: usize) -> NetConfig {
         NetConfig {

@@ -110,8 +110,8 @@ fn damaged_files_never_panic_a_reader() {
     let config = serde_json::json!({"config": {"steps": 10}, "tweedie_version": "0.1.0"});
     let good = serde_json::to_vec(&config).unwrap();
     fuzz("config", &good, &tmp.path().join("config.json"), 300, |p| {
-        let _ =
-            tweedie::train::record::RunDir::new(p.parent().unwrap()).read_config::<tweedie::train::record::RunRecord>();
+        let _ = tweedie::train::record::RunDir::new(p.parent().unwrap())
+            .read_config::<tweedie::train::record::RunRecord>();
     });
     let _ = std::panic::take_hook();
 }

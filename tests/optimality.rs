@@ -181,7 +181,10 @@ fn disks_against_the_numerical_mmse() {
         // the importance sampler's own error is a small part of the oracle's MSE (measured:
         // 1.4–2.5% at the quick settings), from a useful number of effective samples
         let mse = r["optimum"].as_f64().unwrap();
-        assert!(acc["mc_variance"].as_f64().unwrap() < 0.1 * mse, "{acc} vs MSE {mse}");
+        assert!(
+            acc["mc_variance"].as_f64().unwrap() < 0.1 * mse,
+            "{acc} vs MSE {mse}"
+        );
         assert!(acc["mean_ess"].as_f64().unwrap() > 10.0, "{acc}");
         // the posterior mean beats the noisy input by far on a 5-parameter family
         assert!(r["optimum"].as_f64().unwrap() < 0.5 * r["noisy"].as_f64().unwrap());

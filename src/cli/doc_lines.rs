@@ -135,7 +135,10 @@ mod tests {
         let text = "```sh\n# a comment\ntweedie train --data x \\\n    --steps 10   # why\nsudo apt-get install -y a && cargo run --release -- demo --out demo\necho tweedie nope\n```\ntweedie outside\n";
         assert_eq!(
             command_lines(text),
-            ["tweedie train --data x --steps 10", "tweedie demo --out demo"]
+            [
+                "tweedie train --data x --steps 10",
+                "tweedie demo --out demo"
+            ]
         );
     }
 }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tweedie::analysis::metrics::{mse, psnr_from_mse, ssim};
 use tweedie::data::{image_files, load_image, FolderOptions, Images};
-use tweedie::train::record::RunDir;
 use tweedie::sampling::ascent::{restore, Constraint, Outcome};
+use tweedie::train::record::RunDir;
 
 use tweedie::DeviceSpec;
 

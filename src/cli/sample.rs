@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
-use tweedie::train::record::RunDir;
 use tweedie::sampling::ascent::{self, Outcome, Trajectory};
 use tweedie::sampling::Sampler;
+use tweedie::train::record::RunDir;
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -66,7 +66,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let shape = record.image_shape;
     if tweedie::device::is_host(&device) {
         let [_, h, w] = shape;
-        let per_image = tweedie::resources::inference_bytes(&record.config.net, 1, h, w);
+        let per_image = record.config.net.inference_bytes(1, h, w);
         let available = tweedie::resources::available_memory();
         tweedie::resources::check_batch(per_image, a.batch.min(a.count), [h, w], available, "")?;
     }

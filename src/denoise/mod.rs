@@ -339,7 +339,7 @@ impl Learned {
         if !crate::device::is_host(&self.device) {
             return self.batch;
         }
-        let per_image = crate::resources::inference_bytes(&self.net.config(), 1, h, w).max(1);
+        let per_image = self.net.config().inference_bytes(1, h, w).max(1);
         if per_image * self.batch as u64 <= SURELY_FITS {
             return self.batch;
         }

@@ -234,7 +234,7 @@ mod tests {
         let mut json = old_config_json();
         json["batch"] = 256.into();
         let cfg: TrainConfig = serde_json::from_value(json).unwrap();
-        let one = crate::resources::training_bytes(&cfg.net, 1, 64, 64);
+        let one = cfg.net.training_bytes(1, 64, 64);
         let available = 100 * one;
         let err = check_memory(&cfg, 64, 64, Some(available)).unwrap_err();
         let TrainError::Memory(crate::resources::Shortfall { fits, .. }) = err else {

@@ -4,8 +4,8 @@
 //! `figures/`, `report.html`.
 //! Every command that consumes a model takes the run folder.
 
-use crate::analysis::metrics::DenoisingRow;
 use super::TrainConfig;
+use crate::analysis::metrics::DenoisingRow;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

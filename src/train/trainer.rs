@@ -276,7 +276,7 @@ pub(super) fn check_memory(
     w: usize,
     available: Option<u64>,
 ) -> Result<(), TrainError> {
-    let per_image = crate::resources::training_bytes(&cfg.net, 1, h, w);
+    let per_image = cfg.net.training_bytes(1, h, w);
     crate::resources::check_batch(per_image, cfg.batch, [h, w], available, " to train")?;
     Ok(())
 }

@@ -28,9 +28,9 @@ use crate::denoise::{DenoiseError, Denoiser, EmpiricalOptimal};
 use crate::progress::{Progress, Silent};
 use crate::rng::{derive, Purpose};
 
+use crate::sampling::{Sampler, SamplingError};
 use crate::train::record::RunDir;
 pub use crate::train::record::RunState;
-use crate::sampling::{Sampler, SamplingError};
 use crate::train::{self, TrainConfig, TrainError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
