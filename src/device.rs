@@ -50,7 +50,7 @@ pub enum DeviceError {
     )]
     Unknown(String),
     /// The backend was not compiled in.
-    #[error("device `{0}` needs a build with `--features {1}` (see the README)")]
+    #[error("device `{0}` needs a build with `--features {1}` (see docs/devices.md)")]
     NotBuilt(String, &'static str),
     /// The backend is built in but the machine offers no such device.
     #[error(

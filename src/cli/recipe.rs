@@ -5,7 +5,7 @@ use super::sigma_arg;
 use clap::Args;
 use tweedie::train::{LossWeighting, LrSchedule, SigmaSampling, TrainConfig};
 
-/// How to train (see README, Training quality, for the measurements behind the defaults).
+/// How to train (see docs/training.md for the measurements behind the defaults).
 #[derive(Args, Debug)]
 pub struct RecipeArgs {
     /// Initial Adam learning rate.

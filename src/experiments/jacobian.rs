@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 /// Largest D for which [`Method::Auto`] builds the dense Jacobian (64×64 gray): D adjoint
 /// products and an O(D³) f64 eigendecomposition take seconds to a minute on a laptop CPU
-/// (a 40×40 Jacobian of the 7.6 M-parameter network: 15 s; README, Speed).
+/// (a 40×40 Jacobian of the 7.6 M-parameter network: 15 s; docs/results/speed.md).
 pub const AUTO_DENSE_MAX: usize = 4096;
 
 /// Largest D for which a dense Jacobian is attempted at all (128×128 gray): the matrix is D²

@@ -254,7 +254,7 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
         Some(v) => {
             html.heading("Verdict");
             html.paragraph(&format!(
-                "{} (Computed from the 95% intervals over {} pair(s) per N and their samples; the tests and their thresholds are in the README, The generalization study.)",
+                "{} (Computed from the 95% intervals over {} pair(s) per N and their samples; the tests and their thresholds are in docs/generalization.md.)",
                 v.statement, report.config.pairs
             ));
         }

@@ -336,7 +336,7 @@ pub fn log_spaced_steps(count: usize) -> Vec<u64> {
 }
 
 impl TrainConfig {
-    /// A configuration with the default recipe (README, Training quality): Adam at 10⁻³ on a
+    /// A configuration with the default recipe (docs/training.md): Adam at 10⁻³ on a
     /// cosine plan with steps/50 warm-up, σ ∈ [0, 1] drawn half uniformly, half log-uniformly,
     /// losses weighted by 1/σ, no moving average; a checkpoint every 250 steps, a log line every
     /// steps/20, validation at σ = 15, 50, 100/255 on 64 held-out images.

@@ -34,7 +34,7 @@ pub struct StopRule {
 }
 
 impl Default for StopRule {
-    /// 1% over 1000 steps, two halvings: see README, Training to convergence, for how these
+    /// 1% over 1000 steps, two halvings: see docs/generalization.md for how these
     /// were chosen.
     fn default() -> Self {
         Self {

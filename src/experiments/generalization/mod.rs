@@ -803,6 +803,17 @@ fn measure(
     Ok(record)
 }
 
+/// The training data of one run of the study.
+fn resolve(cfg: &Config, key: RunKey) -> Result<crate::train::TrainingData, StudyError> {
+    cfg.run_config(key)
+        .data
+        .resolve()
+        .map_err(|e| StudyError::Train {
+            run: key.name(),
+            source: e.into(),
+        })
+}
+
 /// Measures the pair of `ka` and its partner at every snapshot step both runs kept: paired
 /// similarity, nearest-own similarity, f_mem and model variance (at the smallest evaluation σ).
 fn measure_time(
@@ -821,16 +832,7 @@ fn measure_time(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let resolve = |k: RunKey| {
-        cfg.run_config(k)
-            .data
-            .resolve()
-            .map_err(|e| StudyError::Train {
-                run: k.name(),
-                source: e.into(),
-            })
-    };
-    let (data_a, data_b) = (resolve(ka)?, resolve(kb)?);
+    let (data_a, data_b) = (resolve(cfg, ka)?, resolve(cfg, kb)?);
     let shape = data_a.train.image_shape();
     let sigma = cfg
         .eval_sigmas
@@ -894,30 +896,21 @@ fn measure_pair(
             source,
         })
     };
-    let resolve = |k: RunKey| {
-        cfg.run_config(k)
-            .data
-            .resolve()
-            .map_err(|e| StudyError::Train {
-                run: k.name(),
-                source: e.into(),
-            })
-    };
     let (da, rec) = load(ka)?;
     let (db, _) = load(kb)?;
-    let (data_a, data_b) = (resolve(ka)?, resolve(kb)?);
+    let (data_a, data_b) = (resolve(cfg, ka)?, resolve(cfg, kb)?);
     if data_a.indices.iter().any(|i| data_b.indices.contains(i)) {
         return Err(StudyError::Overlap(n));
     }
     let shape = rec.image_shape;
-    let (sa, oa_) = samples_cached(
+    let (sa, outcomes_a) = samples_cached(
         &study.samples(ka),
         &da,
         weights_identity(&study.run(ka))?,
         shape,
         cfg,
     )?;
-    let (sb, ob_) = samples_cached(
+    let (sb, outcomes_b) = samples_cached(
         &study.samples(kb),
         &db,
         weights_identity(&study.run(kb))?,
@@ -927,7 +920,7 @@ fn measure_pair(
     let samples = PairSamples {
         a: sa,
         b: sb,
-        outcomes: oa_.zip(ob_).map(|(a, b)| [a, b]),
+        outcomes: outcomes_a.zip(outcomes_b).map(|(a, b)| [a, b]),
     };
     let held_out = (&data_a.dataset.test, &data_a.dataset.pool);
     let network = pair_metrics(
@@ -943,14 +936,14 @@ fn measure_pair(
     );
     let oracle_id =
         |d: &crate::train::TrainingData| format!("empirical-optimal:{}", d.train.fingerprint());
-    let (ea, eoa) = samples_cached(
+    let (ea, oracle_outcomes_a) = samples_cached(
         &study.oracle_samples(ka),
         &oa,
         oracle_id(&data_a),
         shape,
         cfg,
     )?;
-    let (eb, eob) = samples_cached(
+    let (eb, oracle_outcomes_b) = samples_cached(
         &study.oracle_samples(kb),
         &ob,
         oracle_id(&data_b),
@@ -960,7 +953,9 @@ fn measure_pair(
     let oracle_samples = PairSamples {
         a: ea,
         b: eb,
-        outcomes: eoa.zip(eob).map(|(a, b)| [a, b]),
+        outcomes: oracle_outcomes_a
+            .zip(oracle_outcomes_b)
+            .map(|(a, b)| [a, b]),
     };
     let empirical_optimal = pair_metrics(
         (&oa, &ob),

@@ -4,7 +4,7 @@
 //! checks that failed), and the study's verdict: memorization up to N_mem, generalization from
 //! N_gen, and whether the two networks' agreement rises with N.
 //!
-//! The thresholds are constants chosen once (README, The generalization study, says how), not
+//! The thresholds are constants chosen once (docs/generalization.md says how), not
 //! tuned per data set: a memorizing N must copy training images by the standard of Gu et al.
 //! (f_mem) *and* denoise its training images better than held-out ones; a generalizing N must
 //! copy none, show no train − test gap, and its two networks must agree with each other more
