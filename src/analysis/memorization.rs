@@ -18,9 +18,12 @@ pub struct Nearest {
     /// Index (in the own training set) of the most correlated image: the one `own_similarity`
     /// measures and the pair figures show (studies written before: the nearest by L2).
     pub own_index: Vec<usize>,
-    /// L2 distance to the nearest own training image.
+    /// L2 distance (raw pixels) to the most correlated own training image.
     pub own_l2: Vec<f32>,
-    /// d₁/d₂: nearest over second-nearest L2 distance in the own set (absent when N = 1).
+    /// d₁/d₂: nearest over second-nearest distance in the own set between normalized images
+    /// (mean removed, unit norm: d = √(2 − 2·correlation)); absent when N = 1. Normalized,
+    /// because a bias-free network is homogeneous and memorizes up to contrast: its samples are
+    /// scaled copies, which raw L2 would not count (studies written before: raw L2).
     pub memorization_ratio: Vec<Option<f32>>,
     /// Median of `own_similarity`.
     pub median_own_similarity: f32,
@@ -34,8 +37,9 @@ pub struct Nearest {
 }
 
 /// A sample is a copy of a training image when its nearest training image is three times
-/// closer (in L2) than the second-nearest: the criterion of Gu et al. (2023), "On memorization
-/// in diffusion models", used by Bonnaire et al. (2025), "Why diffusion models don't memorize".
+/// closer than the second-nearest: the criterion of Gu et al. (2023), "On memorization in
+/// diffusion models", used by Bonnaire et al. (2025), "Why diffusion models don't memorize" —
+/// here on normalized images (see [`Nearest::memorization_ratio`]).
 pub const MEMORIZED_RATIO: f32 = 1.0 / 3.0;
 
 /// f_mem: the fraction of ratios d₁/d₂ below [`MEMORIZED_RATIO`]; `None` when no ratio exists.
@@ -68,29 +72,31 @@ pub fn nearest(samples: &Images, own: &Images, other: &Images) -> Nearest {
     let mut out = Nearest::default();
     for k in 0..samples.len() {
         let s = samples.image(k);
-        // the most correlated image and its correlation (the first of equals)
-        let best = |set: &Images| {
-            (0..set.len())
-                .map(|i| (correlation(s, set.image(i)), i))
-                .fold((f32::NEG_INFINITY, 0), |b, c| if c.0 > b.0 { c } else { b })
-        };
-        let (own_best, own_i) = best(own);
-        out.own_similarity.push(own_best);
-        out.own_index.push(own_i);
-        out.other_similarity.push(best(other).0);
-        // the two nearest by L2, for the ratio d₁/d₂
-        let (mut d1, mut d2) = (f32::INFINITY, f32::INFINITY);
-        for i in 0..own.len() {
-            let d = l2(s, own.image(i));
-            if d < d1 {
-                (d1, d2) = (d, d1);
-            } else if d < d2 {
-                d2 = d;
+        // correlations with every own image: the most correlated one is the nearest, and the
+        // ratio compares distances between normalized images, √(2 − 2c)
+        let own_c: Vec<f32> = (0..own.len()).map(|i| correlation(s, own.image(i))).collect();
+        let (mut best, mut second, mut index) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0);
+        for (i, &c) in own_c.iter().enumerate() {
+            if c > best {
+                (second, best, index) = (best, c, i);
+            } else if c > second {
+                second = c;
             }
         }
-        out.own_l2.push(d1);
-        out.memorization_ratio
-            .push(d2.is_finite().then(|| d1 / d2.max(1e-12)));
+        out.own_similarity.push(best);
+        out.own_index.push(index);
+        out.own_l2.push(l2(s, own.image(index)));
+        out.other_similarity.push(
+            (0..other.len())
+                .map(|i| correlation(s, other.image(i)))
+                .fold(f32::NEG_INFINITY, f32::max),
+        );
+        let distance = |c: f32| (2.0 - 2.0 * c).max(0.0).sqrt();
+        out.memorization_ratio.push(
+            second
+                .is_finite()
+                .then(|| distance(best) / distance(second).max(1e-12)),
+        );
     }
     out.median_own_similarity = median(&out.own_similarity);
     out.median_other_similarity = median(&out.other_similarity);
@@ -144,6 +150,12 @@ mod tests {
         assert!(nn.memorization_ratio[0].unwrap() < 1e-3);
         assert_eq!(nn.memorized_fraction, Some(1.0));
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        // a bias-free network's copy is a scaled one: still a copy
+        let mut scaled = samples.clone();
+        scaled.as_mut_slice().iter_mut().for_each(|v| *v = 0.6 * *v + 0.1);
+        let nn = nearest(&scaled, &own, &other);
+        assert_eq!((nn.own_index[0], nn.memorized_fraction), (1, Some(1.0)));
+        assert!(nn.own_l2[0] > 0.1, "raw pixels differ: {}", nn.own_l2[0]);
         // one training image: no second-nearest, no ratio, no f_mem
         let single = nearest(&samples, &base.select(&[1]), &other);
         assert_eq!(single.memorization_ratio, [None]);
