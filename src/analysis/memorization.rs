@@ -74,7 +74,9 @@ pub fn nearest(samples: &Images, own: &Images, other: &Images) -> Nearest {
         let s = samples.image(k);
         // correlations with every own image: the most correlated one is the nearest, and the
         // ratio compares distances between normalized images, √(2 − 2c)
-        let own_c: Vec<f32> = (0..own.len()).map(|i| correlation(s, own.image(i))).collect();
+        let own_c: Vec<f32> = (0..own.len())
+            .map(|i| correlation(s, own.image(i)))
+            .collect();
         let (mut best, mut second, mut index) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0);
         for (i, &c) in own_c.iter().enumerate() {
             if c > best {
@@ -152,7 +154,10 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         // a bias-free network's copy is a scaled one: still a copy
         let mut scaled = samples.clone();
-        scaled.as_mut_slice().iter_mut().for_each(|v| *v = 0.6 * *v + 0.1);
+        scaled
+            .as_mut_slice()
+            .iter_mut()
+            .for_each(|v| *v = 0.6 * *v + 0.1);
         let nn = nearest(&scaled, &own, &other);
         assert_eq!((nn.own_index[0], nn.memorized_fraction), (1, Some(1.0)));
         assert!(nn.own_l2[0] > 0.1, "raw pixels differ: {}", nn.own_l2[0]);
