@@ -354,34 +354,64 @@ pub fn train_all(
     let todo = pending(study, cfg);
     let queue = std::sync::Mutex::new(todo.into_iter());
     let failures = std::sync::Mutex::new(Vec::new());
+    // parallel runs share the cores rather than each taking the whole thread pool: two small
+    // networks' steps on one core each beat two steps fighting over both
+    let threads = (rayon::current_num_threads() / jobs.max(1)).max(1);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
-            scope.spawn(|| loop {
-                // an interrupted run has checkpointed: start no other
-                if crate::interrupt::requested() {
-                    break;
-                }
-                let Some(key) = queue.lock().expect("queue").next() else {
-                    break;
-                };
-                progress.log(&format!("training {}", key.name()));
-                // parallel runs report only their log lines, not interleaved bars
-                let result = if jobs > 1 {
-                    train_run(study, cfg, key, &Silent)
-                } else {
-                    train_run(study, cfg, key, progress)
-                };
-                match result {
-                    Ok(_) => progress.log(&format!("finished {}", key.name())),
-                    Err(e) => {
-                        progress.log(&format!("FAILED {}: {e}", key.name()));
-                        failures.lock().expect("failures").push((key, e));
+            scope.spawn(|| {
+                let pool = (jobs > 1)
+                    .then(|| {
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .ok()
+                    })
+                    .flatten();
+                match &pool {
+                    Some(pool) => {
+                        pool.install(|| work_queue(study, cfg, jobs, progress, &queue, &failures))
                     }
+                    None => work_queue(study, cfg, jobs, progress, &queue, &failures),
                 }
             });
         }
     });
     failures.into_inner().expect("failures")
+}
+
+/// Trains runs from `queue` until it is empty (or a stop was asked for), collecting failures.
+fn work_queue(
+    study: &StudyDir,
+    cfg: &Config,
+    jobs: usize,
+    progress: &(dyn Progress + Sync),
+    queue: &std::sync::Mutex<std::vec::IntoIter<RunKey>>,
+    failures: &std::sync::Mutex<Vec<(RunKey, StudyError)>>,
+) {
+    loop {
+        // an interrupted run has checkpointed: start no other
+        if crate::interrupt::requested() {
+            break;
+        }
+        let Some(key) = queue.lock().expect("queue").next() else {
+            break;
+        };
+        progress.log(&format!("training {}", key.name()));
+        // parallel runs report only their log lines, not interleaved bars
+        let result = if jobs > 1 {
+            train_run(study, cfg, key, &Silent)
+        } else {
+            train_run(study, cfg, key, progress)
+        };
+        match result {
+            Ok(_) => progress.log(&format!("finished {}", key.name())),
+            Err(e) => {
+                progress.log(&format!("FAILED {}: {e}", key.name()));
+                failures.lock().expect("failures").push((key, e));
+            }
+        }
+    }
 }
 
 /// The metrics of one denoiser pair (networks, or empirical-optimal oracles) at one N.
