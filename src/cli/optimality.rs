@@ -172,9 +172,7 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
         _ => vec![0.1],
     });
     let plan = a.steps.unwrap_or(Steps::Auto(AUTO_CAP));
-    let steps = match plan {
-        Steps::Fixed(n) | Steps::Auto(n) => n,
-    };
+    let steps = plan.cap();
     let net = NetConfig {
         arch: a.arch,
         image_channels: 1,
@@ -203,8 +201,8 @@ fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
         quick(&mut cfg);
         // an explicit --steps still holds
         plan = a.steps;
-        if let Some(Steps::Fixed(n) | Steps::Auto(n)) = a.steps {
-            cfg.train.steps = n;
+        if let Some(steps) = a.steps {
+            cfg.train.steps = steps.cap();
         }
     }
     // the plan follows the (possibly quick) number of steps

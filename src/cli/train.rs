@@ -21,6 +21,15 @@ pub enum Steps {
     Auto(u64),
 }
 
+impl Steps {
+    /// The number of steps: the fixed count, or the cap.
+    pub fn cap(self) -> u64 {
+        match self {
+            Steps::Fixed(n) | Steps::Auto(n) => n,
+        }
+    }
+}
+
 /// The cap of `--steps auto`.
 pub const AUTO_CAP: u64 = 20_000;
 
@@ -177,9 +186,7 @@ impl TrainArgs {
             bail!("--data is required (unless --resume finds a run in --out)");
         };
         let plan = self.steps.unwrap_or(default);
-        let steps = match plan {
-            Steps::Fixed(n) | Steps::Auto(n) => n,
-        };
+        let steps = plan.cap();
         let mut cfg = TrainConfig::new(
             DataConfig {
                 source,

@@ -81,7 +81,6 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
             .collect();
         (points, bars)
     };
-    let summary = |s: &SizeMetrics| s.summary.clone();
     let similarity = [
         (
             "network a vs b (paired samples)",
@@ -433,6 +432,11 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
     }
     html.save(&study.root().join("report.html"))?;
     Ok(())
+}
+
+/// The study's summary of one N (absent in studies written before).
+fn summary(s: &SizeMetrics) -> Option<&crate::experiments::generalization::verdict::SizeSummary> {
+    s.summary.as_ref()
 }
 
 /// The time-axis figures: one curve per N of the median over pairs at each snapshot step.

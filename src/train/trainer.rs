@@ -23,6 +23,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
+
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -139,16 +140,8 @@ pub fn watched_loss(rows: &[DenoisingRow]) -> f64 {
 /// step and the failure belong to a path the run abandoned.
 fn logged_losses(run: &RunDir, step: u64) -> Result<Vec<LossPoint>, TrainError> {
     let mut points: Vec<LossPoint> = Vec::new();
-    let lines = match crate::train::record::read_metrics(run) {
-        Ok(lines) => lines,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
-            return Err(TrainError::Io {
-                path: run.metrics(),
-                source,
-            })
-        }
-    };
+    // a missing log reads as empty
+    let lines = crate::train::record::read_metrics(run).map_err(io(run.metrics()))?;
     for line in lines {
         if line.event.is_some() {
             points.retain(|p| p.step <= line.step);
@@ -422,7 +415,7 @@ pub fn train_on(
         None => None,
     };
     // a run the rule has stopped is finished, whatever its cap
-    let end = if plateau.as_ref().is_some_and(Plateau::stopped) {
+    let mut end = if plateau.as_ref().is_some_and(Plateau::stopped) {
         start
     } else {
         end
@@ -447,8 +440,6 @@ pub fn train_on(
     let watch = crate::interrupt::Watch::start();
     let mut rollbacks = 0;
     let mut step = start;
-    let mut end = end;
-    let mut converged = false;
     while step < end {
         let (x, noise, weights) = batch_at(cfg, &data.train, &mut order, step);
         let x = x.to_tensor(&adev);
@@ -554,7 +545,6 @@ pub fn train_on(
                     }
                     Decision::Stop => {
                         progress.log(&format!("step {done}: converged (losses on a plateau)"));
-                        converged = true;
                         end = done;
                     }
                 }
@@ -618,7 +608,7 @@ pub fn train_on(
     }
     drop(watch);
     progress.finish();
-    let converged = converged || plateau.as_ref().is_some_and(Plateau::stopped);
+    let converged = plateau.as_ref().is_some_and(Plateau::stopped);
     let stopped = (end == cfg.steps || converged).then(|| Stopped {
         step: end,
         reason: match (converged, cfg.stop) {
