@@ -1,8 +1,10 @@
-"""PyTorch reference for `tweedie bench`: the same BF-UNet (3 scales x 64 channels, no bias,
-bias-free batch norm, average pooling, 2x2 transposed convolutions) and the same workloads,
-printing `RESULT <workload> <ms>` lines for bench/compare.sh.
+"""PyTorch reference for `tweedie bench`: the same BF-UNet (no bias, bias-free batch norm,
+average pooling, 2x2 transposed convolutions) and the same workloads, printing
+`RESULT <workload> <ms>` lines for bench/compare.sh.
 
-Usage: python reference.py [--reps N] [--workloads train,eval,vjp,jacobian]
+Usage: python reference.py [--preset paper|study] [--reps N] [--workloads ...]
+  paper (3 scales x 64): train, eval, vjp, jacobian
+  study (2 scales x 16 or 32, 28x28 and 32x32): train, sample, eo, jacobian
 """
 import argparse
 import statistics
@@ -11,9 +13,6 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-K = 64
-
 
 class BiasFreeNorm(nn.Module):
     """Divide by the batch (train) or running (eval) standard deviation, times a gain."""
@@ -52,7 +51,7 @@ class ConvBlock(nn.Module):
 
 
 class BFUNet(nn.Module):
-    def __init__(self, blocks=3):
+    def __init__(self, K=64, blocks=3):
         super().__init__()
         self.enc = nn.ModuleList(
             [ConvBlock(1, K, first=True)] + [ConvBlock(K << (b - 1), K << b) for b in range(1, blocks)]
@@ -94,14 +93,102 @@ def report(name, what, ms, per=None):
     print(f"RESULT {name} {ms:.3f}", flush=True)
 
 
+STEPS = 10  # sampler steps timed per round
+EO_TRAIN, EO_SIGMA = 10_000, 0.1
+
+
+def adam_step(net, batch, size):
+    """One Adam step of the blind denoising loss (residual prediction), as `tweedie bench`."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    x, z = torch.randn(batch, 1, size, size), 0.3 * torch.randn(batch, 1, size, size)
+
+    def step():
+        net.train()
+        loss = ((net(x + z) - z) ** 2).sum() / batch
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def ascent(net, y, h0=0.01, beta=0.1):
+    """STEPS steps of the coarse-to-fine stochastic ascent (Kadkhodaie & Simoncelli 2021) on
+    the batch y, each sample with its own sigma estimate, as tweedie's sampler."""
+    d = y[0].numel()
+    for t in range(1, STEPS + 1):
+        with torch.no_grad():
+            f = y - net(y)
+        direction = f - y
+        sigma = direction.flatten(1).norm(dim=1) / d**0.5
+        h = h0 * t / (1 + h0 * (t - 1))
+        gamma = sigma * max((1 - beta * h) ** 2 - (1 - h) ** 2, 0.0) ** 0.5
+        y = y + h * direction + gamma.view(-1, 1, 1, 1) * torch.randn_like(y)
+    return y
+
+
+def euler(net, y, sigma_max=1.0, sigma_min=0.01):
+    """STEPS probability-flow Euler steps on a geometric schedule, as tweedie's sampler."""
+    sigmas = [sigma_max * (sigma_min / sigma_max) ** (i / STEPS) for i in range(STEPS + 1)]
+    for s, s_next in zip(sigmas, sigmas[1:]):
+        with torch.no_grad():
+            f = y - net(y)
+        y = y + (s_next - s) / s * (y - f)
+    return y
+
+
+def empirical_optimal(train, y, sigma):
+    """The posterior mean over the training images: softmax of -|y - x_k|^2 / 2 sigma^2."""
+    d2 = torch.cdist(y, train) ** 2
+    return torch.softmax(-d2 / (2 * sigma**2), dim=1) @ train
+
+
+def study(args):
+    for w in args.workloads.split(","):
+        if w == "train":
+            for k, size in [(16, 28), (16, 32), (32, 28), (32, 32)]:
+                step = adam_step(BFUNet(K=k, blocks=2), 32, size)
+                report(f"train_2x{k}_{size}", f"train 2x{k} (Adam step, batch 32, {size}x{size})",
+                       median_ms(step, args.reps), (32, "images/s"))
+        elif w == "sample":
+            net = BFUNet(K=16, blocks=2).eval()
+            y0 = 0.5 + torch.randn(64, 1, 28, 28)
+            for name, sampler in [("ascent_step", ascent), ("euler_step", euler)]:
+                ms = median_ms(lambda: sampler(net, y0), args.reps) / STEPS
+                report(name, f"{name} (2x16, 64 images 28x28, per step)", ms, (64, "images/s"))
+        elif w == "eo":
+            train, y = torch.randn(EO_TRAIN, 784), torch.randn(64, 784)
+            ms = median_ms(lambda: empirical_optimal(train, y, EO_SIGMA), args.reps)
+            report("eo_10000", "empirical optimal (float32), N = 10 000, 64 images", ms, (64, "images/s"))
+        elif w == "jacobian":
+            net = BFUNet(K=16, blocks=2).eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            y = torch.randn(1, 1, 28, 28)
+
+            def jac():
+                torch.func.jacrev(lambda v: (v - net(v)).reshape(-1))(y)
+
+            report("jacobian_2x16_28", "dense 28x28 Jacobian, 2x16 (torch.func.jacrev)",
+                   median_ms(jac, min(args.reps, 3)))
+        else:
+            raise SystemExit(f"unknown workload {w}")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="paper", choices=["paper", "study"])
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--workloads", default="train,eval,vjp")
+    ap.add_argument("--workloads", default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}")
+    if args.preset == "study":
+        args.workloads = args.workloads or "train,sample,eo,jacobian"
+        return study(args)
+    args.workloads = args.workloads or "train,eval,vjp"
     net = BFUNet()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{sum(p.numel() for p in net.parameters())} parameters")

@@ -14,9 +14,11 @@
 //! ([`FiniteDifferences`]).
 
 pub mod disks;
+mod empirical;
 pub mod shrinkage;
 
 pub use disks::DiskOracle;
+pub use empirical::EmpiricalOptimal;
 pub use shrinkage::DctShrinkage;
 
 use crate::data::synthetic::{GaussianField, Hypothesis};
@@ -460,77 +462,6 @@ impl LearnedAt<'_> {
     }
 }
 
-/// The MMSE denoiser of the empirical distribution of `train` (posterior mean over the training
-/// images): it reproduces training images and is what a memorizing network converges to.
-pub struct EmpiricalOptimal {
-    train: Images,
-}
-
-impl EmpiricalOptimal {
-    /// The oracle for a training set.
-    pub fn new(train: Images) -> Self {
-        Self { train }
-    }
-}
-
-impl Denoiser for EmpiricalOptimal {
-    fn denoise(&self, y: &Images, sigma: Option<f32>) -> Result<Images, DenoiseError> {
-        let sigma = sigma.ok_or(DenoiseError::NeedsSigma("the empirical-optimal denoiser"))?;
-        if y.image_shape() != self.train.image_shape() {
-            return Err(DenoiseError::Shape {
-                expected: format!("{:?}", self.train.image_shape()),
-                got: y.image_shape(),
-            });
-        }
-        let d = y.dim();
-        let two_s2 = 2.0 * (sigma as f64).powi(2);
-        let mut out = Vec::with_capacity(y.len() * d);
-        for i in 0..y.len() {
-            let yi = y.image(i);
-            // log-weights, then a stable softmax
-            let logw: Vec<f64> = (0..self.train.len())
-                .map(|k| {
-                    let dist: f64 = yi
-                        .iter()
-                        .zip(self.train.image(k))
-                        .map(|(a, b)| ((a - b) as f64).powi(2))
-                        .sum();
-                    -dist / two_s2.max(f64::MIN_POSITIVE)
-                })
-                .collect();
-            let m = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let w: Vec<f64> = logw.iter().map(|l| (l - m).exp()).collect();
-            let z: f64 = w.iter().sum();
-            let mut xhat = vec![0.0f64; d];
-            for (k, wk) in w.iter().enumerate() {
-                if *wk / z < 1e-12 {
-                    continue;
-                }
-                for (acc, v) in xhat.iter_mut().zip(self.train.image(k)) {
-                    *acc += wk / z * *v as f64;
-                }
-            }
-            out.extend(xhat.into_iter().map(|v| v as f32));
-        }
-        Ok(Images::new(out, y.shape()))
-    }
-
-    fn name(&self) -> String {
-        "empirical-optimal".into()
-    }
-}
-
-impl Linearize for EmpiricalOptimal {
-    /// By central differences (the posterior mean is smooth in y).
-    fn linearize(
-        &self,
-        y: &Images,
-        sigma: Option<f32>,
-    ) -> Result<Box<dyn JacobianAt + '_>, DenoiseError> {
-        Ok(Box::new(FiniteDifferences::new(self, y, sigma, 1e-3)?))
-    }
-}
-
 /// Where an oracle takes its noise level from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NoiseLevel {
@@ -771,59 +702,6 @@ mod tests {
             known < mb && mb < mh,
             "known σ {known:.4e}, blind {mb:.4e}, homogeneous {mh:.4e}"
         );
-    }
-
-    #[test]
-    fn empirical_optimal_limits() {
-        let train = Family::Disks(Default::default()).generate(8, 5, 1).unwrap();
-        let oracle = EmpiricalOptimal::new(train.clone());
-        // σ → 0: the nearest training image
-        let mut y = train.select(&[3]);
-        y.as_mut_slice().iter_mut().for_each(|v| *v += 0.01);
-        let near = oracle.denoise(&y, Some(1e-3)).unwrap();
-        for (a, b) in near.image(0).iter().zip(train.image(3)) {
-            assert!((a - b).abs() < 1e-5);
-        }
-        // σ → ∞: the training mean
-        let far = oracle.denoise(&y, Some(1e4)).unwrap();
-        for p in 0..train.dim() {
-            let mean: f32 = (0..5).map(|k| train.image(k)[p]).sum::<f32>() / 5.0;
-            assert!((far.image(0)[p] - mean).abs() < 1e-4);
-        }
-        assert!(oracle.denoise(&y, None).is_err());
-    }
-
-    #[test]
-    fn empirical_optimal_mse_is_sigma_squared_times_divergence() {
-        // For the exact MMSE denoiser f* of any prior, E‖f*(y) − x‖² = σ² E[tr ∇f*(y)]
-        // (Miyasawa/Stein). Check it on the empirical distribution of 6 images of 4×4.
-        use crate::rng::{stream, Purpose};
-        use rand::Rng;
-        use rand_distr::{Distribution, StandardNormal};
-        let train = Family::Disks(Default::default()).generate(4, 6, 3).unwrap();
-        let oracle = EmpiricalOptimal::new(train.clone());
-        let sigma = 0.3f32;
-        let trials = 400;
-        let mut diffs = Vec::with_capacity(trials);
-        for t in 0..trials {
-            let mut rng = stream(9, Purpose::Probe, t as u64);
-            let k = rng.random_range(0..train.len());
-            let mut y = train.select(&[k]);
-            for v in y.as_mut_slice() {
-                let z: f32 = StandardNormal.sample(&mut rng);
-                *v += sigma * z;
-            }
-            let x_hat = oracle.denoise(&y, Some(sigma)).unwrap();
-            let err: f64 = crate::analysis::metrics::mse(x_hat.as_slice(), train.image(k)) * 16.0;
-            let at = FiniteDifferences::new(&oracle, &y, Some(sigma), 1e-3).unwrap();
-            let jac = at.matrix();
-            let div: f64 = (0..16).map(|i| jac[i * 16 + i] as f64).sum();
-            diffs.push(err - (sigma as f64).powi(2) * div);
-        }
-        let n = trials as f64;
-        let mean = diffs.iter().sum::<f64>() / n;
-        let se = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt();
-        assert!(mean.abs() < 4.0 * se, "E[MSE − σ² tr J] = {mean} ± {se}");
     }
 
     fn learned(size: usize) -> (Learned, Images) {

@@ -1,74 +1,20 @@
-//! `tweedie bench`: the workloads that compare us with the paper's PyTorch code, on the
-//! 7.6 M-parameter BF-UNet (3 blocks × 64 channels): an Adam training step (batch 16, 40×40),
-//! eval (batch 16, 80×80), 16 input-VJPs at one 80×80 image, and the full 40×40 Jacobian with
-//! its eigendecomposition. Prints medians and `RESULT <workload> <ms>` lines that
-//! `bench/compare.sh` reads; `--scaling` prints throughput vs image and batch size.
+//! The `paper` preset: the 7.6 M-parameter BF-UNet (3 blocks × 64 channels) — an Adam
+//! training step (batch 16, 40×40), eval (batch 16, 80×80), 16 input-VJPs at one 80×80 image,
+//! and the full 40×40 Jacobian with its eigendecomposition; `--scaling` prints throughput vs
+//! image and batch size.
 
+use super::{gemm_rate, random, report, time, BenchArgs, Line};
 use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use clap::Args;
 use std::time::Instant;
 use tweedie::analysis::jacobian::full;
 use tweedie::analysis::spectrum::symmetric_eigen;
-use tweedie::data::Images;
 use tweedie::denoise::{Learned, Linearize};
 use tweedie::nn::{Arch, Mode, NetConfig, Network};
-use tweedie::rng::{stream, Purpose};
-use tweedie::DeviceSpec;
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Timed repetitions per workload (after 2 warm-ups).
-    #[arg(long, default_value_t = 10)]
-    reps: usize,
-    /// Feature channels of the first scale (64 is the paper's).
-    #[arg(long, default_value_t = 64)]
-    channels: usize,
-    /// Workloads, comma-separated: train, eval, vjp, jacobian.
-    #[arg(long, default_value = "train,eval,vjp")]
-    workloads: String,
-    /// Instead: throughput vs image size (28, 40, 80) and batch size, and Jacobian cost vs size.
-    #[arg(long)]
-    scaling: bool,
-    /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
-    #[arg(long, default_value = "auto")]
-    device: DeviceSpec,
-}
-
-fn random(shape: [usize; 4], seed: u64) -> Images {
-    use rand_distr::{Distribution, StandardNormal};
-    let mut rng = stream(seed, Purpose::Probe, 0);
-    let n = shape.iter().product();
-    Images::new(
-        (0..n).map(|_| StandardNormal.sample(&mut rng)).collect(),
-        shape,
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Median seconds of `reps` calls after 2 warm-ups.
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..2 {
-        f();
-    }
-    median(
-        (0..reps.max(1))
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
 
 /// Seconds per Adam step at `[batch, 1, size, size]`.
-fn train_step(
+pub(super) fn train_step(
     net: &mut Network,
     device: &burn::tensor::Device,
     batch: usize,
@@ -106,57 +52,7 @@ fn eval_pass(
     })
 }
 
-/// A workload's line: time, throughput, and its effective rate (the direct convolutions'
-/// FLOPs over the time) against the machine's GEMM rate.
-struct Line<'a> {
-    name: &'a str,
-    what: &'a str,
-    per: Option<(f64, &'a str)>,
-    flops: Option<f64>,
-}
-
-fn report(line: Line<'_>, secs: f64, gemm: Option<f64>) {
-    let mut text = format!("{:<44} {:9.1} ms", line.what, secs * 1e3);
-    if let Some((n, unit)) = line.per {
-        text += &format!("  {:8.1} {unit}", n / secs);
-    }
-    if let Some(flops) = line.flops {
-        let rate = flops / secs / 1e9;
-        text += &format!("  {rate:7.1} GFLOP/s");
-        if let Some(g) = gemm {
-            text += &format!(" ({:.0}% of GEMM)", 100.0 * rate / g);
-        }
-    }
-    println!("{text}");
-    println!("RESULT {} {:.3}", line.name, secs * 1e3);
-    if let Some(flops) = line.flops {
-        println!("FLOPS {} {flops:.0}", line.name);
-    }
-}
-
-/// The machine's single-precision GEMM rate in GFLOP/s: faer multiplying two `n`×`n` f32
-/// matrices on all cores (median of 3 after a warm-up), the practical ceiling of any
-/// convolution built on GEMMs here.
-fn gemm_rate(n: usize) -> f64 {
-    use faer::linalg::matmul::matmul;
-    use faer::{Accum, Mat, Par};
-    let a = Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f32 - 5.0);
-    let b = Mat::<f32>::from_fn(n, n, |i, j| ((i * 5 + j * 2) % 13) as f32 - 6.0);
-    let mut c = Mat::<f32>::zeros(n, n);
-    let secs = time(3, || {
-        matmul(
-            c.as_mut(),
-            Accum::Replace,
-            a.as_ref(),
-            b.as_ref(),
-            1.0,
-            Par::rayon(0),
-        )
-    });
-    2.0 * (n as f64).powi(3) / secs / 1e9
-}
-
-pub fn run(a: BenchArgs) -> Result<()> {
+pub(super) fn run(a: &BenchArgs) -> Result<()> {
     let device = a.device.device()?;
     let cfg = NetConfig {
         arch: Arch::BfUnet,
@@ -179,12 +75,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let plain = net.valid();
     // the limit is the CPU's; on a GPU the line would compare unlike with unlike
     let gemm = tweedie::device::is_host(&device).then(|| gemm_rate(2048));
-    if let Some(g) = gemm {
-        println!("machine: single-precision GEMM (faer, 2048², all cores) {g:.1} GFLOP/s");
-        println!("RESULT gemm_gflops {g:.3}");
-    }
     let fwd = |size: usize| cfg.forward_flops(size, size) as f64;
-    for w in a.workloads.split(',').map(str::trim) {
+    let workloads = a.workloads.as_deref().unwrap_or("train,eval,vjp");
+    for w in workloads.split(',').map(str::trim) {
         match w {
             "train" => {
                 let s = train_step(&mut net, &adev, 16, 40, a.reps);
