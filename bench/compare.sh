@@ -5,13 +5,18 @@
 # ratios with their range, and our effective rate (direct-convolution FLOPs over the median time)
 # against the machine's GEMM rate measured in the same runs. Alternating rounds and medians keep
 # one noisy moment from making a result. Installs torch into bench/.venv from PyPI on first use.
-#   bench/compare.sh            5 rounds, 10 reps each, + the 40×40 Jacobian
-#   bench/compare.sh --quick    5 rounds, 3 reps, no Jacobian
+#   bench/compare.sh            the paper's network: 5 rounds, 10 reps each, + the 40×40 Jacobian
+#   bench/compare.sh --quick    the paper's network: 5 rounds, 3 reps, no Jacobian
+#   bench/compare.sh --study    the experiments' small networks, samplers, empirical-optimal
+#                               denoiser and 28×28 Jacobian: 5 rounds, 10 reps
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
-rounds=5 reps=10 workloads="train,eval,vjp,jacobian"
-if [ "${1:-}" = "--quick" ]; then reps=3 workloads="train,eval,vjp"; fi
+rounds=5 reps=10 preset=paper workloads="train,eval,vjp,jacobian"
+case "${1:-}" in
+  --quick) reps=3 workloads="train,eval,vjp" ;;
+  --study) preset=study workloads="train,sample,eo,jacobian" ;;
+esac
 
 if ! bench/.venv/bin/python -c "import torch, numpy" 2> /dev/null; then
   [ -x bench/.venv/bin/python ] || python3 -m venv bench/.venv
@@ -22,8 +27,8 @@ bin="${CARGO_TARGET_DIR:-target}/release/tweedie"
 out=$(mktemp -d)
 for r in $(seq 1 "$rounds"); do
   echo "== round $r of $rounds"
-  "$bin" bench --device cpu --reps "$reps" --workloads "$workloads" | tee "$out/ours.$r"
-  bench/.venv/bin/python bench/reference.py --reps "$reps" --workloads "$workloads" | tee "$out/torch.$r"
+  "$bin" bench --device cpu --preset "$preset" --reps "$reps" --workloads "$workloads" | tee "$out/ours.$r"
+  bench/.venv/bin/python bench/reference.py --preset "$preset" --reps "$reps" --workloads "$workloads" | tee "$out/torch.$r"
 done
 python3 - "$out" "$rounds" <<'PY'
 import statistics, sys
@@ -40,7 +45,7 @@ ref = [read(f"{out}/torch.{r}") for r in range(1, rounds + 1)]
 flops = read(f"{out}/ours.1", "FLOPS")
 gemm = statistics.median(o.pop("gemm_gflops") for o in ours if "gemm_gflops" in o)
 print(f"\nmachine GEMM rate (faer f32, 2048², all cores): {gemm:.1f} GFLOP/s (median of {rounds} runs)")
-print(f"{'workload':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'range':>11} {'GFLOP/s':>8} {'of GEMM':>8}")
+print(f"{'workload':<18} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'range':>11} {'GFLOP/s':>8} {'of GEMM':>8}")
 for k in ours[0]:
     if not all(k in r for r in ref):
         continue
@@ -48,6 +53,6 @@ for k in ours[0]:
     t_ref = statistics.median(r[k] for r in ref)
     ratios = [r[k] / o[k] for o, r in zip(ours, ref)]
     rate = flops[k] / (t_ours / 1e3) / 1e9 if k in flops else float("nan")
-    print(f"{k:<14} {t_ours:>9.1f} {t_ref:>9.1f} {statistics.median(ratios):>6.2f} "
+    print(f"{k:<18} {t_ours:>9.1f} {t_ref:>9.1f} {statistics.median(ratios):>6.2f} "
           f"{min(ratios):>5.2f}–{max(ratios):<5.2f} {rate:>8.1f} {100 * rate / gemm:>7.0f}%")
 PY

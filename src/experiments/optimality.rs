@@ -222,6 +222,23 @@ impl OptimalityDir {
 }
 
 impl Config {
+    /// The smoke-test settings (`--quick`): 16×16 images, a few σ, 80 steps of an 8-channel
+    /// network — minutes become seconds, the numbers mean little.
+    pub fn quick(&mut self) {
+        self.size = 16;
+        self.train_images = 256;
+        self.eval_count = 16;
+        self.sigmas = vec![0.02, 0.05, 0.1, 0.2];
+        self.jacobian_sigmas.truncate(2);
+        self.top = 8;
+        self.oracle_samples = 200;
+        self.train.steps = 80;
+        self.train.batch = 16;
+        self.train.net.channels = 8;
+        self.train.val_count = 16;
+        self.train.min_epoch = 256;
+    }
+
     /// Checks everything before any work.
     pub fn validate(&self) -> Result<(), InvalidField> {
         let positive = |v: &[f32]| !v.is_empty() && v.iter().all(|s| s.is_finite() && *s > 0.0);

@@ -608,3 +608,82 @@ fn shuffled(dir: &OptimalityDir, record: &Record, html: &mut Html) -> Result<(),
     ));
     Ok(())
 }
+
+/// The study's numbers as text for the terminal: per arm, PSNR of the network, the optimum (or
+/// the C^α bound with the contour told), the classical reference and the noisy input per σ,
+/// the slopes, and the Jacobian traces and top eigenvalues against their bounds.
+pub fn summary(record: &Record) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let psnr = |m: f64| -10.0 * m.max(1e-20).log10();
+    for arm in &record.arms {
+        writeln!(out, "{}:", arm.name).ok();
+        // C^α has no computed optimum; its lower bound (the contour told) stands in the column
+        let bound = arm.rows.iter().any(|r| r.contour_known.is_some());
+        let (label, reference): (&str, fn(&Row) -> Option<f64>) = if bound {
+            ("told", |r| r.contour_known)
+        } else {
+            ("optimum", |r| r.optimum)
+        };
+        writeln!(
+            out,
+            "  {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "σ",
+            "network",
+            label,
+            "DCT",
+            "noisy",
+            format!("net/{}", &label[..3])
+        )
+        .ok();
+        for r in &arm.rows {
+            let opt = reference(r).map_or("—".into(), |o| format!("{:.2}", psnr(o)));
+            let ratio = reference(r).map_or("—".into(), |o| format!("{:.3}", r.network / o));
+            writeln!(
+                out,
+                "  {:>8.4} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>10}",
+                r.sigma,
+                psnr(r.network),
+                opt,
+                psnr(r.baseline),
+                psnr(r.noisy),
+                ratio
+            )
+            .ok();
+        }
+        if let Some(s) = &arm.slope {
+            if let Some(f) = s.network {
+                writeln!(
+                    out,
+                    "  slope {:.3} ± {:.3} (optimal α/(α+1) = {:.3}) over σ ∈ [{}, {}]",
+                    f.slope, f.stderr, s.optimal, s.range[0], s.range[1]
+                )
+                .ok();
+            }
+            if let Some(f) = s.contour_known {
+                writeln!(
+                    out,
+                    "  slope with the contour told {:.3} ± {:.3}",
+                    f.slope, f.stderr
+                )
+                .ok();
+            }
+        }
+        for j in &arm.jacobian {
+            let mut line = format!("  σ = {:.3}: tr J = {:.1}", j.sigma, j.trace);
+            if let Some(t) = j.optimal_trace {
+                line += &format!(" (Wiener filter {t:.1}");
+                if let Some(h) = &j.homogeneous {
+                    line += &format!(", bias-free bound {:.1}", h.trace);
+                }
+                line += ")";
+            }
+            if let (Some(net), Some(h)) = (j.eigenvalues.first(), &j.homogeneous) {
+                let bound = h.eigenvalues.first().copied().unwrap_or(f64::NAN);
+                line += &format!("; top eigenvalue {net:.3} (bias-free bound {bound:.3})");
+            }
+            writeln!(out, "{line}").ok();
+        }
+    }
+    out
+}

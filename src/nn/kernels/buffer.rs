@@ -27,7 +27,7 @@ pub(super) fn par_filled(
 }
 
 /// `part` set to zero, as initialized floats.
-pub(super) fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     part.fill(MaybeUninit::new(0.0));
     // SAFETY: every element was just initialized, and f32 has the layout of MaybeUninit<f32>.
     unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) }

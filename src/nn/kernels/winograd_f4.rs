@@ -32,6 +32,7 @@ use super::winograd::{
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Positions of the 6×6 Winograd domain.
@@ -169,7 +170,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: ConvShape) -> Vec<f32> {
     let parallel_gemms = blocks.count() < rayon::current_num_threads();
     let plane_len = s.h * s.w;
     let len = s.batch * s.c_out * plane_len;
-    // Not zeroed here: each block zeroes and writes its own bands (see `buffer`).
+    // Not zeroed: each block writes every float of its own bands.
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = SharedOut(y.as_mut_ptr());
     let written = AtomicUsize::new(0);
@@ -529,7 +530,7 @@ impl Scratch {
     fn output_tiles(
         &mut self,
         tiles: &[&[f32]; XI],
-        band: &mut [f32],
+        band: &mut [MaybeUninit<f32>],
         band_h: usize,
         w: usize,
         tw: usize,
@@ -565,11 +566,13 @@ impl Scratch {
                 for ((((quad, a), b), c), d) in
                     quads.chunks_exact_mut(4).zip(c0).zip(c1).zip(c2).zip(c3)
                 {
-                    quad.copy_from_slice(&[*a, *b, *c, *d]);
+                    for (slot, v) in quad.iter_mut().zip([*a, *b, *c, *d]) {
+                        slot.write(v);
+                    }
                 }
                 let j = w / 4;
                 for (v, col) in rest.iter_mut().zip([c0, c1, c2]) {
-                    *v = col[j];
+                    v.write(col[j]);
                 }
             }
         }
