@@ -352,22 +352,18 @@ impl TileScratch {
         let m: [&[f32]; 16] = std::array::from_fn(|xi| &tiles[xi][..len]);
         for r in 0..2 {
             let (even, odd) = self.cols.split_at_mut(len);
-            // row r of Aᵀ m, column b: m[b] + m[4 + b] + m[8 + b] (r = 0) or
-            // m[4 + b] − m[8 + b] − m[12 + b] (r = 1); multiplying by ±1 is exact, and with the
-            // sign and the slices fixed outside the loop it vectorizes (the branch inside had
-            // not: 10% of a small network's eval)
-            let (first, sign) = if r == 0 { (0, 1.0f32) } else { (4, -1.0f32) };
-            let rows: [[&[f32]; 4]; 3] =
-                std::array::from_fn(|k| std::array::from_fn(|b| &m[first + 4 * k + b][..len]));
-            let [[a0, a1, a2, a3], [b0, b1, b2, b3], [c0, c1, c2, c3]] = rows;
-            let (even, odd) = (&mut even[..len], &mut odd[..len]);
-            for f in 0..len {
-                let s0 = a0[f] + sign * b0[f] + sign * c0[f];
-                let s1 = a1[f] + sign * b1[f] + sign * c1[f];
-                let s2 = a2[f] + sign * b2[f] + sign * c2[f];
-                let s3 = a3[f] + sign * b3[f] + sign * c3[f];
-                even[f] = s0 + s1 + s2;
-                odd[f] = s1 - s2 - s3;
+            // row r of Aᵀ m: s[b] for the four columns b
+            let s = |b: usize, f: usize| -> f32 {
+                if r == 0 {
+                    m[b][f] + m[4 + b][f] + m[8 + b][f]
+                } else {
+                    m[4 + b][f] - m[8 + b][f] - m[12 + b][f]
+                }
+            };
+            for (f, (e, o)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
+                let (s0, s1, s2, s3) = (s(0, f), s(1, f), s(2, f), s(3, f));
+                *e = s0 + s1 + s2;
+                *o = s1 - s2 - s3;
             }
             for t in 0..len / tw {
                 let y = 2 * t + r;
