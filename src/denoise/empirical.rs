@@ -2,12 +2,15 @@
 //! training set, x̂(y) = Σₖ wₖ xₖ with wₖ ∝ exp(−‖y − xₖ‖²/2σ²) — what a perfectly memorizing
 //! network converges to, and the reference the generalization study measures networks against.
 //!
-//! The distances are one GEMM: ‖y − xₖ‖² = ‖y‖² + ‖xₖ‖² − 2⟨y, xₖ⟩ on mean-removed images, in
-//! f64. In f32 the expansion's rounding error (up to d·2⁻²⁴·‖y‖‖xₖ‖, about 10⁻² for
-//! 28×28 images) divided by 2σ² would move the weights at the small σ where the oracle
-//! memorizes, and the finite-difference Jacobians built on it difference outputs 10⁻³ apart.
-//! The weighted sum runs over the weights that matter (above 10⁻¹² of the total) when they are
-//! few, as a second GEMM when they are many (large σ).
+//! The distances come from GEMMs: ‖y − xₖ‖² = ‖y‖² + ‖xₖ‖² − 2⟨y, xₖ⟩ on mean-removed images.
+//! In f32 that expansion's rounding error (at most γ_d‖y‖‖xₖ‖ per product, γ_d = d·2⁻²⁴, about
+//! 10⁻² for 28×28 images) divided by 2σ² would move the weights at the small σ where the oracle
+//! memorizes, and the finite-difference Jacobians built on it difference outputs 10⁻³ apart. So
+//! the f32 GEMM only screens: a training image whose distance, even with that error against it,
+//! is more than 2σ²·[`SCREEN`] beyond the nearest one has a weight below 10⁻¹³ of the total and
+//! is dropped; the others' distances are recomputed exactly (f64 sums of f32 differences). When
+//! the posterior is broad (large σ: many images survive) the distances are one f64 GEMM instead,
+//! and the weighted sum a second one.
 
 use super::{DenoiseError, Denoiser, FiniteDifferences, JacobianAt, Linearize};
 use crate::data::Images;
@@ -18,6 +21,10 @@ use rayon::prelude::*;
 /// Weights below this fraction of the total are dropped from the weighted sum.
 const NEGLIGIBLE: f64 = 1e-12;
 
+/// Log-weight margin of the screening: images further than 2σ²·30 beyond the nearest (after the
+/// rounding bound) weigh less than e⁻³⁰ ≈ 10⁻¹³ of it, below [`NEGLIGIBLE`].
+const SCREEN: f64 = 30.0;
+
 /// The MMSE denoiser of the empirical distribution of `train` (posterior mean over the training
 /// images): it reproduces training images and is what a memorizing network converges to.
 pub struct EmpiricalOptimal {
@@ -25,10 +32,14 @@ pub struct EmpiricalOptimal {
     /// The training images' mean, removed before the distances (smaller norms, smaller
     /// rounding).
     mean: Vec<f64>,
-    /// Mean-removed training images, row-major `[N, d]`.
+    /// Mean-removed training images, row-major `[N, d]`, in f64 (the broad posterior's GEMMs)
+    /// and in f32 (the screening GEMM).
     rows: Vec<f64>,
+    rows32: Vec<f32>,
     /// ‖xₖ − mean‖².
     norms: Vec<f64>,
+    /// The largest ‖xₖ − mean‖ (the screening's rounding bound).
+    max_norm: f64,
 }
 
 impl EmpiricalOptimal {
@@ -45,19 +56,103 @@ impl EmpiricalOptimal {
         let rows: Vec<f64> = (0..n)
             .flat_map(|k| train.image(k).iter().zip(&mean).map(|(v, m)| *v as f64 - m))
             .collect();
-        let norms = rows
+        let rows32 = rows.iter().map(|v| *v as f32).collect();
+        let norms: Vec<f64> = rows
             .chunks(d.max(1))
             .map(|r| r.iter().map(|v| v * v).sum())
             .collect();
+        let max_norm = norms.iter().cloned().fold(0.0, f64::max).sqrt();
         Self {
             train,
             mean,
             rows,
+            rows32,
             norms,
+            max_norm,
         }
     }
 
-    /// Normalized posterior weights of the images `y`, row-major `[n, N]`.
+    /// ‖y − xₖ‖², differences and sum in f64 (exact but for the sum's rounding).
+    fn distance(&self, y: &[f32], k: usize) -> f64 {
+        y.iter()
+            .zip(self.train.image(k))
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum()
+    }
+
+    /// For each image of `y`, the training images that can carry weight: those within
+    /// 2σ²·[`SCREEN`] of the nearest by the f32 GEMM's distances, widened by its rounding bound.
+    fn screen(&self, y: &Images, sigma: f64) -> Vec<Vec<usize>> {
+        let (n, d, big_n) = (y.len(), y.dim(), self.train.len());
+        let ys: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                y.image(i)
+                    .iter()
+                    .zip(&self.mean)
+                    .map(|(v, m)| (*v as f64 - m) as f32)
+            })
+            .collect();
+        let mut g = vec![0.0f32; n * big_n];
+        // as Gᵀ = X Yᵀ (N × n) into column-major storage, which is G row-major
+        matmul(
+            MatMut::from_column_major_slice_mut(&mut g, big_n, n),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&self.rows32, big_n, d),
+            MatRef::from_row_major_slice(&ys, n, d).transpose(),
+            1.0f32,
+            Par::rayon(0),
+        );
+        // γ_d for an f32 dot product of length d, whatever the summation order
+        let u = f32::EPSILON as f64 / 2.0;
+        let gamma = d as f64 * u / (1.0 - d as f64 * u).max(0.5);
+        let margin = 2.0 * sigma * sigma * SCREEN;
+        g.par_chunks(big_n.max(1))
+            .zip(ys.par_chunks(d.max(1)))
+            .map(|(row, yi)| {
+                let yn: f64 = yi.iter().map(|v| (*v as f64).powi(2)).sum();
+                // each approximate distance is within 2γ‖y‖‖xₖ‖ (plus the rounding of y's
+                // own f32 copy, bounded alike) of the exact one
+                let err = 4.0 * gamma * yn.sqrt() * self.max_norm + 1e-12 * yn;
+                let approx = |k: usize| yn + self.norms[k] - 2.0 * row[k] as f64;
+                let nearest = (0..big_n).map(approx).fold(f64::INFINITY, f64::min);
+                (0..big_n)
+                    .filter(|&k| approx(k) <= nearest + 2.0 * err + margin)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// x̂ from exact distances to the screened candidates of each image.
+    fn from_candidates(&self, y: &Images, sigma: f64, candidates: &[Vec<usize>]) -> Vec<f32> {
+        let d = y.dim();
+        let two_s2 = (2.0 * sigma * sigma).max(f64::MIN_POSITIVE);
+        let mut out = vec![0.0f32; y.len() * d];
+        out.par_chunks_mut(d.max(1))
+            .zip(candidates.par_iter())
+            .enumerate()
+            .for_each(|(i, (x_hat, cand))| {
+                let logw: Vec<f64> = cand
+                    .iter()
+                    .map(|&k| -self.distance(y.image(i), k) / two_s2)
+                    .collect();
+                let max = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = logw.iter().map(|l| (l - max).exp()).collect();
+                let z: f64 = w.iter().sum();
+                let mut acc = vec![0.0f64; d];
+                for (&k, wk) in cand.iter().zip(&w) {
+                    if wk / z < NEGLIGIBLE {
+                        continue;
+                    }
+                    for (a, v) in acc.iter_mut().zip(self.train.image(k)) {
+                        *a += wk / z * *v as f64;
+                    }
+                }
+                x_hat.iter_mut().zip(acc).for_each(|(o, a)| *o = a as f32);
+            });
+        out
+    }
+
+    /// Normalized posterior weights of the images `y`, row-major `[n, N]`, from an f64 GEMM.
     fn weights(&self, y: &Images, sigma: f64) -> Vec<f64> {
         let (n, d, big_n) = (y.len(), y.dim(), self.train.len());
         let ys = Mat::from_fn(n, d, |i, p| y.image(i)[p] as f64 - self.mean[p]);
@@ -107,6 +202,14 @@ impl Denoiser for EmpiricalOptimal {
             });
         }
         let (n, d) = (y.len(), y.dim());
+        let candidates = self.screen(y, sigma as f64);
+        let kept: usize = candidates.iter().map(Vec::len).sum();
+        if kept * 8 < n * self.train.len() {
+            return Ok(Images::new(
+                self.from_candidates(y, sigma as f64, &candidates),
+                y.shape(),
+            ));
+        }
         let w = self.weights(y, sigma as f64);
         let big_n = self.train.len();
         let kept = w.iter().filter(|v| **v > 0.0).count();
@@ -172,7 +275,7 @@ mod tests {
                 let dist: f64 = y
                     .iter()
                     .zip(train.image(k))
-                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
                     .sum();
                 -dist / (2.0 * sigma * sigma)
             })
