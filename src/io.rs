@@ -36,6 +36,13 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Res
     write_atomic(path, text.as_bytes())
 }
 
+/// Reads a JSON file written by [`write_json`]; text that does not parse as `T` is an
+/// `InvalidData` error carrying serde's message (line and column).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<T> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// Appends one JSON object as a line (JSON Lines). Appends of one short line are atomic enough
 /// for a log: a crash loses at most the line being written.
 pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::io::Result<()> {
@@ -92,6 +99,17 @@ pub(crate) mod full_disk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_round_trips_and_bad_json_is_invalid_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.json");
+        write_json(&path, &vec![1.5f64, 2.0]).unwrap();
+        assert_eq!(read_json::<Vec<f64>>(&path).unwrap(), [1.5, 2.0]);
+        std::fs::write(&path, "{ not json").unwrap();
+        let err = read_json::<Vec<f64>>(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_files() {

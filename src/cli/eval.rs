@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tweedie::analysis::metrics::{denoising_table, noisy, DenoisingRow};
+use tweedie::analysis::metrics::{denoising_table, noisy};
 use tweedie::data::synthetic::{Family, GaussianField};
 use tweedie::data::{DataSource, FolderOptions, Images};
 use tweedie::denoise::{Denoiser, Wiener};
@@ -94,7 +94,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 );
             }
             let oracle = Wiener::new(field.clone());
-            let [blind, homogeneous] = tweedie::train::blind_optima(&field, &record.config);
+            let [blind, homogeneous] =
+                tweedie::experiments::optimality::blind_optima(&field, &record.config);
             (
                 Some(denoising_table(&oracle, &test, sigmas, a.seed)?),
                 Some(denoising_table(&blind, &test, sigmas, a.seed)?),
@@ -102,35 +103,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
             )
         }
     };
-    print_table(&train_rows, &test_rows, train.len(), test.len());
-    if let (Some(opt), Some(blind), Some(homogeneous)) =
-        (&optimum, &blind_optimum, &homogeneous_optimum)
-    {
-        println!(
-            "{:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9}",
-            "σ", "test MSE", "optimum", "blind", "homog.", "noisy", "/optimum", "/blind", "/homog."
-        );
-        for (((t, o), b), g) in test_rows.iter().zip(opt).zip(blind).zip(homogeneous) {
-            println!(
-                "{:>8.4} {:>11.3e} {:>11.3e} {:>11.3e} {:>11.3e} {:>11.3e} {:>9.3} {:>9.3} {:>9.3}",
-                t.sigma,
-                t.mse,
-                o.mse,
-                b.mse,
-                g.mse,
-                10f64.powf(-t.input_psnr / 10.0),
-                t.mse / o.mse,
-                t.mse / b.mse,
-                t.mse / g.mse
-            );
-        }
-        println!(
-            "(MSEs. optimum: the Wiener filter at the true σ; blind: the posterior mean for σ \
-             unknown, drawn from this run's training prior; homog.: the same with the field's \
-             scale unknown too, the best homogeneous f(a·y) = a·f(y) — a bias-free network's \
-             bound. The last two are optimal on average over the prior, not at each σ.)"
-        );
-    }
     let eval = EvalRecord {
         train: train_rows,
         test: test_rows,
@@ -140,6 +112,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         images: a.count,
         seed: a.seed,
     };
+    print!(
+        "{}",
+        run_report::eval_summary(&eval, train.len(), test.len())
+    );
     tweedie::io::write_json(&run.file("eval.json"), &eval)?;
     std::fs::create_dir_all(run.figures())?;
     examples(&denoiser, &test, sigmas, a.seed, &run)?;
@@ -150,25 +126,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
         run.file("report.html").display()
     );
     Ok(())
-}
-
-fn print_table(train: &[DenoisingRow], test: &[DenoisingRow], n_train: usize, n_test: usize) {
-    println!("PSNR in dB (peak 1) on {n_train} training and {n_test} held-out images");
-    println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>8} {:>12}",
-        "σ", "noisy", "train", "test", "gap", "test MSE"
-    );
-    for (a, b) in train.iter().zip(test) {
-        println!(
-            "{:>8.4} {:>10.2} {:>10.2} {:>10.2} {:>8.2} {:>12.3e}",
-            a.sigma,
-            b.input_psnr,
-            a.psnr,
-            b.psnr,
-            a.psnr - b.psnr,
-            b.mse
-        );
-    }
 }
 
 /// A grid of held-out examples: per σ, a row of clean, noisy and denoised images.

@@ -65,9 +65,8 @@ pub struct GeneralizationArgs {
 }
 
 fn read_config(dir: &StudyDir) -> Result<Config> {
-    let text = std::fs::read_to_string(dir.config())
-        .with_context(|| format!("reading {}", dir.config().display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", dir.config().display()))
+    tweedie::io::read_json(&dir.config())
+        .with_context(|| format!("reading {}", dir.config().display()))
 }
 
 /// The study's configuration: the one in the folder when continuing, else from the flags.
@@ -171,34 +170,7 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
         })?
     };
     tweedie::report::study::write(&dir, &record)?;
-    println!(
-        "{:>7} {:>22} {:>22} {:>18} {:>14} {:>16}  regime",
-        "N", "a↔b paired", "↔nearest own", "f_mem", "empirical a↔b", "Fréchet (floor)"
-    );
-    let iv = |i: &tweedie::analysis::bootstrap::Interval, p: usize| {
-        format!("{:.p$} [{:.p$}, {:.p$}]", i.estimate, i.lo, i.hi)
-    };
-    for s in &record.sizes {
-        let Some(m) = &s.summary else { continue };
-        println!(
-            "{:>7} {:>22} {:>22} {:>18} {:>14.3} {:>16}  {:?}",
-            s.n,
-            iv(&m.paired_similarity, 3),
-            iv(&m.nearest_own_similarity, 3),
-            m.memorized_fraction
-                .as_ref()
-                .map_or("–".into(), |f| iv(f, 2)),
-            m.empirical_paired_similarity.estimate,
-            match (m.frechet, m.frechet_floor) {
-                (Some(f), Some(floor)) => format!("{:.2} ({:.2})", f.estimate, floor.estimate),
-                _ => "–".into(),
-            },
-            m.regime
-        );
-    }
-    if let Some(v) = &record.verdict {
-        println!("{}", v.statement);
-    }
+    print!("{}", tweedie::report::study::summary(&record));
     println!(
         "(medians of correlations of mean-removed images, 95% bootstrap intervals over pairs and samples) wrote {}/study.json and report.html",
         dir.root().display()

@@ -6,6 +6,7 @@ mod data;
 mod demo;
 mod denoise;
 mod doc_lines;
+mod errors;
 mod eval;
 mod generalization;
 mod jacobian;
@@ -21,9 +22,6 @@ mod train;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use tweedie::config::InvalidField;
-use tweedie::experiments::generalization::StudyError;
-use tweedie::train::TrainError;
 
 /// The flags of a subcommand as clap parses `args` (placeholders for the required ones): the
 /// declared defaults for everything else, so commands that run other commands (the demo) do
@@ -97,72 +95,7 @@ pub fn run() -> Result<()> {
         Command::Report(a) => report::run(a),
         Command::Bench(a) => bench::run(a),
     };
-    result.map_err(name_the_flag)
-}
-
-/// Configuration fields whose flag is not their last segment in kebab case
-/// (`net.channels` → `--channels`).
-const FLAGS: &[(&str, &str)] = &[
-    ("sampler.sigma_max", "--sigma0"),
-    ("sampler.sigma_min", "--sigma-final"),
-    (
-        "sampler.steps",
-        "--steps (sample) / --euler-steps (generalization)",
-    ),
-    (
-        "sampler.batch",
-        "--batch (sample) / --sample-batch (generalization)",
-    ),
-    ("net.image_channels", "--data"),
-    ("stop.min_improvement", "--stop-min-improvement"),
-    ("stop.patience", "--stop-patience"),
-    ("stop.decays", "--stop-decays"),
-];
-
-/// The flag that sets a configuration field.
-fn flag(field: &str) -> String {
-    match FLAGS.iter().find(|(f, _)| *f == field) {
-        Some((_, flag)) => flag.to_string(),
-        None => {
-            let last = field.rsplit('.').next().unwrap_or(field);
-            format!("--{}", last.replace('_', "-"))
-        }
-    }
-}
-
-/// Library errors name configuration fields and actions; the user typed flags and commands.
-fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
-    if let Some(f) = err.chain().find_map(|e| e.downcast_ref::<InvalidField>()) {
-        return anyhow::anyhow!("{} {}: {}", flag(f.field), f.value, f.expected);
-    }
-    if let Some(StudyError::Unfinished { study, runs }) =
-        err.chain().find_map(|e| e.downcast_ref::<StudyError>())
-    {
-        return anyhow::anyhow!(
-            "runs not finished: {}; train them first: tweedie generalization --out {} --resume",
-            runs.join(", "),
-            study.display()
-        );
-    }
-    match err.chain().find_map(|e| e.downcast_ref::<TrainError>()) {
-        Some(TrainError::Exists(run)) => anyhow::anyhow!(
-            "{} already holds a run; pass --resume to continue it or choose another --out",
-            run.display()
-        ),
-        Some(TrainError::Interrupted { run, step }) => anyhow::anyhow!(
-            "interrupted at step {step}; the checkpoint is written: continue with the same command and --resume (tweedie train --resume --out {})",
-            run.display()
-        ),
-        Some(TrainError::Diverged { step, loss }) => anyhow::anyhow!(
-            "loss became {loss} at step {step}; the last checkpoint is intact: lower --lr and resume with --resume (or train with --on-nan rollback)"
-        ),
-        Some(TrainError::Unfinished(run)) => anyhow::anyhow!(
-            "{} has no model.safetensors yet: finish training (tweedie train --resume --out {})",
-            run.display(),
-            run.display()
-        ),
-        _ => err,
-    }
+    result.map_err(errors::name_the_flag)
 }
 
 /// Parses a noise level: a number (`0.1`) or a fraction on the 8-bit scale (`25/255`).
@@ -198,24 +131,5 @@ mod tests {
         assert!(parse_sigma("-1").is_err());
         assert!(parse_sigma("1/0").is_err());
         assert!(sigma_arg("abc").is_err());
-    }
-
-    #[test]
-    fn invalid_fields_are_reported_as_flags() {
-        let sampler = tweedie::sampling::euler::EulerParams {
-            sigma_min: 2.0,
-            ..Default::default()
-        };
-        let err = anyhow::Error::new(tweedie::sampling::SamplingError::from(
-            sampler.validate().unwrap_err(),
-        ))
-        .context("sampling");
-        let msg = name_the_flag(err).to_string();
-        assert!(
-            msg.starts_with("--sigma-final 2: must be in (0, sigma_max"),
-            "{msg}"
-        );
-        assert_eq!(flag("net.channels"), "--channels");
-        assert_eq!(flag("lr_halve_every"), "--lr-halve-every");
     }
 }

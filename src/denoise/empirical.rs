@@ -123,7 +123,7 @@ impl EmpiricalOptimal {
     }
 
     /// x̂ from exact distances to the screened candidates of each image.
-    fn from_candidates(&self, y: &Images, sigma: f64, candidates: &[Vec<usize>]) -> Vec<f32> {
+    fn mean_over_candidates(&self, y: &Images, sigma: f64, candidates: &[Vec<usize>]) -> Vec<f32> {
         let d = y.dim();
         let two_s2 = (2.0 * sigma * sigma).max(f64::MIN_POSITIVE);
         let mut out = vec![0.0f32; y.len() * d];
@@ -206,7 +206,7 @@ impl Denoiser for EmpiricalOptimal {
         let kept: usize = candidates.iter().map(Vec::len).sum();
         if kept * 8 < n * self.train.len() {
             return Ok(Images::new(
-                self.from_candidates(y, sigma as f64, &candidates),
+                self.mean_over_candidates(y, sigma as f64, &candidates),
                 y.shape(),
             ));
         }

@@ -500,7 +500,7 @@ impl Wiener {
 
     /// The blind optimum for noise levels drawn from `prior` (σ, mass): the posterior mean over
     /// σ and x. With the prior a training run is fitted to
-    /// ([`crate::train::fitted_sigma_prior`]), the best any blind denoiser trained that way can
+    /// ([`crate::train::TrainConfig::fitted_sigma_prior`]), the best any blind denoiser trained that way can
     /// do on average over that prior. At a low σ it can be worse than the noisy input: an image
     /// with little noise looks much like one with a little more.
     pub fn blind_optimum(field: GaussianField, prior: &[(f64, f64)]) -> Self {

@@ -137,7 +137,8 @@ pub fn run(
     let io = |path: PathBuf| move |source| DemoError::Io { path, source };
     std::fs::create_dir_all(sdir.root()).map_err(io(sdir.root().to_path_buf()))?;
     crate::io::write_json(&sdir.config(), &cfg.study).map_err(io(sdir.config()))?;
-    study::run(&sdir, &cfg.study, 1, device, progress)?;
+    let jobs = study::default_jobs(&cfg.study, study::pending(&sdir, &cfg.study).len());
+    study::run(&sdir, &cfg.study, jobs, device, progress)?;
     let mut jacobians = Vec::new();
     for key in cfg.jacobian_runs() {
         let run = sdir.run(key);

@@ -679,7 +679,7 @@ fn measure(
     };
     let optimum = Optimum::of(cfg, arm);
     let blind = match &arm.data {
-        ArmData::Synthetic(Family::Gaussian(field)) => Some(train::blind_optima(field, &tc)),
+        ArmData::Synthetic(Family::Gaussian(field)) => Some(blind_optima(field, &tc)),
         _ => None,
     };
     let contour_known = match &arm.data {
@@ -910,6 +910,22 @@ fn open_jacobian(
         out.push(summary);
     }
     Ok(out)
+}
+
+/// The blind and the homogeneous blind optimum of a Gaussian field for networks trained with
+/// `cfg` ([`crate::denoise::Wiener::blind_optimum`], [`crate::denoise::Wiener::homogeneous_optimum`]):
+/// the bounds a blind, and a blind bias-free, denoiser trained that way cannot beat on average.
+/// The homogeneous one takes a coarser σ grid (160 points, not 400): it is crossed with 61
+/// scales.
+pub fn blind_optima(
+    field: &crate::data::synthetic::GaussianField,
+    cfg: &crate::train::TrainConfig,
+) -> [crate::denoise::Wiener; 2] {
+    use crate::denoise::Wiener;
+    [
+        Wiener::blind_optimum(field.clone(), &cfg.fitted_sigma_prior(400)),
+        Wiener::homogeneous_optimum(field.clone(), &cfg.fitted_sigma_prior(160)),
+    ]
 }
 
 #[cfg(test)]

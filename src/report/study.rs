@@ -84,31 +84,35 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
     let similarity = [
         (
             "network a vs b (paired samples)",
-            iv(&|s| summary(s).map(|m| m.paired_similarity), &|s| {
+            iv(&|s| size_summary(s).map(|m| m.paired_similarity), &|s| {
                 s.network.median_paired_similarity as f64
             }),
         ),
         (
             "network sample vs nearest training image",
-            iv(&|s| summary(s).map(|m| m.nearest_own_similarity), &|s| {
-                s.network.nearest_a.median_own_similarity as f64
-            }),
+            iv(
+                &|s| size_summary(s).map(|m| m.nearest_own_similarity),
+                &|s| s.network.nearest_a.median_own_similarity as f64,
+            ),
         ),
         (
             "empirical-optimal a vs b",
             iv(
-                &|s| summary(s).map(|m| m.empirical_paired_similarity),
+                &|s| size_summary(s).map(|m| m.empirical_paired_similarity),
                 &|s| s.empirical_optimal.median_paired_similarity as f64,
             ),
         ),
         (
             "network f_mem (fraction of copies)",
-            iv(&|s| summary(s).and_then(|m| m.memorized_fraction), &|s| {
-                s.network
-                    .nearest_a
-                    .memorized_fraction
-                    .map_or(f64::NAN, |f| f as f64)
-            }),
+            iv(
+                &|s| size_summary(s).and_then(|m| m.memorized_fraction),
+                &|s| {
+                    s.network
+                        .nearest_a
+                        .memorized_fraction
+                        .map_or(f64::NAN, |f| f as f64)
+                },
+            ),
         ),
     ];
     let (series, bars): (Vec<Series>, Vec<Vec<Bar>>) = similarity
@@ -141,7 +145,7 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
         .enumerate()
         .map(|(j, s)| {
             let (points, bars) = iv(
-                &|m| summary(m).and_then(|x| x.model_variance.get(j).copied()),
+                &|m| size_summary(m).and_then(|x| x.model_variance.get(j).copied()),
                 &|m| m.network.model_variance[j],
             );
             (
@@ -435,7 +439,9 @@ pub fn write(study: &StudyDir, report: &Record) -> Result<(), ReportError> {
 }
 
 /// The study's summary of one N (absent in studies written before).
-fn summary(s: &SizeMetrics) -> Option<&crate::experiments::generalization::verdict::SizeSummary> {
+fn size_summary(
+    s: &SizeMetrics,
+) -> Option<&crate::experiments::generalization::verdict::SizeSummary> {
     s.summary.as_ref()
 }
 
@@ -511,4 +517,45 @@ fn time_figures(report: &Record, dir: &std::path::Path) -> Result<(), ReportErro
         )?;
     }
     Ok(())
+}
+
+/// The study's numbers as text for the terminal: per N, the paired similarity, the nearest-own
+/// similarity and f_mem with their intervals, the empirical-optimal pair's similarity, the
+/// Fréchet distance beside its floor and the regime; then the verdict.
+pub fn summary(record: &Record) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{:>7} {:>22} {:>22} {:>18} {:>14} {:>16}  regime",
+        "N", "a↔b paired", "↔nearest own", "f_mem", "empirical a↔b", "Fréchet (floor)"
+    )
+    .ok();
+    let iv = |i: &crate::analysis::bootstrap::Interval, p: usize| {
+        format!("{:.p$} [{:.p$}, {:.p$}]", i.estimate, i.lo, i.hi)
+    };
+    for s in &record.sizes {
+        let Some(m) = &s.summary else { continue };
+        writeln!(
+            out,
+            "{:>7} {:>22} {:>22} {:>18} {:>14.3} {:>16}  {:?}",
+            s.n,
+            iv(&m.paired_similarity, 3),
+            iv(&m.nearest_own_similarity, 3),
+            m.memorized_fraction
+                .as_ref()
+                .map_or("–".into(), |f| iv(f, 2)),
+            m.empirical_paired_similarity.estimate,
+            match (m.frechet, m.frechet_floor) {
+                (Some(f), Some(floor)) => format!("{:.2} ({:.2})", f.estimate, floor.estimate),
+                _ => "–".into(),
+            },
+            m.regime
+        )
+        .ok();
+    }
+    if let Some(v) = &record.verdict {
+        writeln!(out, "{}", v.statement).ok();
+    }
+    out
 }

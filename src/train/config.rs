@@ -169,43 +169,30 @@ impl SigmaSampling {
     }
 }
 
-/// The blind and the homogeneous blind optimum of a Gaussian field for networks trained with
-/// `cfg` ([`crate::denoise::Wiener::blind_optimum`], [`crate::denoise::Wiener::homogeneous_optimum`]):
-/// the bounds a blind, and a blind bias-free, denoiser trained that way cannot beat on average.
-/// The homogeneous one takes a coarser σ grid (160 points, not 400): it is crossed with 61
-/// scales.
-pub fn blind_optima(
-    field: &crate::data::synthetic::GaussianField,
-    cfg: &TrainConfig,
-) -> [crate::denoise::Wiener; 2] {
-    use crate::denoise::Wiener;
-    [
-        Wiener::blind_optimum(field.clone(), &fitted_sigma_prior(cfg, 400)),
-        Wiener::homogeneous_optimum(field.clone(), &fitted_sigma_prior(cfg, 160)),
-    ]
-}
-
-/// The prior over σ that a blind denoiser trained with `cfg` is fitted to: the density of its
-/// σ draws times its loss weight, as masses on `points` noise levels log-spaced from σ_max/10⁴
-/// to σ_max (what lies below carries under 10⁻⁴ of the mass). Minimizing E[w(σ)‖f(y) − x‖²]
-/// gives f(y) = E[w(σ) x | y] / E[w(σ) | y]: the posterior mean under this prior, which
-/// [`crate::denoise::Wiener::blind_optimum`] computes for Gaussian fields.
-pub fn fitted_sigma_prior(cfg: &TrainConfig, points: usize) -> Vec<(f64, f64)> {
-    let (min, max) = (cfg.sigma_min as f64, cfg.sigma_max as f64);
-    if max <= min {
-        return vec![(max, 1.0)];
+impl TrainConfig {
+    /// The prior over σ that a blind denoiser trained with this configuration is fitted to: the density of its
+    /// σ draws times its loss weight, as masses on `points` noise levels log-spaced from σ_max/10⁴
+    /// to σ_max (what lies below carries under 10⁻⁴ of the mass). Minimizing E[w(σ)‖f(y) − x‖²]
+    /// gives f(y) = E[w(σ) x | y] / E[w(σ) | y]: the posterior mean under this prior, which
+    /// [`crate::denoise::Wiener::blind_optimum`] computes for Gaussian fields.
+    pub fn fitted_sigma_prior(&self, points: usize) -> Vec<(f64, f64)> {
+        let cfg = self;
+        let (min, max) = (cfg.sigma_min as f64, cfg.sigma_max as f64);
+        if max <= min {
+            return vec![(max, 1.0)];
+        }
+        let (a, b) = ((max * 1e-4).max(min).ln(), max.ln());
+        let step = (b - a) / points as f64;
+        (0..points)
+            .map(|i| {
+                let sigma = (a + (i as f64 + 0.5) * step).exp();
+                let density = cfg.sigma_sampling.density(sigma, min, max);
+                let weight = cfg.loss_weighting.weight(sigma as f32, cfg.sigma_max) as f64;
+                (sigma, density * weight * sigma * step)
+            })
+            .filter(|&(_, mass)| mass > 0.0)
+            .collect()
     }
-    let (a, b) = ((max * 1e-4).max(min).ln(), max.ln());
-    let step = (b - a) / points as f64;
-    (0..points)
-        .map(|i| {
-            let sigma = (a + (i as f64 + 0.5) * step).exp();
-            let density = cfg.sigma_sampling.density(sigma, min, max);
-            let weight = cfg.loss_weighting.weight(sigma as f32, cfg.sigma_max) as f64;
-            (sigma, density * weight * sigma * step)
-        })
-        .filter(|&(_, mass)| mass > 0.0)
-        .collect()
 }
 
 /// A resolved training set with the dataset it was drawn from.

@@ -18,10 +18,8 @@ pub(super) fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> 
                 dir.root().display()
             );
         }
-        let text = std::fs::read_to_string(dir.config())
+        let mut cfg: Config = tweedie::io::read_json(&dir.config())
             .with_context(|| format!("reading {}", dir.config().display()))?;
-        let mut cfg: Config = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", dir.config().display()))?;
         cfg.train.device = a.device;
         return Ok(cfg);
     }

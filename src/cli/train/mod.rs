@@ -1,54 +1,21 @@
-//! `tweedie train`: flags → [`TrainConfig`] → [`tweedie::train::train`] → run folder + report.
+//! `tweedie train`: flags → [`TrainConfig`] ([`config`]) → [`tweedie::train::train`] → run
+//! folder + report.
+
+mod config;
+
+pub use config::{steps_arg, Steps, AUTO_CAP};
 
 use super::progress::Terminal;
 use super::recipe::RecipeArgs;
 use super::sigma_arg;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tweedie::data::{Split, SplitSpec};
-use tweedie::nn::{Arch, NetConfig};
-use tweedie::train::record::{RunDir, RunRecord};
-use tweedie::train::{DataConfig, OnNan, Session, StopRule, TrainConfig, TrainingData};
+use tweedie::data::Split;
+use tweedie::nn::Arch;
+use tweedie::train::record::RunDir;
+use tweedie::train::{OnNan, Session, StopRule, TrainConfig, TrainingData};
 use tweedie::DeviceSpec;
-
-/// How long to train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Steps {
-    /// Exactly this many steps.
-    Fixed(u64),
-    /// Until converged ([`tweedie::train::stopping`]), at most this many steps.
-    Auto(u64),
-}
-
-impl Steps {
-    /// The number of steps: the fixed count, or the cap.
-    pub fn cap(self) -> u64 {
-        match self {
-            Steps::Fixed(n) | Steps::Auto(n) => n,
-        }
-    }
-}
-
-/// The cap of `--steps auto`.
-pub const AUTO_CAP: u64 = 20_000;
-
-/// Parses `--steps`: `N`, `auto` or `auto:CAP`.
-pub fn steps_arg(s: &str) -> std::result::Result<Steps, String> {
-    let positive = |t: &str| match t.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a step count: give a number ≥ 1, `auto` or `auto:CAP` (e.g. auto:8000)"
-        )),
-    };
-    match s.trim() {
-        "auto" => Ok(Steps::Auto(AUTO_CAP)),
-        t => match t.strip_prefix("auto:") {
-            Some(cap) => positive(cap).map(Steps::Auto),
-            None => positive(t).map(Steps::Fixed),
-        },
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -152,94 +119,6 @@ pub struct TrainArgs {
     /// Print the resolved configuration and exit.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-impl TrainArgs {
-    /// The resolved configuration: from the flags (with the data it resolved), or from the
-    /// run folder on --resume.
-    fn config(&self) -> Result<(TrainConfig, Option<TrainingData>)> {
-        let run = RunDir::new(&self.out);
-        if self.resume && run.config().exists() {
-            let record: RunRecord = run
-                .read_config()
-                .with_context(|| format!("reading {}", run.config().display()))?;
-            let mut cfg = match self.steps {
-                Some(Steps::Fixed(steps)) | Some(Steps::Auto(steps)) => record.config.extend(steps),
-                None => record.config,
-            };
-            cfg.device = self.device;
-            return Ok((cfg, None));
-        }
-        let (cfg, data) = self.fresh_config_and_data(Steps::Fixed(2000))?;
-        Ok((cfg, Some(data)))
-    }
-
-    /// The configuration the flags describe (ignoring any run in --out), with `default` steps
-    /// when --steps is not given.
-    pub fn fresh_config(&self, default: Steps) -> Result<TrainConfig> {
-        Ok(self.fresh_config_and_data(default)?.0)
-    }
-
-    /// [`Self::fresh_config`] and the training data it resolved to size the network.
-    fn fresh_config_and_data(&self, default: Steps) -> Result<(TrainConfig, TrainingData)> {
-        let Some(source) = self.data.clone() else {
-            bail!("--data is required (unless --resume finds a run in --out)");
-        };
-        let plan = self.steps.unwrap_or(default);
-        let steps = plan.cap();
-        let mut cfg = TrainConfig::new(
-            DataConfig {
-                source,
-                gray: self.gray,
-                size: self.size,
-                test_size: self.test_size,
-                split: SplitSpec {
-                    train_size: self.train_size,
-                    split: self.split,
-                    split_seed: self.split_seed,
-                    dedup: self.dedup,
-                },
-                shuffle_pixels: self.shuffle_pixels,
-            },
-            NetConfig {
-                arch: self.arch,
-                image_channels: 1,
-                channels: self.channels,
-                blocks: self.blocks,
-                layers: self.layers,
-            },
-            steps,
-            self.batch,
-            self.seed,
-            self.device,
-        );
-        cfg.checkpoint_every = self.checkpoint_every;
-        cfg.on_nan = self.on_nan;
-        cfg.val_sigmas = self.val_sigmas.clone();
-        cfg.val_count = self.val_count;
-        cfg.min_epoch = self.min_epoch;
-        self.recipe.apply(&mut cfg);
-        if let Steps::Auto(cap) = plan {
-            let rule = StopRule {
-                min_improvement: self.stop_min_improvement,
-                patience: self.stop_patience,
-                decays: self.stop_decays,
-            };
-            cfg = cfg.until_converged(rule, cap);
-            // an explicit plan still holds (e.g. plateau: constant, halved on plateaus)
-            if let Some(schedule) = self.recipe.lr_schedule {
-                cfg.lr_schedule = schedule;
-            }
-            if let Some(warmup) = self.recipe.lr_warmup {
-                cfg.lr_warmup = warmup;
-            }
-        }
-        cfg.log_every = self.log_every.unwrap_or(cfg.log_every);
-        // the network's channels follow the data
-        let data = cfg.data.resolve()?;
-        cfg.net.image_channels = data.train.shape()[1];
-        Ok((cfg, data))
-    }
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
