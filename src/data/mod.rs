@@ -124,6 +124,14 @@ impl Images {
         Self::new(vec![0.0; shape.iter().product()], shape)
     }
 
+    /// A batch of independent standard normal values drawn from `rng` (probes, benchmarks):
+    /// the caller passes the stream, so the values follow from its seed.
+    pub fn standard_normal(shape: [usize; 4], rng: &mut impl rand::Rng) -> Self {
+        use rand_distr::{Distribution, StandardNormal};
+        let n = shape.iter().product();
+        Self::new((0..n).map(|_| StandardNormal.sample(rng)).collect(), shape)
+    }
+
     /// `[n, c, h, w]`.
     pub fn shape(&self) -> [usize; 4] {
         self.shape

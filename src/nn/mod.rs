@@ -415,15 +415,9 @@ mod tests {
     use crate::data::Images;
     use crate::denoise::{Denoiser, Learned, Linearize};
     use crate::rng::{stream, Purpose};
-    use rand_distr::{Distribution, StandardNormal};
 
     fn random(shape: [usize; 4], seed: u64) -> Images {
-        let mut rng = stream(seed, Purpose::Probe, 0);
-        let n = shape.iter().product();
-        Images::new(
-            (0..n).map(|_| StandardNormal.sample(&mut rng)).collect(),
-            shape,
-        )
+        Images::standard_normal(shape, &mut stream(seed, Purpose::Probe, 0))
     }
 
     fn small(arch: Arch) -> NetConfig {

@@ -57,13 +57,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
 
 /// Normal noise of `shape` from `seed` (probe stream).
 fn random(shape: [usize; 4], seed: u64) -> Images {
-    use rand_distr::{Distribution, StandardNormal};
-    let mut rng = stream(seed, Purpose::Probe, 0);
-    let n = shape.iter().product();
-    Images::new(
-        (0..n).map(|_| StandardNormal.sample(&mut rng)).collect(),
-        shape,
-    )
+    Images::standard_normal(shape, &mut stream(seed, Purpose::Probe, 0))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
