@@ -770,7 +770,10 @@ mod tests {
             let mse = CAlpha::new(alpha)
                 .contour_known_mse(32, &sigmas, 2, 5)
                 .unwrap();
-            let y: Vec<f64> = mse.iter().map(|m| -10.0 * m.log10()).collect();
+            let y: Vec<f64> = mse
+                .iter()
+                .map(|m| crate::analysis::metrics::psnr_from_mse(*m))
+                .collect();
             let slope = crate::analysis::rate::fit_line(&x, &y).unwrap().slope;
             let optimal = alpha / (alpha + 1.0);
             assert!(

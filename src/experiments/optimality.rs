@@ -25,7 +25,7 @@
 //! a Jacobian folder (`jacobian/<arm>/`, see [`super::jacobian`]) at one held-out image.
 
 use super::jacobian::{self as jac, JacobianDir, JacobianError, Method, Subject};
-use crate::analysis::metrics::{mse, noisy};
+use crate::analysis::metrics::{mse, noisy, psnr_from_mse};
 use crate::analysis::rate::{fit_line, LineFit};
 use crate::config::{check, InvalidField};
 use crate::data::synthetic::{CAlpha, Construction, Disks, Family, GaussianField};
@@ -796,9 +796,8 @@ pub fn slope(rows: &[Row], alpha: f64, range: [f32; 2]) -> Slope {
         .iter()
         .map(|r| -20.0 * (r.sigma as f64).log10())
         .collect();
-    let psnr = |m: f64| -10.0 * m.log10();
     let fit = |f: &dyn Fn(&Row) -> f64| {
-        let y: Vec<f64> = inside.iter().map(|r| psnr(f(r))).collect();
+        let y: Vec<f64> = inside.iter().map(|r| psnr_from_mse(f(r))).collect();
         fit_line(&x, &y)
     };
     Slope {

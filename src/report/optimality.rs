@@ -7,6 +7,7 @@
 use super::html::Html;
 use super::plot::{save_line_plot, LinePlot, Scale, Series};
 use super::ReportError;
+use crate::analysis::metrics::psnr_from_mse as psnr;
 use crate::experiments::jacobian::JacobianDir;
 use crate::experiments::optimality::{ArmRecord, OptimalityDir, Record, Row, Study};
 
@@ -18,10 +19,6 @@ fn invalid(e: impl std::fmt::Display) -> ReportError {
 pub fn read(dir: &OptimalityDir) -> Result<Record, ReportError> {
     let text = std::fs::read_to_string(dir.record())?;
     serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", dir.record().display())))
-}
-
-fn psnr(mse: f64) -> f64 {
-    -10.0 * mse.max(1e-20).log10()
 }
 
 fn series(label: &str, points: Vec<(f64, f64)>) -> Series {
@@ -615,7 +612,6 @@ fn shuffled(dir: &OptimalityDir, record: &Record, html: &mut Html) -> Result<(),
 pub fn summary(record: &Record) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let psnr = |m: f64| -10.0 * m.max(1e-20).log10();
     for arm in &record.arms {
         writeln!(out, "{}:", arm.name).ok();
         // C^α has no computed optimum; its lower bound (the contour told) stands in the column
