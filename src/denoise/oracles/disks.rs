@@ -16,9 +16,9 @@
 //! At small σ the posterior is nearly Gaussian and the estimate tends to y projected onto the
 //! manifold's tangent space: a total squared error of 5σ².
 
-use super::{DenoiseError, Denoiser};
 use crate::data::synthetic::{Disk, Disks};
 use crate::data::Images;
+use crate::denoise::{DenoiseError, Denoiser};
 use crate::rng::{content_key, derive, stream, Purpose};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};

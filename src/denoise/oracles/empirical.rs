@@ -12,8 +12,8 @@
 //! the posterior is broad (large σ: many images survive) the distances are one f64 GEMM instead,
 //! and the weighted sum a second one.
 
-use super::{DenoiseError, Denoiser, FiniteDifferences, JacobianAt, Linearize};
 use crate::data::Images;
+use crate::denoise::{DenoiseError, Denoiser, FiniteDifferences, JacobianAt, Linearize};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
