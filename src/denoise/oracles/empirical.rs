@@ -17,6 +17,7 @@ use crate::denoise::{DenoiseError, Denoiser, FiniteDifferences, JacobianAt, Line
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// Weights below this fraction of the total are dropped from the weighted sum.
 const NEGLIGIBLE: f64 = 1e-12;
@@ -25,6 +26,11 @@ const NEGLIGIBLE: f64 = 1e-12;
 /// rounding bound) weigh less than e⁻³⁰ ≈ 10⁻¹³ of it, below [`NEGLIGIBLE`].
 const SCREEN: f64 = 30.0;
 
+/// `image` − `mean`, in f64.
+fn centred<'a>(image: &'a [f32], mean: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+    image.iter().zip(mean).map(|(v, m)| *v as f64 - m)
+}
+
 /// The MMSE denoiser of the empirical distribution of `train` (posterior mean over the training
 /// images): it reproduces training images and is what a memorizing network converges to.
 pub struct EmpiricalOptimal {
@@ -32,10 +38,10 @@ pub struct EmpiricalOptimal {
     /// The training images' mean, removed before the distances (smaller norms, smaller
     /// rounding).
     mean: Vec<f64>,
-    /// Mean-removed training images, row-major `[N, d]`, in f64 (the broad posterior's GEMMs)
-    /// and in f32 (the screening GEMM).
-    rows: Vec<f64>,
+    /// Mean-removed training images, row-major `[N, d]`, in f32 (the screening GEMM) and in
+    /// f64 (the broad posterior's GEMMs; made on first use, as most calls never need it).
     rows32: Vec<f32>,
+    rows: OnceLock<Vec<f64>>,
     /// ‖xₖ − mean‖².
     norms: Vec<f64>,
     /// The largest ‖xₖ − mean‖ (the screening's rounding bound).
@@ -53,23 +59,27 @@ impl EmpiricalOptimal {
             }
         }
         mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
-        let rows: Vec<f64> = (0..n)
-            .flat_map(|k| train.image(k).iter().zip(&mean).map(|(v, m)| *v as f64 - m))
-            .collect();
-        let rows32 = rows.iter().map(|v| *v as f32).collect();
-        let norms: Vec<f64> = rows
-            .chunks(d.max(1))
-            .map(|r| r.iter().map(|v| v * v).sum())
-            .collect();
+        let centred = |k: usize| centred(train.image(k), &mean);
+        let rows32 = (0..n).flat_map(|k| centred(k).map(|v| v as f32)).collect();
+        let norms: Vec<f64> = (0..n).map(|k| centred(k).map(|v| v * v).sum()).collect();
         let max_norm = norms.iter().cloned().fold(0.0, f64::max).sqrt();
         Self {
             train,
             mean,
-            rows,
             rows32,
+            rows: OnceLock::new(),
             norms,
             max_norm,
         }
+    }
+
+    /// The mean-removed training images in f64, row-major `[N, d]`.
+    fn rows(&self) -> &[f64] {
+        self.rows.get_or_init(|| {
+            (0..self.train.len())
+                .flat_map(|k| centred(self.train.image(k), &self.mean))
+                .collect()
+        })
     }
 
     /// ‖y − xₖ‖², differences and sum in f64 (exact but for the sum's rounding).
@@ -85,12 +95,7 @@ impl EmpiricalOptimal {
     fn screen(&self, y: &Images, sigma: f64) -> Vec<Vec<usize>> {
         let (n, d, big_n) = (y.len(), y.dim(), self.train.len());
         let ys: Vec<f32> = (0..n)
-            .flat_map(|i| {
-                y.image(i)
-                    .iter()
-                    .zip(&self.mean)
-                    .map(|(v, m)| (*v as f64 - m) as f32)
-            })
+            .flat_map(|i| centred(y.image(i), &self.mean).map(|v| v as f32))
             .collect();
         let mut g = vec![0.0f32; n * big_n];
         // as Gᵀ = X Yᵀ (N × n) into column-major storage, which is G row-major
@@ -162,7 +167,7 @@ impl EmpiricalOptimal {
             MatMut::from_row_major_slice_mut(&mut w, n, big_n),
             Accum::Replace,
             ys.as_ref(),
-            MatRef::from_row_major_slice(&self.rows, big_n, d).transpose(),
+            MatRef::from_row_major_slice(self.rows(), big_n, d).transpose(),
             1.0,
             Par::rayon(0),
         );
@@ -222,7 +227,7 @@ impl Denoiser for EmpiricalOptimal {
                     let mut acc = self.mean.clone();
                     let row = &w[i * big_n..][..big_n];
                     for (k, wk) in row.iter().enumerate().filter(|(_, v)| **v > 0.0) {
-                        for (a, v) in acc.iter_mut().zip(&self.rows[k * d..][..d]) {
+                        for (a, v) in acc.iter_mut().zip(&self.rows()[k * d..][..d]) {
                             *a += wk * v;
                         }
                     }
@@ -234,7 +239,7 @@ impl Denoiser for EmpiricalOptimal {
                 x_hat.as_mut(),
                 Accum::Replace,
                 MatRef::from_row_major_slice(&w, n, big_n),
-                MatRef::from_row_major_slice(&self.rows, big_n, d),
+                MatRef::from_row_major_slice(self.rows(), big_n, d),
                 1.0,
                 Par::rayon(0),
             );
