@@ -1,4 +1,4 @@
-//! `tweedie denoise`: one image or a folder in, denoised images out.
+//! `tweedie denoise`: one image, a folder of them, or a .npy batch in; denoised images out.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -12,13 +12,15 @@ use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct DenoiseArgs {
-    /// Run folder (from `tweedie train`).
+    /// Run folder (from `tweedie train` or `tweedie import`).
     #[arg(long)]
     run: PathBuf,
-    /// A noisy image, or a folder of them.
+    /// A noisy image, a folder of them, or a .npy array ([n, c, h, w] or [n, h, w] float32,
+    /// values as the network was trained on: [0, 1]).
     #[arg(long)]
     input: PathBuf,
-    /// Output image (for one input) or folder (for a folder; same file names).
+    /// Output image (for one input), folder (for a folder; same file names) or .npy (for a
+    /// .npy: the denoised array, [n, c, h, w] float32).
     #[arg(long)]
     output: PathBuf,
     /// Add Gaussian noise of this level first (to try the denoiser on clean images).
@@ -38,9 +40,12 @@ pub struct DenoiseArgs {
 pub fn run(a: DenoiseArgs) -> Result<()> {
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
+    let (denoiser, origin) = tweedie::train::load_network(&run, &device, a.weights)?;
+    if is_npy(&a.input) {
+        return denoise_npy(&a, &denoiser, origin.image_channels());
+    }
     let opts = FolderOptions {
-        gray: record.image_shape[0] == 1,
+        gray: origin.image_channels() == 1,
         size: None,
     };
     let jobs: Vec<(PathBuf, PathBuf)> = if a.input.is_dir() {
@@ -77,5 +82,42 @@ pub fn run(a: DenoiseArgs) -> Result<()> {
         save_image(&x_hat, output)?;
         println!("{} -> {}", input.display(), output.display());
     }
+    Ok(())
+}
+
+fn is_npy(p: &std::path::Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// The .npy path: one array in, one array out, number for number (no clamping or rounding to
+/// 8 bits, so outputs compare with another implementation's).
+fn denoise_npy(a: &DenoiseArgs, denoiser: &impl Denoiser, channels: usize) -> Result<()> {
+    if !is_npy(&a.output) {
+        bail!(
+            "--output {}: a .npy input is denoised into a .npy; name the output *.npy",
+            a.output.display()
+        );
+    }
+    let mut y = tweedie::data::load_npy(&a.input)?;
+    if y.shape()[1] != channels {
+        bail!(
+            "{}: {} channels per image, the network takes {channels}",
+            a.input.display(),
+            y.shape()[1]
+        );
+    }
+    if let Some(s) = a.add_noise {
+        y = add_noise(&y, s, a.seed);
+        let noisy = a.output.with_extension("noisy.npy");
+        tweedie::data::write_npy(&y, &noisy)?;
+    }
+    let x_hat = denoiser.denoise(&y, a.add_noise)?;
+    tweedie::data::write_npy(&x_hat, &a.output)?;
+    println!(
+        "{} -> {} ({} images)",
+        a.input.display(),
+        a.output.display(),
+        x_hat.len()
+    );
     Ok(())
 }

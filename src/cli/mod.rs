@@ -9,6 +9,7 @@ mod doc_lines;
 mod errors;
 mod eval;
 mod generalization;
+mod import;
 mod jacobian;
 mod operator;
 mod optimality;
@@ -55,6 +56,8 @@ enum Command {
     Train(train::TrainArgs),
     /// PSNR/MSE vs σ of a trained run on its training split and the test split.
     Eval(eval::EvalArgs),
+    /// Turn a PyTorch checkpoint of a bias-free denoiser into a run folder every command takes.
+    Import(import::ImportArgs),
     /// Denoise one image or a folder with a trained run.
     Denoise(denoise::DenoiseArgs),
     /// Draw samples from a trained denoiser's implicit prior.
@@ -85,6 +88,7 @@ pub fn run() -> Result<()> {
         Command::Data(c) => data::run(c),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Import(a) => import::run(a),
         Command::Denoise(a) => denoise::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Restore(a) => restore::run(a),

@@ -201,6 +201,34 @@ fn load_into(
     Ok(net)
 }
 
+/// Builds a network of configuration `cfg` from named tensors (our names, f32 values in
+/// row-major order, shapes) through the same checked loader as a weights file: a tensor
+/// missing, misnamed or misshapen is an error naming `origin`.
+pub fn from_tensors(
+    cfg: &NetConfig,
+    tensors: Vec<(String, Vec<f32>, Vec<usize>)>,
+    device: &Device,
+    origin: &Path,
+) -> Result<Network, CheckpointError> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .into_iter()
+        .map(|(name, values, shape)| {
+            let b = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, b, shape)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, b, shape)| {
+            TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format_err(origin, format!("{name}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let serialized = safetensors::serialize(views, None).map_err(|e| format_err(origin, e))?;
+    load_into(cfg, serialized, device, origin)
+}
+
 /// Loads a network from a weights file written by [`save_weights`] (or a checkpoint).
 pub fn load_weights(path: &Path, device: &Device) -> Result<(Network, NetConfig), CheckpointError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;

@@ -11,6 +11,7 @@ mod bf_norm;
 mod bf_unet;
 pub mod checkpoint;
 pub mod ema;
+pub mod import;
 mod kernels;
 mod relus;
 

@@ -155,6 +155,75 @@ impl RunRecord {
     }
 }
 
+/// What `config.json` of an imported network holds (`tweedie import`): where it came from,
+/// its configuration as read off its tensors. No training record: the network was trained
+/// elsewhere, on data tweedie never saw.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImportRecord {
+    /// The checkpoint and how it was read.
+    pub imported: crate::nn::import::TorchSource,
+    /// The network.
+    pub net: crate::nn::NetConfig,
+    /// Trainable parameters.
+    pub num_params: usize,
+    /// The tweedie version that imported it.
+    pub tweedie_version: String,
+}
+
+/// Where the network of a run folder came from: trained by tweedie, or imported.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// `tweedie train` (or a study) made it.
+    Trained(Box<RunRecord>),
+    /// `tweedie import` read it from a PyTorch checkpoint.
+    Imported(Box<ImportRecord>),
+}
+
+impl Origin {
+    /// Reads `config.json` of `run`: an imported network's record names its source under
+    /// `imported`.
+    pub fn read(run: &RunDir) -> std::io::Result<Self> {
+        let value: serde_json::Value = run.read_config()?;
+        let bad = |e: serde_json::Error| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+        };
+        Ok(match value.get("imported") {
+            Some(_) => Origin::Imported(Box::new(serde_json::from_value(value).map_err(bad)?)),
+            None => Origin::Trained(Box::new(serde_json::from_value(value).map_err(bad)?)),
+        })
+    }
+
+    /// The network's configuration.
+    pub fn net(&self) -> &crate::nn::NetConfig {
+        match self {
+            Origin::Trained(r) => &r.config.net,
+            Origin::Imported(r) => &r.net,
+        }
+    }
+
+    /// Image channels the network takes.
+    pub fn image_channels(&self) -> usize {
+        self.net().image_channels
+    }
+
+    /// The image shape (C, H, W) it was trained on; `None` for an imported network (trained
+    /// on patches tweedie never saw; convolutional, so any size works).
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self {
+            Origin::Trained(r) => Some(r.image_shape),
+            Origin::Imported(_) => None,
+        }
+    }
+
+    /// The training record, when tweedie trained it.
+    pub fn trained(&self) -> Option<&RunRecord> {
+        match self {
+            Origin::Trained(r) => Some(r),
+            Origin::Imported(_) => None,
+        }
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MetricsLine {

@@ -14,7 +14,7 @@ use crate::nn::checkpoint::{self, CheckpointError, TrainState};
 use crate::nn::{Mode, NetConfig};
 use crate::progress::Progress;
 use crate::rng::{derive, stream, Purpose};
-use crate::train::record::{MetricsLine, RunDir, RunRecord, RunState};
+use crate::train::record::{MetricsLine, Origin, RunDir, RunRecord, RunState};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -77,6 +77,9 @@ pub enum TrainError {
         /// The one in the run's record.
         then: String,
     },
+    /// An imported network where a trained one is needed.
+    #[error("{0} holds an imported network: it has no training record or training data")]
+    Imported(PathBuf),
     /// The run has no final weights yet.
     #[error("{0} has no model.safetensors yet: finish training (resume it)")]
     Unfinished(PathBuf),
@@ -687,13 +690,26 @@ pub fn load_denoiser(run: &RunDir, device: &Device) -> Result<(Learned, RunRecor
     load_weights(run, device, Weights::Ema)
 }
 
-/// Loads the chosen weights of a run folder as a blind denoiser on `device`.
+/// Loads the chosen weights of a run folder trained by tweedie as a blind denoiser on
+/// `device`, with its training record (an imported network has none: see [`load_network`]).
 pub fn load_weights(
     run: &RunDir,
     device: &Device,
     weights: Weights,
 ) -> Result<(Learned, RunRecord), TrainError> {
-    let record: RunRecord = run.read_config().map_err(|source| TrainError::Io {
+    match load_network(run, device, weights)? {
+        (net, Origin::Trained(record)) => Ok((net, *record)),
+        (_, Origin::Imported(_)) => Err(TrainError::Imported(run.root().to_path_buf())),
+    }
+}
+
+/// Loads the network of any run folder, trained or imported, as a blind denoiser on `device`.
+pub fn load_network(
+    run: &RunDir,
+    device: &Device,
+    weights: Weights,
+) -> Result<(Learned, Origin), TrainError> {
+    let origin = Origin::read(run).map_err(|source| TrainError::Io {
         path: run.config(),
         source,
     })?;
@@ -707,6 +723,6 @@ pub fn load_weights(
     let (net, cfg) = checkpoint::load_weights(&model, device)?;
     Ok((
         Learned::new(net, device.clone(), cfg.image_channels),
-        record,
+        origin,
     ))
 }
