@@ -13,9 +13,15 @@ The architectures are written here from their repositories' definitions (read, n
     fixtures OUT   small random networks in both containers (zip and legacy pickle), fixed
                    inputs and the networks' outputs, plus foreign checkpoints; the committed
                    files under tests/fixtures/torch/ are this command's output.
-    real DIR OUT   the real checkpoints in DIR (names as in docs/import.md) denoising test
-                   images: writes OUT/<name>/noisy-<s>.npy and torch-<s>.npy and prints
-                   PSNR and time per image.
+    real DIR IMAGES OUT
+                   the real checkpoints in DIR (file names as in REAL below) denoising the
+                   images IMAGES/gray.npy and IMAGES/color.npy ([n, c, h, w] in [0, 1]) with
+                   seeded noise: writes OUT/<name>/noisy-<s>.npy and torch-<s>.npy (x̂, one
+                   batched forward) and prints PSNR and seconds per image.
+    compare IMAGES OUT
+                   PSNR of OUT/<name>/torch-<s>.npy, ours-<s>.npy (tweedie's x̂ of the same
+                   noisy images) and, when the bm3d package is installed, BM3D with the true σ;
+                   a markdown table.
 
 Needs torch and numpy (bench/.venv, made by bench/compare.sh). Never imported by tweedie.
 """
@@ -205,10 +211,10 @@ def real(src, images, out, sigmas):
         for s in sigmas:
             gen = torch.Generator().manual_seed(int(s))
             noisy = clean + torch.randn(clean.shape, generator=gen) * (s / 255.0)
-            t0 = time.perf_counter()
             with torch.no_grad():
-                x = torch.cat([net(noisy[i : i + 1]) for i in range(len(noisy))])
-            dt = (time.perf_counter() - t0) / len(noisy)
+                t0 = time.perf_counter()
+                x = net(noisy)
+                dt = (time.perf_counter() - t0) / len(noisy)
             if kind == "uip":
                 x = noisy - x
             mse = ((x - clean) ** 2).flatten(1).mean(1)
@@ -216,6 +222,39 @@ def real(src, images, out, sigmas):
             np.save(os.path.join(out, name, f"noisy-{int(s)}.npy"), noisy.numpy())
             np.save(os.path.join(out, name, f"torch-{int(s)}.npy"), x.numpy())
             print(json.dumps({"net": name, "sigma": s, "psnr": round(psnr, 4), "s_per_image": round(dt, 4)}))
+
+
+def psnr(x, clean):
+    mse = ((x.astype(np.float64) - clean) ** 2).reshape(len(x), -1).mean(1)
+    return float((10 * np.log10(1.0 / mse)).mean())
+
+
+def compare(images, out):
+    try:
+        import bm3d
+    except ImportError:
+        bm3d = None
+    print("| network | test images | σ (/255) | PyTorch PSNR | tweedie PSNR | difference | max abs diff | BM3D PSNR |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, (_, _, which) in REAL.items():
+        clean = np.load(os.path.join(images, which + ".npy")).astype(np.float64)
+        for s in (15, 25, 50):
+            d = os.path.join(out, name)
+            if not os.path.exists(os.path.join(d, f"ours-{s}.npy")):
+                continue
+            noisy = np.load(os.path.join(d, f"noisy-{s}.npy"))
+            t = np.load(os.path.join(d, f"torch-{s}.npy"))
+            o = np.load(os.path.join(d, f"ours-{s}.npy"))
+            b = "–"
+            if bm3d is not None:
+                sd = s / 255.0
+                if which == "gray":
+                    den = np.stack([bm3d.bm3d(n[0], sd)[None] for n in noisy])
+                else:
+                    den = np.stack([bm3d.bm3d_rgb(n.transpose(1, 2, 0), sd).transpose(2, 0, 1) for n in noisy])
+                b = f"{psnr(den, clean):.2f}"
+            pt, po = psnr(t, clean), psnr(o, clean)
+            print(f"| {name} | {len(clean)} {which} | {s} | {pt:.3f} | {po:.3f} | {po - pt:+.4f} | {np.abs(o - t).max():.1e} | {b} |")
 
 
 def main():
@@ -228,10 +267,15 @@ def main():
     r.add_argument("images")
     r.add_argument("out")
     r.add_argument("--sigmas", default="15,25,50")
+    c = sub.add_parser("compare")
+    c.add_argument("images")
+    c.add_argument("out")
     a = p.parse_args()
     torch.manual_seed(0)
     if a.cmd == "fixtures":
         fixtures(a.out)
+    elif a.cmd == "compare":
+        compare(a.images, a.out)
     else:
         real(a.checkpoints, a.images, a.out, [float(s) for s in a.sigmas.split(",")])
 

@@ -57,6 +57,12 @@ pub fn append_json_line<T: Serialize + ?Sized>(path: &Path, value: &T) -> std::i
     f.write_all(line.as_bytes())
 }
 
+/// A third-party error message on one line (some parsers' span several, with carets under
+/// the offending text): the tool's errors are one line naming the input.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// What to do after `e`, for messages that end in it: a full disk is the one failure of a long
 /// run that the user fixes and then simply continues.
 pub fn advice(e: &std::io::Error) -> &'static str {

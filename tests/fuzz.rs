@@ -1,7 +1,8 @@
 //! Mutation fuzzing of the readers of untrusted files — IDX, .npy, safetensors weights and
-//! checkpoints, run configs: valid files with seeded random byte flips, truncations, header
-//! edits and insertions, and pure noise. Every reader must return (an image set or an error)
-//! without panicking; a finding becomes a case of the bad-input corpus. Seeded, so a failure
+//! training checkpoints, PyTorch checkpoints (zip and legacy pickle), run configs: valid files
+//! with seeded random byte flips, truncations, header edits and insertions, and pure noise.
+//! Every reader must return without panicking, and every error it returns must be one line
+//! naming the file; a finding becomes a case of the bad-input corpus. Seeded, so a failure
 //! reproduces: the message names the seed and the mutation.
 
 use rand::{Rng, SeedableRng};
@@ -55,20 +56,45 @@ fn mutate(good: &[u8], rng: &mut ChaCha8Rng) -> (Vec<u8>, String) {
     (b, what)
 }
 
-/// Feeds `rounds` mutations of `good` to `read` (through a file at `path`); panics name them.
-fn fuzz(name: &str, good: &[u8], path: &Path, rounds: u64, read: impl Fn(&Path)) {
+/// Feeds `rounds` mutations of `good` to `read` (through a file at `path`); panics name them,
+/// and so do errors that span lines or do not name the file.
+fn fuzz<E: std::fmt::Display>(
+    name: &str,
+    good: &[u8],
+    path: &Path,
+    rounds: u64,
+    read: impl Fn(&Path) -> Result<(), E>,
+) {
+    let file = path.file_name().unwrap().to_string_lossy().to_string();
     for seed in 0..rounds {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (bytes, what) = mutate(good, &mut rng);
         std::fs::write(path, &bytes).unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| read(path)));
-        assert!(result.is_ok(), "{name}: seed {seed} ({what}) panicked");
+        match result {
+            Err(_) => panic!("{name}: seed {seed} ({what}) panicked"),
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                assert!(
+                    !msg.contains('\n') && msg.contains(&file),
+                    "{name}: seed {seed} ({what}): the error is not one line naming {file}: {msg}"
+                );
+            }
+            Ok(Ok(())) => {}
+        }
     }
 }
 
 #[test]
 fn damaged_files_never_panic_a_reader() {
-    std::panic::set_hook(Box::new(|_| {})); // the assertion reports; keep the log short
+    std::panic::set_hook(Box::new(|i| {
+        // the assertion reports; keep the log short (the readers' caught panics say nothing)
+        if let Some(s) = i.payload().downcast_ref::<String>() {
+            if s.contains("seed") {
+                eprintln!("{s}");
+            }
+        }
+    }));
     let tmp = tempfile::tempdir().unwrap();
     let images = Family::Disks(Disks {}).generate(8, 6, 1).unwrap();
 
@@ -76,14 +102,14 @@ fn damaged_files_never_panic_a_reader() {
     tweedie::data::write_npy(&images, &npy).unwrap();
     let good = std::fs::read(&npy).unwrap();
     fuzz("npy", &good, &tmp.path().join("x.npy"), 400, |p| {
-        let _ = tweedie::data::load_npy(p);
+        tweedie::data::load_npy(p).map(drop)
     });
 
     let idx = tmp.path().join("good-idx3-ubyte");
     tweedie::data::write_idx(&images, &idx).unwrap();
     let good = std::fs::read(&idx).unwrap();
     fuzz("idx", &good, &tmp.path().join("x-idx3-ubyte"), 400, |p| {
-        let _ = tweedie::data::load_idx(p);
+        tweedie::data::load_idx(p).map(drop)
     });
 
     let device = tweedie::DeviceSpec::Cpu.device().unwrap();
@@ -102,16 +128,52 @@ fn damaged_files_never_panic_a_reader() {
         &good,
         &tmp.path().join("x.safetensors"),
         300,
-        |p| {
-            let _ = tweedie::nn::checkpoint::load_weights(p, &device);
-        },
+        |p| tweedie::nn::checkpoint::load_weights(p, &device).map(drop),
     );
+
+    // a training checkpoint: weights, Adam's moments and the training state in one file
+    let ckpt = tmp.path().join("good-checkpoint.safetensors");
+    let net = cfg.init(&device, 0);
+    let optim = || -> burn::optim::ModuleOptimizer { burn::optim::AdamConfig::new().init() };
+    let state = tweedie::nn::checkpoint::TrainState {
+        step: 3,
+        seed: 0,
+        lr_scale: 1.0,
+    };
+    tweedie::nn::checkpoint::save_checkpoint(&net, None, &cfg, &optim(), state, &ckpt).unwrap();
+    let good = std::fs::read(&ckpt).unwrap();
+    fuzz(
+        "checkpoint",
+        &good,
+        &tmp.path().join("x-checkpoint.safetensors"),
+        200,
+        |p| tweedie::nn::checkpoint::load_checkpoint(p, &device, optim()).map(drop),
+    );
+
+    // PyTorch checkpoints, both containers (the fixtures of tests/import.rs)
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
+    for (file, arch) in [
+        ("uip-gray-zip.pt", tweedie::nn::import::SourceArch::BfCnn),
+        (
+            "dncnn-gray-legacy.pt",
+            tweedie::nn::import::SourceArch::BfDncnn,
+        ),
+    ] {
+        let good = std::fs::read(fixtures.join(file)).unwrap();
+        fuzz(
+            file,
+            &good,
+            &tmp.path().join(format!("x-{file}")),
+            300,
+            |p| tweedie::nn::import::import(p, arch, &device).map(drop),
+        );
+    }
 
     let config = serde_json::json!({"config": {"steps": 10}, "tweedie_version": "0.1.0"});
     let good = serde_json::to_vec(&config).unwrap();
     fuzz("config", &good, &tmp.path().join("config.json"), 300, |p| {
-        let _ = tweedie::train::record::RunDir::new(p.parent().unwrap())
-            .read_config::<tweedie::train::record::RunRecord>();
+        let run = tweedie::train::record::RunDir::new(p.parent().unwrap());
+        tweedie::train::load_network(&run, &device, tweedie::train::Weights::Ema).map(drop)
     });
     let _ = std::panic::take_hook();
 }

@@ -207,3 +207,95 @@ fn an_imported_run_denoises_npy_arrays_through_the_cli() {
         .failure();
     assert!(!bad.exists());
 }
+
+#[test]
+fn every_command_takes_an_imported_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    tweedie()
+        .arg("import")
+        .arg(fixtures().join("uip-gray-zip.pt"))
+        .args(["--arch", "bf-cnn", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    // sampling needs a size: an imported network was trained on images tweedie never saw
+    let sample = |extra: &[&str]| {
+        tweedie()
+            .args(["sample", "--run"])
+            .arg(&run)
+            .args([
+                "--count",
+                "2",
+                "--sampler",
+                "euler",
+                "--steps",
+                "5",
+                "--device",
+                "cpu",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(tmp.path().join("samples"))
+            .assert()
+    };
+    let out = sample(&[]).failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("--size"), "{err}");
+    sample(&["--size", "12x10"]).success();
+    let samples = load_npy(&tmp.path().join("samples/samples.npy")).unwrap();
+    assert_eq!(samples.shape(), [2, 1, 12, 10]);
+
+    // an image of its own size for the Jacobian and restoration
+    let image = tmp.path().join("x.png");
+    let x = npy("uip-gray-input").select(&[0]);
+    let x = Images::new(
+        x.as_slice().iter().map(|v| v.clamp(0.0, 1.0)).collect(),
+        x.shape(),
+    );
+    tweedie::report::grid::save_image(&x, &image).unwrap();
+    tweedie()
+        .args(["jacobian", "--run"])
+        .arg(&run)
+        .arg("--image")
+        .arg(&image)
+        .args(["--sigmas", "0.1", "--top", "4", "--device", "cpu", "--out"])
+        .arg(tmp.path().join("jac"))
+        .assert()
+        .success();
+    assert!(tmp.path().join("jac/jacobian.json").exists());
+    tweedie()
+        .args(["jacobian", "--run"])
+        .arg(&run)
+        .args(["--image", "test:0", "--out"])
+        .arg(tmp.path().join("jac2"))
+        .assert()
+        .failure();
+    tweedie()
+        .args(["restore", "--run"])
+        .arg(&run)
+        .args(["--task", "inpaint", "--mask-box", "2,2,4,4", "--input"])
+        .arg(&image)
+        .args(["--h0", "0.05", "--device", "cpu", "--out"])
+        .arg(tmp.path().join("rest"))
+        .assert()
+        .success();
+    // eval wants images to evaluate on
+    let data = tmp.path().join("d.npy");
+    tweedie::data::write_npy(&npy("uip-gray-denoised"), &data).unwrap();
+    tweedie()
+        .args(["eval", "--run"])
+        .arg(&run)
+        .args(["--device", "cpu"])
+        .assert()
+        .failure();
+    tweedie()
+        .args(["eval", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&data)
+        .args(["--sigmas", "0.1", "--device", "cpu"])
+        .assert()
+        .success();
+    assert!(run.join("eval.json").exists());
+}

@@ -10,16 +10,17 @@ use tweedie::data::{DataSource, FolderOptions, Images};
 use tweedie::denoise::{Denoiser, Wiener};
 use tweedie::report::grid::{save_grid, Scaling};
 use tweedie::report::run as run_report;
-use tweedie::train::record::{EvalRecord, RunDir};
+use tweedie::train::record::{EvalRecord, Origin, RunDir};
 use tweedie::train::Weights;
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Run folder (from `tweedie train`).
+    /// Run folder (from `tweedie train` or `tweedie import`).
     #[arg(long)]
     run: PathBuf,
-    /// Held-out data [default: the run's own source's test set].
+    /// Held-out data [default: the run's own source's test set; required for an imported
+    /// network: its test set, or a seeded tenth of it when the source has none].
     #[arg(long)]
     data: Option<String>,
     /// Noise levels, comma-separated (0.1 or 25/255).
@@ -50,7 +51,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let sigmas = &a.sigmas;
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
+    let (denoiser, origin) = tweedie::train::load_network(&run, &device, a.weights)?;
+    let record = match origin {
+        Origin::Trained(record) => *record,
+        Origin::Imported(_) => return eval_imported(&a, &denoiser, &origin, &run),
+    };
     let data = record.config.data.resolve()?;
     let source = a.data.as_deref().unwrap_or(&record.config.data.source);
     let test = match &a.data {
@@ -125,6 +130,60 @@ pub fn run(a: EvalArgs) -> Result<()> {
         run.file("eval.json").display(),
         run.file("report.html").display()
     );
+    Ok(())
+}
+
+/// An imported network on held-out images only (it was trained on data tweedie never saw, so
+/// there is no training set to compare with); `eval.json` holds no training rows.
+fn eval_imported(
+    a: &EvalArgs,
+    denoiser: &impl Denoiser,
+    origin: &Origin,
+    run: &RunDir,
+) -> Result<()> {
+    let Some(spec) = &a.data else {
+        bail!(
+            "{} holds an imported network: give the images to evaluate on with --data",
+            run.root().display()
+        );
+    };
+    if a.optimum {
+        bail!("--optimum: an imported network was not trained on a synthetic family of ours");
+    }
+    let options = FolderOptions {
+        gray: origin.image_channels() == 1,
+        size: None,
+    };
+    let test = DataSource::parse(spec, options)?
+        .load(None, a.seed)?
+        .test
+        .take(a.count);
+    let rows = denoising_table(denoiser, &test, &a.sigmas, a.seed)?;
+    println!(
+        "PSNR in dB (peak 1) on {} held-out images of {spec}",
+        test.len()
+    );
+    println!(
+        "{:>8} {:>10} {:>10} {:>12}",
+        "σ", "noisy", "denoised", "MSE"
+    );
+    for r in &rows {
+        println!(
+            "{:>8.4} {:>10.2} {:>10.2} {:>12.3e}",
+            r.sigma, r.input_psnr, r.psnr, r.mse
+        );
+    }
+    let eval = EvalRecord {
+        train: Vec::new(),
+        test: rows,
+        optimum: None,
+        blind_optimum: None,
+        homogeneous_optimum: None,
+        images: a.count,
+        seed: a.seed,
+    };
+    tweedie::io::write_json(&run.file("eval.json"), &eval)?;
+    println!("wrote {}", run.file("eval.json").display());
     Ok(())
 }
 

@@ -7,15 +7,16 @@ use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::{load_image, FolderOptions, Images};
 use tweedie::experiments::jacobian::{self, Config, JacobianDir, Method, Subject};
-use tweedie::train::record::{RunDir, RunRecord};
+use tweedie::train::record::{Origin, RunDir};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct JacobianArgs {
-    /// Run folder (from `tweedie train`).
+    /// Run folder (from `tweedie train` or `tweedie import`).
     #[arg(long)]
     run: PathBuf,
-    /// The clean image: `test:K` or `train:K` (image K of the run's data), or an image file.
+    /// The clean image: `test:K` or `train:K` (image K of the run's data), or an image file
+    /// (for an imported network: a file, at its own size).
     #[arg(long, default_value = "test:0")]
     image: String,
     /// Noise levels, comma-separated (0.1 or 25/255).
@@ -50,10 +51,14 @@ pub struct JacobianArgs {
     device: DeviceSpec,
 }
 
-/// Image `test:K` / `train:K` of the run's data, or an image file at the run's size.
-fn clean_image(spec: &str, record: &RunRecord) -> Result<Images> {
+/// Image `test:K` / `train:K` of the run's data, or an image file at the run's size (an
+/// imported network's: at the file's own).
+fn clean_image(spec: &str, origin: &Origin) -> Result<Images> {
     if let Some((part @ ("test" | "train"), k)) = spec.split_once(':') {
         if let Ok(k) = k.parse::<usize>() {
+            let Some(record) = origin.trained() else {
+                bail!("--image {spec}: an imported network has no data of its own; give an image file");
+            };
             let data = record.config.data.resolve()?;
             let set = if part == "test" {
                 &data.dataset.test
@@ -66,10 +71,9 @@ fn clean_image(spec: &str, record: &RunRecord) -> Result<Images> {
             return Ok(set.select(&[k]));
         }
     }
-    let [c, h, _] = record.image_shape;
     let options = FolderOptions {
-        gray: c == 1,
-        size: Some(h),
+        gray: origin.image_channels() == 1,
+        size: origin.image_shape().map(|[_, h, _]| h),
     };
     Ok(load_image(std::path::Path::new(spec), options)?)
 }
@@ -85,12 +89,12 @@ pub fn run(a: JacobianArgs) -> Result<()> {
     };
     cfg.validate()?;
     let device = a.device.device()?;
-    let (denoiser, record) =
-        tweedie::train::load_weights(&RunDir::new(&a.run), &device, a.weights)?;
-    let x = clean_image(&a.image, &record)?;
+    let (denoiser, origin) =
+        tweedie::train::load_network(&RunDir::new(&a.run), &device, a.weights)?;
+    let x = clean_image(&a.image, &origin)?;
     cfg.validate_for(x.dim())?;
     let other = match &a.compare_run {
-        Some(r) => Some(tweedie::train::load_weights(&RunDir::new(r), &device, a.weights)?.0),
+        Some(r) => Some(tweedie::train::load_network(&RunDir::new(r), &device, a.weights)?.0),
         None => None,
     };
     let name = |p: &PathBuf| p.display().to_string();

@@ -24,6 +24,20 @@ mod train;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+/// `--size`: `H` (square) or `HxW`, each 1 to 4096.
+fn image_size_arg(s: &str) -> Result<[usize; 2], String> {
+    let parse = |v: &str| match v.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?}: give H or HxW, sides from 1 to 4096 (e.g. 64 or 48x64)"
+        )),
+    };
+    match s.split_once(['x', 'X', '×']) {
+        Some((h, w)) => Ok([parse(h)?, parse(w)?]),
+        None => parse(s).map(|n| [n, n]),
+    }
+}
+
 /// The flags of a subcommand as clap parses `args` (placeholders for the required ones): the
 /// declared defaults for everything else, so commands that run other commands (the demo) do
 /// not repeat them.

@@ -18,7 +18,7 @@ use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// Run folder (from `tweedie train`).
+    /// Run folder (from `tweedie train` or `tweedie import`).
     #[arg(long)]
     run: PathBuf,
     #[command(flatten)]
@@ -58,12 +58,13 @@ struct Row {
     ssim: Option<f64>,
 }
 
-fn load_one(path: &Path, gray: bool, shape: [usize; 3]) -> Result<Images> {
+/// The image at `path` in `shape`; `resize`: brought to the run's (square) training size first.
+fn load_one(path: &Path, gray: bool, shape: [usize; 3], resize: bool) -> Result<Images> {
     let img = load_image(
         path,
         FolderOptions {
             gray,
-            size: Some(shape[1]),
+            size: resize.then_some(shape[1]),
         },
     )?;
     if img.image_shape() != shape {
@@ -80,9 +81,8 @@ fn load_one(path: &Path, gray: bool, shape: [usize; 3]) -> Result<Images> {
 pub fn run(a: RestoreArgs) -> Result<()> {
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
-    let shape = record.image_shape;
-    let gray = shape[0] == 1;
+    let (denoiser, origin) = tweedie::train::load_network(&run, &device, a.weights)?;
+    let gray = origin.image_channels() == 1;
     let inputs: Vec<PathBuf> = match (&a.input, &a.input_folder) {
         (Some(f), None) => vec![f.clone()],
         (None, Some(d)) => {
@@ -94,10 +94,17 @@ pub fn run(a: RestoreArgs) -> Result<()> {
         }
         _ => bail!("give exactly one of --input or --input-folder"),
     };
+    // a trained run restores images of its training size; an imported (convolutional) network
+    // those of the first input's
+    let shape = match origin.image_shape() {
+        Some(shape) => shape,
+        None => load_image(&inputs[0], FolderOptions { gray, size: None })?.image_shape(),
+    };
+    let resize = origin.image_shape().is_some();
     let op = a.operator.build(shape, a.seed)?;
     let clean: Vec<Images> = inputs
         .iter()
-        .map(|p| load_one(p, gray, shape))
+        .map(|p| load_one(p, gray, shape, resize))
         .collect::<Result<_>>()?;
     let measurements: Vec<Vec<f32>> = clean.iter().map(|x| op.measure(x.image(0))).collect();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -131,8 +138,9 @@ pub fn run(a: RestoreArgs) -> Result<()> {
                 &r.join(path.file_name().expect("file")),
                 gray,
                 shape,
+                resize,
             )?),
-            Some(r) => Some(load_one(r, gray, shape)?),
+            Some(r) => Some(load_one(r, gray, shape, resize)?),
             None => None,
         };
         tweedie::report::restore::write(&a.out, &stem, &naive, &restored, reference.as_ref())?;

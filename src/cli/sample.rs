@@ -14,9 +14,13 @@ use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// Run folder (from `tweedie train`).
+    /// Run folder (from `tweedie train` or `tweedie import`).
     #[arg(long)]
     run: PathBuf,
+    /// Image size H (square) or HxW [default: the size the run was trained on; required for
+    /// an imported network].
+    #[arg(long, value_parser = super::image_size_arg)]
+    size: Option<[usize; 2]>,
     /// Number of samples.
     #[arg(long, default_value_t = 64)]
     count: usize,
@@ -62,11 +66,19 @@ pub fn run(a: SampleArgs) -> Result<()> {
     sampler.validate()?;
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, record) = tweedie::train::load_weights(&run, &device, a.weights)?;
-    let shape = record.image_shape;
+    let (denoiser, origin) = tweedie::train::load_network(&run, &device, a.weights)?;
+    let shape = match (a.size, origin.image_shape()) {
+        (Some([h, w]), _) => [origin.image_channels(), h, w],
+        (None, Some(shape)) => shape,
+        (None, None) => anyhow::bail!(
+            "{} holds an imported network, trained on images tweedie never saw: give the \
+             samples' size with --size (e.g. --size 64)",
+            run.root().display()
+        ),
+    };
     if tweedie::device::is_host(&device) {
         let [_, h, w] = shape;
-        let per_image = record.config.net.inference_bytes(1, h, w);
+        let per_image = origin.net().inference_bytes(1, h, w);
         let available = tweedie::resources::available_memory();
         tweedie::resources::check_batch(per_image, a.batch.min(a.count), [h, w], available, "")?;
     }

@@ -15,8 +15,10 @@ pub fn load_npy(path: &Path) -> Result<Images, DataError> {
         path: path.to_path_buf(),
         reason,
     };
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| corrupt(format!("not a valid .npy file ({e})")))?;
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| {
+        let e = crate::io::one_line(&e.to_string());
+        corrupt(format!("not a valid .npy file ({e})"))
+    })?;
     if npy.order() != npyz::Order::C {
         return Err(corrupt(
             "Fortran-ordered array; save it with np.ascontiguousarray first".into(),
@@ -39,7 +41,10 @@ pub fn load_npy(path: &Path) -> Result<Images, DataError> {
         });
     }
     let dtype = npy.dtype();
-    let short = |e: std::io::Error| corrupt(format!("truncated or unreadable data ({e})"));
+    let short = |e: std::io::Error| {
+        let e = crate::io::one_line(&e.to_string());
+        corrupt(format!("truncated or unreadable data ({e})"))
+    };
     let data: Vec<f32> = match &dtype {
         DType::Plain(ts) => match (ts.type_char(), ts.size_field()) {
             (TypeChar::Uint, 1) => npy

@@ -72,7 +72,8 @@ impl TrainState {
 fn format_err(path: &Path, reason: impl std::fmt::Display) -> CheckpointError {
     CheckpointError::Format {
         path: path.to_path_buf(),
-        reason: reason.to_string(),
+        // burn's load reports span lines; ours are one line naming the file
+        reason: crate::io::one_line(&reason.to_string()),
     }
 }
 

@@ -7,6 +7,7 @@
 //! imported or called.
 
 use super::ImportError;
+use crate::io::one_line;
 use pytorch_reader::{DType, FileFormat, PickleValue, PytorchReader, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -191,11 +192,6 @@ fn foreign_types(v: &PickleValue, found: &mut Vec<String>) {
         PickleValue::Dict(map) => map.values().for_each(|i| foreign_types(i, found)),
         _ => {}
     }
-}
-
-/// An error message on one line (some of the reader's span several).
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
