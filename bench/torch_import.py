@@ -257,6 +257,22 @@ def compare(images, out):
             print(f"| {name} | {len(clean)} {which} | {s} | {pt:.3f} | {po:.3f} | {po - pt:+.4f} | {np.abs(o - t).max():.1e} | {b} |")
 
 
+def speed(src, images, rounds):
+    """Median seconds of one forward pass of universal_inverse_problem's BSD400 BF-CNN on one
+    256×256 image (no_grad, all cores), over `rounds` passes after a warm-up."""
+    torch.set_num_threads(os.cpu_count())
+    net = load_real(os.path.join(src, REAL["uip-bsd400-gray"][0]), "uip")
+    y = torch.from_numpy(np.load(os.path.join(images, "gray.npy"))[:1])
+    times = []
+    with torch.no_grad():
+        net(y)
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            net(y)
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"torch_s": sorted(times)[len(times) // 2]}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -267,6 +283,10 @@ def main():
     r.add_argument("images")
     r.add_argument("out")
     r.add_argument("--sigmas", default="15,25,50")
+    sp = sub.add_parser("speed")
+    sp.add_argument("checkpoints")
+    sp.add_argument("images")
+    sp.add_argument("--rounds", type=int, default=5)
     c = sub.add_parser("compare")
     c.add_argument("images")
     c.add_argument("out")
@@ -274,6 +294,8 @@ def main():
     torch.manual_seed(0)
     if a.cmd == "fixtures":
         fixtures(a.out)
+    elif a.cmd == "speed":
+        speed(a.checkpoints, a.images, a.rounds)
     elif a.cmd == "compare":
         compare(a.images, a.out)
     else:

@@ -1,9 +1,11 @@
 //! `tweedie bench`: speed against the paper's PyTorch code (bench/reference.py runs the same
 //! workloads). Two presets: `paper`, the 7.6 M-parameter BF-UNet the paper trains
 //! ([`paper`]), and `study`, the small networks, samplers and oracle that the demo and the
-//! studies run on a laptop ([`study`]). Prints medians and `RESULT <workload> <ms>` lines
+//! studies run on a laptop ([`study`]); and `denoise`, any run's network on one image
+//! ([`denoise`]; bench/torch_import.py's `speed` is its PyTorch side for imported networks). Prints medians and `RESULT <workload> <ms>` lines
 //! (with `FLOPS <workload> <n>` where a rate means something) that `bench/compare.sh` reads.
 
+mod denoise;
 mod paper;
 mod study;
 
@@ -23,6 +25,8 @@ pub enum Preset {
     /// one step of each sampler, the empirical-optimal denoiser on 10 000 images, the dense
     /// 28×28 Jacobian.
     Study,
+    /// A run's network (`--run`, trained or imported) denoising one `--size` image.
+    Denoise,
 }
 
 #[derive(Args, Debug)]
@@ -40,6 +44,12 @@ pub struct BenchArgs {
     /// sample, eo, jacobian (default all)].
     #[arg(long)]
     workloads: Option<String>,
+    /// Denoise preset: the run folder whose network to time.
+    #[arg(long)]
+    run: Option<std::path::PathBuf>,
+    /// Denoise preset: image size H or HxW.
+    #[arg(long, value_parser = super::image_size_arg, default_value = "256")]
+    size: [usize; 2],
     /// Paper preset, instead: throughput vs image and batch size, and Jacobian cost vs size.
     #[arg(long)]
     scaling: bool,
@@ -52,6 +62,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     match a.preset {
         Preset::Paper => paper::run(&a),
         Preset::Study => study::run(&a),
+        Preset::Denoise => denoise::run(&a),
     }
 }
 
