@@ -7,17 +7,19 @@
 # CHECKPOINTS holds the files named in bench/torch_import.py's REAL table (docs/import.md says
 # where to get them); IMAGES holds gray.npy and color.npy ([n, c, h, w] float32 in [0, 1]).
 # Needs bench/.venv (bench/compare.sh makes it); `pip install bm3d` there adds the BM3D column.
+# NETS=a,b (names of the REAL table) restricts it to those networks.
 set -euo pipefail
 ckpt=$1 images=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 py=$here/.venv/bin/python
 cargo build --release -q
 tweedie=${CARGO_TARGET_DIR:-$here/../target}/release/tweedie
-"$py" "$here/torch_import.py" real "$ckpt" "$images" "$out" | tee "$out.torch.jsonl"
-declare -A arch=([uip-bsd400-gray]=bf-cnn [uip-bsd300-color]=bf-cnn [bfd-dncnn-0-55]=bf-dncnn [bfd-dncnn-0-100]=bf-dncnn)
-declare -A file=([uip-bsd400-gray]=uip_BSD400_gray.pt [uip-bsd300-color]=uip_BSD300_color.pt [bfd-dncnn-0-55]=bfd_dncnn_0-55.pt [bfd-dncnn-0-100]=bfd_dncnn_0-100.pt)
+"$py" "$here/torch_import.py" real "$ckpt" "$images" "$out" --nets "${NETS:-}" | tee "$out.torch.jsonl"
+declare -A arch=([uip-bsd400-gray]=bf-cnn [uip-bsd300-color]=bf-cnn [bfd-dncnn-0-55]=bf-dncnn [bfd-dncnn-0-100]=bf-dncnn [bfd-unet-0-55]=bf-unet-2020 [bfd-unet-0-100]=bf-unet-2020)
+declare -A file=([uip-bsd400-gray]=uip_BSD400_gray.pt [uip-bsd300-color]=uip_BSD300_color.pt [bfd-dncnn-0-55]=bfd_dncnn_0-55.pt [bfd-dncnn-0-100]=bfd_dncnn_0-100.pt [bfd-unet-0-55]=bfd_unet_0-55.pt [bfd-unet-0-100]=bfd_unet_0-100.pt)
 for name in "${!arch[@]}"; do
   [ -f "$ckpt/${file[$name]}" ] || continue
+  [ -z "${NETS:-}" ] || [[ ",$NETS," == *",$name,"* ]] || continue
   rm -rf "$out/$name/run"
   start=$(date +%s.%N)
   "$tweedie" import "$ckpt/${file[$name]}" --arch "${arch[$name]}" --out "$out/$name/run" > /dev/null

@@ -6,6 +6,9 @@ The architectures are written here from their repositories' definitions (read, n
     conv_layers, running_sd.i, gammas.i ([1, k, 1, 1]); forward returns the noise.
   - BF_CNN of LabForComputationalVision/memorization_generalization_in_diffusion_models
     (code/network.py): the same with BN_layers.i.{running_sd, gammas}.
+  - UNet of LabForComputationalVision/bias_free_denoising (models/unet.py) without bias,
+    residual=False (its published weights): 5×5, 3×3, stride-2, dilated and transposed
+    convolutions; forward returns x̂.
   - DnCNN with BFBatchNorm2d of LabForComputationalVision/bias_free_denoising
     (models/dncnn.py, models/BFBatchNorm2d.py): eval divides by sqrt(running_var) + eps;
     forward returns y - residual; saved by its train.py as {"model": [state_dict], "args": ...}.
@@ -110,6 +113,35 @@ class DnCNN(nn.Module):
         return x - self.last_layer(out)
 
 
+class UNet2020(nn.Module):
+    """bias_free_denoising's UNet without bias, residual=False: forward returns x̂."""
+
+    def __init__(self, channels=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 32, 5, padding=2, bias=False)
+        self.conv2 = nn.Conv2d(32, 32, 3, padding=1, bias=False)
+        self.conv3 = nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False)
+        self.conv4 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.conv5 = nn.Conv2d(64, 64, 3, dilation=2, padding=2, bias=False)
+        self.conv6 = nn.Conv2d(64, 64, 3, dilation=4, padding=4, bias=False)
+        self.conv7 = nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1, bias=False)
+        self.conv8 = nn.Conv2d(96, 32, 3, padding=1, bias=False)
+        self.conv9 = nn.Conv2d(32, channels, 5, padding=2, bias=False)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, w % 2, 0, h % 2))
+        out = F.relu(self.conv1(x))
+        saved = F.relu(self.conv2(out))
+        out = F.relu(self.conv3(saved))
+        out = F.relu(self.conv4(out))
+        out = F.relu(self.conv5(out))
+        out = F.relu(self.conv6(out))
+        out = F.relu(self.conv7(out))
+        out = F.relu(self.conv8(torch.cat([out, saved], dim=1)))
+        return self.conv9(out)[:, :, :h, :w]
+
+
 def randomize(net, gen):
     """Weights with the statistics of a trained network: He-scaled convolutions, gains near 1,
     running standard deviations spread over [0.5, 2] (so a wrong formula shows)."""
@@ -117,8 +149,8 @@ def randomize(net, gen):
         for name, p in list(net.named_parameters()) + list(net.named_buffers()):
             if p.dtype != torch.float32:
                 continue
-            if p.dim() == 4 and p.shape[-1] == 3:
-                fan_in = p.shape[1] * 9
+            if p.dim() == 4 and p.shape[-1] in (3, 4, 5):
+                fan_in = p.shape[1] * p.shape[-1] ** 2
                 p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
             elif "running_sd" in name:
                 p.copy_(0.5 + 1.5 * torch.rand(p.shape, generator=gen))
@@ -143,6 +175,7 @@ def fixtures(out):
         "uip-color": (UipBfCnn(3, 6, 4), None, "bf-cnn"),
         "paper-gray": (UipBfCnn(1, 8, 4, paper=True), None, "bf-cnn"),
         "dncnn-gray": (DnCNN(1, 8, 5), "train.py", "bf-dncnn"),
+        "unet2020-gray": (UNet2020(1), "train.py", "bf-unet-2020"),
     }
     index = {}
     for name, (net, wrap, arch) in cases.items():
@@ -151,10 +184,11 @@ def fixtures(out):
         obj = sd
         if wrap == "train.py":
             # as bias_free_denoising's save_checkpoint writes it
-            obj = {"model": [sd], "optimizer": None, "args": argparse.Namespace(model="dncnn", bias=False)}
+            obj = {"model": [sd], "optimizer": None, "args": argparse.Namespace(bias=False)}
         save_both(obj, out, name)
-        c = net.conv_layers[0].in_channels if hasattr(net, "conv_layers") else net.first_layer.in_channels
-        y = torch.rand((2, c, 12, 10), generator=gen) + 0.1 * torch.randn((2, c, 12, 10), generator=gen)
+        c = next(net.parameters()).shape[1]
+        # odd width: the UNet's padding is part of what is compared
+        y = torch.rand((2, c, 12, 11), generator=gen) + 0.1 * torch.randn((2, c, 12, 11), generator=gen)
         with torch.no_grad():
             forward = net(y)
         denoised = y - forward if arch == "bf-cnn" else forward
@@ -179,6 +213,8 @@ REAL = {
     "uip-bsd300-color": ("uip_BSD300_color.pt", "uip", "color"),
     "bfd-dncnn-0-55": ("bfd_dncnn_0-55.pt", "dncnn", "gray"),
     "bfd-dncnn-0-100": ("bfd_dncnn_0-100.pt", "dncnn", "gray"),
+    "bfd-unet-0-55": ("bfd_unet_0-55.pt", "unet", "gray"),
+    "bfd-unet-0-100": ("bfd_unet_0-100.pt", "unet", "gray"),
 }
 
 
@@ -188,6 +224,9 @@ def load_real(path, kind):
         layers = len([k for k in sd if k.startswith("conv_layers.")])
         c, k = sd["conv_layers.0.weight"].shape[1], sd["conv_layers.0.weight"].shape[0]
         net = UipBfCnn(c, k, layers)
+    elif kind == "unet":
+        sd = torch.load(path, map_location="cpu", weights_only=False)["model"][0]
+        net = UNet2020(sd["conv1.weight"].shape[1])
     else:
         sd = torch.load(path, map_location="cpu", weights_only=False)["model"][0]
         layers = len([k for k in sd if k.startswith("hidden_layer_list.")]) + 2
@@ -196,11 +235,13 @@ def load_real(path, kind):
     return net.eval()
 
 
-def real(src, images, out, sigmas):
+def real(src, images, out, sigmas, only=None):
     """Each real network on the images in `images` (a .npy per set: gray.npy [n,1,h,w],
     color.npy [n,3,h,w]): noisy inputs (seeded), PyTorch's x̂ and its PSNR."""
     torch.set_num_threads(os.cpu_count())
     for name, (file, kind, which) in REAL.items():
+        if only and name not in only:
+            continue
         path = os.path.join(src, file)
         if not os.path.exists(path):
             print(f"{name}: {path} missing, skipped", file=sys.stderr)
@@ -283,6 +324,7 @@ def main():
     r.add_argument("images")
     r.add_argument("out")
     r.add_argument("--sigmas", default="15,25,50")
+    r.add_argument("--nets", default="", help="comma-separated names of REAL (default: all)")
     sp = sub.add_parser("speed")
     sp.add_argument("checkpoints")
     sp.add_argument("images")
@@ -299,7 +341,8 @@ def main():
     elif a.cmd == "compare":
         compare(a.images, a.out)
     else:
-        real(a.checkpoints, a.images, a.out, [float(s) for s in a.sigmas.split(",")])
+        only = [n for n in a.nets.split(",") if n]
+        real(a.checkpoints, a.images, a.out, [float(s) for s in a.sigmas.split(",")], only)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ const NETS: &[(&str, SourceArch)] = &[
     ("uip-color", SourceArch::BfCnn),
     ("paper-gray", SourceArch::BfCnn),
     ("dncnn-gray", SourceArch::BfDncnn),
+    ("unet2020-gray", SourceArch::BfUnet2020),
 ];
 
 fn npy(name: &str) -> Images {

@@ -6,6 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 use tweedie::nn::checkpoint::save_weights;
 use tweedie::nn::import::{import, Output, SourceArch};
+use tweedie::nn::Arch;
 use tweedie::train::record::{ImportRecord, RunDir};
 
 #[derive(Args, Debug)]
@@ -47,15 +48,19 @@ pub fn run(a: ImportArgs) -> Result<()> {
     run.write_config(&record)
         .with_context(|| format!("writing {}", run.config().display()))?;
     let src = &record.imported;
+    let net = &record.net;
+    let shape = match net.arch {
+        Arch::BfCnn => format!("{}-layer BF-CNN, {} channels", net.layers, net.channels),
+        Arch::BfUnet => format!("BF-UNet {} × {}", net.blocks, net.channels),
+        Arch::BfUnet2020 => "the 2020 UNet (32 and 64 channels)".to_string(),
+    };
     println!(
-        "{} ({:?}, {}) → {}: {}-layer BF-CNN, {} → {} channels, {} parameters; its forward returns {}",
+        "{} ({:?}, {}) → {}: {shape}, {} image channel(s), {} parameters; its forward returns {}",
         src.file,
         src.container,
         &src.sha256[..12],
         run.root().display(),
-        record.net.layers,
-        record.net.image_channels,
-        record.net.channels,
+        net.image_channels,
         record.num_params,
         match src.output {
             Output::Residual => "the noise (as ours does)",

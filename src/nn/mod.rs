@@ -1,4 +1,5 @@
-//! Bias-free denoising networks (BF-UNet, BF-CNN): their configuration, their checkpoints and
+//! Bias-free denoising networks (BF-UNet, BF-CNN, and the 2020 UNet that imported weights
+//! need): their configuration, their checkpoints (ours, and PyTorch's through [`import`]) and
 //! their exact linearization at an input ([`Network::linearize`]). The CPU kernels behind
 //! burn's extensions live in the private `kernels` module.
 //!
@@ -9,6 +10,7 @@
 mod bf_cnn;
 mod bf_norm;
 mod bf_unet;
+mod bf_unet2020;
 pub mod checkpoint;
 pub mod ema;
 pub mod import;
@@ -18,6 +20,7 @@ mod relus;
 pub use bf_cnn::{BfCnn, BfCnnConfig};
 pub use bf_norm::{BfNorm, BfNormConfig};
 pub use bf_unet::{BfUnet, BfUnetConfig};
+pub use bf_unet2020::{BfUnet2020, BfUnet2020Config};
 
 use crate::config::{check, InvalidField};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -47,6 +50,11 @@ pub enum Arch {
     BfUnet,
     /// Bias-free DnCNN.
     BfCnn,
+    /// The small bias-free UNet of Mohan et al. (ICLR 2020), as bias_free_denoising defines it
+    /// (fixed widths: 32 and 64 channels; `channels` is 32).
+    #[value(name = "bf-unet-2020")]
+    #[serde(rename = "bf-unet-2020")]
+    BfUnet2020,
 }
 
 /// Everything needed to rebuild a network; stored in `config.json` and in the weights' metadata.
@@ -91,6 +99,12 @@ impl NetConfig {
                 "net.layers",
                 self.layers,
                 "must be in 3..=100",
+            ),
+            Arch::BfUnet2020 => check(
+                self.channels == 32,
+                "net.channels",
+                self.channels,
+                "the 2020 UNet has 32 channels at full resolution (64 at half); give 32",
             ),
         }
     }
@@ -137,6 +151,12 @@ impl NetConfig {
                 scales + mid + last
             }
             Arch::BfCnn => self.layers as u64 * k * (h * w) as u64 + last,
+            Arch::BfUnet2020 => {
+                // full resolution: conv1, conv2, conv7's output, the 96-channel concatenation,
+                // conv8; half: conv3 … conv6
+                let pixels = ((h + h % 2) * (w + w % 2)) as u64;
+                (32 + 32 + 64 + 96 + 32) * pixels + 4 * 64 * pixels / 4 + last
+            }
         }
     }
 
@@ -172,6 +192,18 @@ impl NetConfig {
                 conv(c, k, pixels)
                     + (self.layers as u64 - 2) * conv(k, k, pixels)
                     + conv(k, c, pixels)
+            }
+            Arch::BfUnet2020 => {
+                let full = ((h + h % 2) * (w + w % 2)) as u64;
+                let half = full / 4;
+                let five = |c_in: u64, c_out: u64| 2 * 25 * c_in * c_out * full;
+                five(c, 32)
+                    + conv(32, 32, full)
+                    + conv(32, 64, half)
+                    + 3 * conv(64, 64, half)
+                    + 2 * 16 * 64 * 64 * half
+                    + conv(96, 32, full)
+                    + five(32, c)
             }
         }
     }
@@ -220,6 +252,12 @@ impl NetConfig {
                 }
                 .init(device),
             ),
+            Arch::BfUnet2020 => Network::Unet2020(
+                BfUnet2020Config {
+                    image_channels: self.image_channels,
+                }
+                .init(device),
+            ),
         };
         number_params(net)
     }
@@ -234,6 +272,8 @@ pub enum Network {
     Unet(BfUnet),
     /// BF-CNN.
     Cnn(BfCnn),
+    /// The 2020 UNet.
+    Unet2020(BfUnet2020),
 }
 
 impl Network {
@@ -245,6 +285,8 @@ impl Network {
         match self {
             Network::Unet(n) => n.forward(y, mode),
             Network::Cnn(n) => n.forward(y, mode),
+            // no normalisation: the same function in either mode
+            Network::Unet2020(n) => n.forward_with(y, &mut Relus::Apply),
         }
     }
 
@@ -265,6 +307,7 @@ impl Network {
         match self {
             Network::Unet(n) => n.forward_with(y, mode, relus),
             Network::Cnn(n) => n.forward_with(y, mode, relus),
+            Network::Unet2020(n) => n.forward_with(y, relus),
         }
     }
 
@@ -292,6 +335,13 @@ impl Network {
                     layers: c.layers,
                 }
             }
+            Network::Unet2020(n) => NetConfig {
+                arch: Arch::BfUnet2020,
+                image_channels: n.config().image_channels,
+                channels: 32,
+                blocks: 0,
+                layers: 0,
+            },
         }
     }
 
@@ -301,6 +351,7 @@ impl Network {
         let running = match self {
             Network::Unet(n) => n.running_statistics(),
             Network::Cnn(n) => n.running_statistics(),
+            Network::Unet2020(_) => 0,
         };
         self.num_params() - running
     }
@@ -310,7 +361,11 @@ impl Network {
     /// # Shapes
     /// `y`: `[n, c, h, w]` → `[n, c, h, w]`.
     pub fn denoise(&self, y: Tensor<4>, mode: Mode) -> Tensor<4> {
-        y.clone() - self.forward(y, mode)
+        match self {
+            // it computes x̂ itself: y − (y − x̂) would lose x̂'s low bits where y ≫ x̂
+            Network::Unet2020(n) => n.denoised(y),
+            _ => y.clone() - self.forward(y, mode),
+        }
     }
 }
 
@@ -346,6 +401,7 @@ impl Linearized<'_> {
         match self.net {
             Network::Unet(n) => n.adjoint(vs, masks),
             Network::Cnn(n) => n.adjoint(vs, masks),
+            Network::Unet2020(n) => n.adjoint(vs, masks),
         }
     }
 }
@@ -421,11 +477,13 @@ mod tests {
         Images::standard_normal(shape, &mut stream(seed, Purpose::Probe, 0))
     }
 
+    const ARCHS: [Arch; 3] = [Arch::BfUnet, Arch::BfCnn, Arch::BfUnet2020];
+
     fn small(arch: Arch) -> NetConfig {
         NetConfig {
             arch,
             image_channels: 1,
-            channels: 8,
+            channels: if arch == Arch::BfUnet2020 { 32 } else { 8 },
             blocks: 2,
             layers: 5,
         }
@@ -445,7 +503,7 @@ mod tests {
     #[test]
     fn bias_free_homogeneity_in_eval_mode() {
         let device = Device::flex();
-        for arch in [Arch::BfUnet, Arch::BfCnn] {
+        for arch in ARCHS {
             for channels in [1, 3] {
                 let cfg = NetConfig {
                     image_channels: channels,
@@ -473,7 +531,7 @@ mod tests {
     fn linearized_vjp_equals_autodiff() {
         let device = Device::flex();
         let adev = device.clone().autodiff();
-        for arch in [Arch::BfUnet, Arch::BfCnn] {
+        for arch in ARCHS {
             let net = trained_stats(&small(arch), &device);
             let (y, vs) = (random([1, 1, 13, 11], 7), random([3, 1, 13, 11], 8));
             let ours = Images::from_tensor(
@@ -495,7 +553,7 @@ mod tests {
     #[test]
     fn linearized_jvp_is_the_jacobian_and_the_adjoints_transpose() {
         let device = Device::flex();
-        for arch in [Arch::BfUnet, Arch::BfCnn] {
+        for arch in ARCHS {
             let net = trained_stats(&small(arch), &device);
             let y = random([1, 1, 13, 11], 9);
             let lin = net.linearize(y.to_tensor(&device));
@@ -522,7 +580,7 @@ mod tests {
     #[test]
     fn denoiser_equals_jacobian_times_input() {
         let device = Device::flex();
-        for arch in [Arch::BfUnet, Arch::BfCnn] {
+        for arch in ARCHS {
             let net = trained_stats(&small(arch), &device);
             let probe = Learned::new(net, device.clone(), 1);
             let y = random([1, 1, 8, 8], 2);
@@ -594,14 +652,18 @@ mod tests {
     #[test]
     fn a_network_knows_its_configuration() {
         let device = Device::flex();
-        for arch in [Arch::BfUnet, Arch::BfCnn] {
+        for arch in ARCHS {
             let mut cfg = small(arch);
             cfg.image_channels = 3;
             let got = cfg.init(&device, 0).config();
-            assert_eq!((got.arch, got.image_channels, got.channels), (arch, 3, 8));
+            assert_eq!(
+                (got.arch, got.image_channels, got.channels),
+                (arch, 3, cfg.channels)
+            );
             match arch {
                 Arch::BfUnet => assert_eq!(got.blocks, cfg.blocks),
                 Arch::BfCnn => assert_eq!(got.layers, cfg.layers),
+                Arch::BfUnet2020 => assert!(got.validate().is_ok()),
             }
         }
     }

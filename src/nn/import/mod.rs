@@ -35,6 +35,11 @@ pub enum SourceArch {
     /// `DnCNN` of LabForComputationalVision/bias_free_denoising without bias (`first_layer`,
     /// `hidden_layer_list`, `bn_layer_list` of `BFBatchNorm2d`, `last_layer`): returns y − noise.
     BfDncnn,
+    /// `UNet` of bias_free_denoising without bias (`conv1` … `conv9`; its published weights
+    /// were trained with `residual=False`): returns the denoised image.
+    #[value(name = "bf-unet-2020")]
+    #[serde(rename = "bf-unet-2020")]
+    BfUnet2020,
 }
 
 /// What a PyTorch network's `forward` returns.
@@ -52,7 +57,7 @@ impl SourceArch {
     pub fn output(self) -> Output {
         match self {
             SourceArch::BfCnn => Output::Residual,
-            SourceArch::BfDncnn => Output::Denoised,
+            SourceArch::BfDncnn | SourceArch::BfUnet2020 => Output::Denoised,
         }
     }
 }
@@ -127,6 +132,7 @@ pub fn import(path: &Path, arch: SourceArch, device: &Device) -> Result<Imported
     let (config, tensors, sd, unused) = match arch {
         SourceArch::BfCnn => bf_cnn(all)?,
         SourceArch::BfDncnn => bf_dncnn(all)?,
+        SourceArch::BfUnet2020 => bf_unet2020(all)?,
     };
     let net = checkpoint::from_tensors(&config, tensors, device, path).map_err(|e| {
         ImportError::Mismatch {
@@ -429,4 +435,68 @@ fn bf_dncnn(all: StateDict) -> Result<Mapped, ImportError> {
     }
     let (config, tensors) = cnn_tensors(&sd, "first_layer.weight", &hidden, "last_layer.weight")?;
     Ok((config, tensors, sd, unused))
+}
+
+/// bias_free_denoising's UNet: `conv1` … `conv9` with the shapes its definition fixes, up to
+/// the image channels (read from `conv1`).
+fn bf_unet2020(all: StateDict) -> Result<Mapped, ImportError> {
+    let sd = all
+        .rooted_at("conv1.weight")
+        .map_err(|sd| missing(&sd, &["conv1.weight".into()]))?;
+    let c = match sd.shape("conv1.weight") {
+        Some(&[32, c, 5, 5]) => c,
+        Some(s) => {
+            return Err(mismatch(
+                &sd,
+                format!("conv1.weight has shape {s:?}; the 2020 UNet's is [32, channels, 5, 5]"),
+            ))
+        }
+        None => unreachable!("rooted at conv1.weight"),
+    };
+    let shapes: [(&str, [usize; 4]); 9] = [
+        ("conv1", [32, c, 5, 5]),
+        ("conv2", [32, 32, 3, 3]),
+        ("conv3", [64, 32, 3, 3]),
+        ("conv4", [64, 64, 3, 3]),
+        ("conv5", [64, 64, 3, 3]),
+        ("conv6", [64, 64, 3, 3]),
+        ("conv7", [64, 64, 4, 4]),
+        ("conv8", [32, 96, 3, 3]),
+        ("conv9", [c, 32, 5, 5]),
+    ];
+    let names: Vec<String> = shapes.iter().map(|(n, _)| format!("{n}.weight")).collect();
+    let absent: Vec<String> = names.iter().filter(|n| !sd.contains(n)).cloned().collect();
+    if !absent.is_empty() {
+        return Err(missing(&sd, &absent));
+    }
+    let rest = leftover(&sd, &names);
+    if !rest.is_empty() {
+        return Err(extra(&sd, &rest));
+    }
+    let mut tensors = Vec::new();
+    for ((layer, want), name) in shapes.iter().zip(&names) {
+        let got = sd.shape(name).unwrap_or_default();
+        if got != want {
+            return Err(mismatch(
+                &sd,
+                format!("{name} has shape {got:?}; the 2020 UNet's is {want:?}"),
+            ));
+        }
+        tensors.push((
+            format!("Unet2020.{layer}.weight"),
+            sd.f32(name)?,
+            want.to_vec(),
+        ));
+    }
+    let config = NetConfig {
+        arch: Arch::BfUnet2020,
+        image_channels: c,
+        channels: 32,
+        blocks: 0,
+        layers: 0,
+    };
+    config
+        .validate()
+        .map_err(|e| mismatch(&sd, format!("not a network tweedie can run: {e}")))?;
+    Ok((config, tensors, sd, Vec::new()))
 }
