@@ -8,24 +8,6 @@ mod cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Keeps memory mimalloc has freed for reuse instead of returning it to the OS after a delay:
-/// a training step frees and reallocates the same large tensors, and with purging on, the
-/// kernel's zeroing of the re-faulted pages cost 4–13% of a training step (`perf`; 87 669 page
-/// faults for 12 training steps of the benchmark, 625 with purging off).
-fn keep_freed_memory() {
-    // mimalloc.h: `mi_option_purge_delay` is option 15 in v2 (default 10 ms) and in v3 (the
-    // version libmimalloc-sys 0.1.49 builds by default; default 1000 ms, whatever its header
-    // comment says)
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: plain FFI calls on an option index, no pointers involved.
-    unsafe {
-        // only if the index still names an option with one of purge_delay's defaults
-        if matches!(libmimalloc_sys::mi_option_get(PURGE_DELAY), 10 | 1000) {
-            libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
-        }
-    }
-}
-
 /// The error and its causes on one line, each cause once: library errors that name a file
 /// (`"{path}: {source}"`) also keep the I/O error as their source, and `{:#}` would print it
 /// twice.
@@ -57,7 +39,7 @@ fn quiet_broken_pipes() {
 
 fn main() {
     quiet_broken_pipes();
-    keep_freed_memory();
+    tweedie::resources::keep_freed_memory();
     if let Err(e) = tweedie::interrupt::install() {
         eprintln!("warning: no SIGINT/SIGTERM checkpointing: {e}");
     }

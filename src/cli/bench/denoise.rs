@@ -1,5 +1,6 @@
 //! `tweedie bench --preset denoise --run RUN`: any run's network (trained or imported)
-//! denoising one image, as `bench/torch_import.py speed` times the same network in PyTorch.
+//! denoising `--count` images of `--size` in one call, as `bench/torch_import.py speed` times
+//! the same network in PyTorch and `python/examples/bench_denoise.py` the call from Python.
 
 use super::{random, report, time, BenchArgs, Line};
 use anyhow::{bail, Result};
@@ -14,10 +15,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let device = a.device.device()?;
     let (net, origin) = tweedie::train::load_network(&RunDir::new(run), &device, Weights::Ema)?;
     let [h, w] = a.size;
-    let y = random([1, origin.image_channels(), h, w], 0);
-    let flops = origin.net().forward_flops(h, w) as f64;
+    let n = a.count.max(1);
+    let y = random([n, origin.image_channels(), h, w], 0);
+    let flops = n as f64 * origin.net().forward_flops(h, w) as f64;
     println!(
-        "{}: {h}×{w}, {:.1} GFLOP per pass by direct convolution",
+        "{}: {n} image(s) of {h}×{w}, {:.1} GFLOP per call by direct convolution",
         run.display(),
         flops / 1e9
     );
@@ -27,8 +29,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     report(
         Line {
             name: "denoise",
-            what: "one image, eval mode",
-            per: Some((1.0, "images/s")),
+            what: "denoise, eval mode",
+            per: Some((n as f64, "images/s")),
             flops: Some(flops),
         },
         secs,

@@ -25,7 +25,7 @@ pub enum Preset {
     /// one step of each sampler, the empirical-optimal denoiser on 10 000 images, the dense
     /// 28×28 Jacobian.
     Study,
-    /// A run's network (`--run`, trained or imported) denoising one `--size` image.
+    /// A run's network (`--run`, trained or imported) denoising `--count` images of `--size`.
     Denoise,
 }
 
@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Denoise preset: the run folder whose network to time.
     #[arg(long)]
     run: Option<std::path::PathBuf>,
+    /// Denoise preset: images per call.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
     /// Denoise preset: image size H or HxW.
     #[arg(long, value_parser = super::image_size_arg, default_value = "256")]
     size: [usize; 2],

@@ -1,0 +1,74 @@
+"""Type stubs of tweedie (the PyO3 extension ``tweedie._tweedie``)."""
+
+from os import PathLike
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class TweedieError(Exception):
+    """Any error of tweedie."""
+
+class InputError(TweedieError):
+    """An array, argument or file tweedie cannot use (dtype, shape, NaN, absurd value)."""
+
+class RunError(TweedieError):
+    """A run folder that cannot be opened (not a run, unfinished, damaged)."""
+
+F32 = npt.NDArray[np.float32]
+
+class Run:
+    """A run folder: a network trained by tweedie or imported from PyTorch."""
+
+    def __init__(self, path: Union[str, PathLike[str]], weights: str = "ema") -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def config(self) -> dict[str, Any]:
+        """config.json: the training record, or an imported network's source."""
+    @property
+    def imported(self) -> bool: ...
+    @property
+    def image_channels(self) -> int: ...
+    @property
+    def image_shape(self) -> Optional[Tuple[int, int, int]]:
+        """(C, H, W) it was trained on; None for an imported network."""
+    def denoise(self, y: F32, sigma: Optional[float] = None) -> F32:
+        """x̂ = f(y), same shape as y ([n, c, h, w]; [n, h, w] or [h, w] gray; [h, w, c])."""
+    def sample(
+        self,
+        count: int = 16,
+        seed: int = 0,
+        size: Union[int, Tuple[int, int], None] = None,
+        sampler: str = "ascent",
+        steps: int = 100,
+        h0: float = 0.01,
+        beta: float = 0.1,
+        sigma_final: float = 0.01,
+        max_steps: int = 3000,
+        batch: int = 64,
+    ) -> F32:
+        """[count, c, h, w] samples; the same seed gives ``tweedie sample``'s."""
+    def jvp(self, y: F32, v: F32) -> F32:
+        """J·v at the image y for each v."""
+    def vjp(self, y: F32, u: F32) -> F32:
+        """Jᵀ·u at the image y for each u."""
+    def jacobian(self, y: F32) -> npt.NDArray[np.float32]:
+        """The dense [D, D] Jacobian at the image y (D = c·h·w ≤ 16 384)."""
+    def eigenpairs(
+        self, y: F32, k: int = 16, iterations: Optional[int] = None, seed: int = 0
+    ) -> Tuple[npt.NDArray[np.float64], F32]:
+        """Top-k eigenvalues of (J + Jᵀ)/2 at y and eigenvectors [k, c, h, w] (Lanczos)."""
+    def trace(self, y: F32, probes: int = 64, seed: int = 0) -> Tuple[float, float]:
+        """Hutchinson's tr J at y: (mean, standard error)."""
+
+def empirical_optimal_denoise(train: F32, y: F32, sigma: float) -> F32:
+    """The posterior mean over the training images at noise level sigma (exact)."""
+
+def noisy(x: F32, sigma: float, seed: int) -> F32:
+    """x plus noise of level sigma drawn as tweedie's commands draw it at (seed, sigma)."""
+
+def read_record(path: Union[str, PathLike[str]]) -> Any:
+    """A JSON record tweedie wrote, as dicts and lists."""

@@ -1,0 +1,547 @@
+//! `tweedie` for Python: the library's runs, denoisers, samplers, Jacobians and records with
+//! numpy arrays in and out. Every computation releases the GIL; every error is a
+//! `tweedie.TweedieError` (or a subclass) carrying the library's one-line message.
+
+use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use tweedie::analysis::jacobian::{full, symmetric_product, vjp_flat};
+use tweedie::analysis::lanczos::{hutchinson, lanczos};
+use tweedie::data::Images;
+use tweedie::denoise::{Denoiser, EmpiricalOptimal, Learned, Linearize};
+use tweedie::sampling::ascent::AscentParams;
+use tweedie::sampling::euler::EulerParams;
+use tweedie::sampling::Sampler;
+use tweedie::train::record::{Origin, RunDir};
+use tweedie::train::Weights;
+
+/// The allocator of the `tweedie` binary: burn frees and reallocates large tensors on every
+/// pass, and with the system allocator a denoise of 64 small images took 1.5–1.7× as long from
+/// Python as from the binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+create_exception!(_tweedie, TweedieError, PyException, "Any error of tweedie.");
+create_exception!(
+    _tweedie,
+    InputError,
+    TweedieError,
+    "An array, argument or file that tweedie cannot use (wrong dtype or shape, NaN, absurd value)."
+);
+create_exception!(
+    _tweedie,
+    RunError,
+    TweedieError,
+    "A run folder that cannot be opened (not a run, unfinished, damaged)."
+);
+
+fn input(msg: impl std::fmt::Display) -> PyErr {
+    InputError::new_err(msg.to_string())
+}
+
+fn tweedie_err(e: impl std::fmt::Display) -> PyErr {
+    TweedieError::new_err(e.to_string())
+}
+
+/// How an array's axes map onto tweedie's `[n, c, h, w]`, to give results back the same way.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `[n, c, h, w]`.
+    Nchw,
+    /// `[h, w]`: one gray image.
+    Hw,
+    /// `[n, h, w]`: gray images.
+    Nhw,
+    /// `[h, w, c]`: one colour image.
+    Hwc,
+}
+
+/// A float32 array of images for a network of `channels` channels, as tweedie's images.
+fn images(arr: &Bound<'_, PyAny>, channels: usize, what: &str) -> PyResult<(Images, Layout)> {
+    let arr = arr.cast::<PyArrayDyn<f32>>().map_err(|_| {
+        let dtype = arr
+            .getattr("dtype")
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| "not an array".into());
+        input(format!(
+            "{what}: expected a numpy float32 array, got {dtype}; convert with np.asarray(x, dtype=np.float32)"
+        ))
+    })?;
+    let shape = arr.shape().to_vec();
+    let (layout, nchw) = match shape[..] {
+        [n, c, h, w] => (Layout::Nchw, [n, c, h, w]),
+        [h, w] if channels == 1 => (Layout::Hw, [1, 1, h, w]),
+        [n, h, w] if channels == 1 => (Layout::Nhw, [n, 1, h, w]),
+        [h, w, c] if c == channels => (Layout::Hwc, [1, c, h, w]),
+        _ => {
+            return Err(input(format!(
+                "{what}: shape {shape:?} is not images for a {channels}-channel network; give [n, c, h, w]{}",
+                if channels == 1 { ", [n, h, w] or [h, w]" } else { " or [h, w, c]" }
+            )))
+        }
+    };
+    if nchw[1] != channels {
+        return Err(input(format!(
+            "{what}: {} channels, the network takes {channels}",
+            nchw[1]
+        )));
+    }
+    if nchw.contains(&0) {
+        return Err(input(format!("{what}: empty array of shape {shape:?}")));
+    }
+    let ro = arr.readonly();
+    let data: Vec<f32> = match (layout, ro.as_slice()) {
+        // C-contiguous and already in tweedie's order: one copy
+        (Layout::Nchw | Layout::Hw | Layout::Nhw, Ok(flat)) => flat.to_vec(),
+        // [h, w, c] → [c, h, w]
+        (Layout::Hwc, _) => {
+            let v = ro.as_array().permuted_axes(vec![2, 0, 1]);
+            v.iter().copied().collect()
+        }
+        _ => ro.as_array().iter().copied().collect(),
+    };
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(input(format!(
+            "{what}: value {} at flat index {i} is not finite",
+            data[i]
+        )));
+    }
+    Ok((Images::new(data, nchw), layout))
+}
+
+/// tweedie's images back as an array of `layout`.
+fn array<'py>(py: Python<'py>, x: Images, layout: Layout) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    let [n, c, h, w] = x.shape();
+    let flat = PyArray1::from_vec(py, x.into_vec());
+    let shaped = match layout {
+        Layout::Nchw => flat.reshape(vec![n, c, h, w])?,
+        Layout::Hw => flat.reshape(vec![h, w])?,
+        Layout::Nhw => flat.reshape(vec![n, h, w])?,
+        Layout::Hwc => {
+            let chw = flat.reshape(vec![c, h, w])?;
+            let hwc = chw.call_method1("transpose", ((1, 2, 0),))?;
+            hwc.call_method0("copy")?
+                .cast_into::<PyArrayDyn<f32>>()?
+                .clone()
+        }
+    };
+    Ok(shaped)
+}
+
+/// JSON text as Python objects (through the standard library's parser).
+fn json_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// Eigenvalues and image-shaped eigenvectors.
+type Eigen<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArrayDyn<f32>>);
+
+/// A run folder: a network trained by tweedie or imported from PyTorch.
+#[pyclass(module = "tweedie", frozen)]
+struct Run {
+    path: PathBuf,
+    learned: Learned,
+    origin: Origin,
+    config_json: String,
+}
+
+#[pymethods]
+impl Run {
+    /// Opens the run folder at `path` (its moving average of the weights when it keeps one,
+    /// unless `weights="raw"`).
+    #[new]
+    #[pyo3(signature = (path, weights = "ema"))]
+    fn new(py: Python<'_>, path: PathBuf, weights: &str) -> PyResult<Self> {
+        let weights = match weights {
+            "ema" => Weights::Ema,
+            "raw" => Weights::Raw,
+            other => return Err(input(format!("weights={other:?}: give \"ema\" or \"raw\""))),
+        };
+        let run = RunDir::new(&path);
+        let device = tweedie::DeviceSpec::Cpu.device().map_err(tweedie_err)?;
+        let (learned, origin) = py
+            .detach(|| tweedie::train::load_network(&run, &device, weights))
+            .map_err(|e| RunError::new_err(e.to_string()))?;
+        let config_json =
+            std::fs::read_to_string(run.config()).map_err(|e| RunError::new_err(e.to_string()))?;
+        Ok(Self {
+            path,
+            learned,
+            origin,
+            config_json,
+        })
+    }
+
+    /// The folder.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// `config.json` as a dict: the training record, or for an imported network its source.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.config_json)
+    }
+
+    /// Whether the network was imported from a PyTorch checkpoint.
+    #[getter]
+    fn imported(&self) -> bool {
+        matches!(self.origin, Origin::Imported(_))
+    }
+
+    /// Image channels the network takes (1 gray, 3 colour).
+    #[getter]
+    fn image_channels(&self) -> usize {
+        self.origin.image_channels()
+    }
+
+    /// (C, H, W) of the images it was trained on; None for an imported network.
+    #[getter]
+    fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        self.origin.image_shape().map(|[c, h, w]| (c, h, w))
+    }
+
+    /// The denoised images x̂ = f(y), same shape as `y` (float32: [n, c, h, w], or [n, h, w] /
+    /// [h, w] for gray, [h, w, c] for one colour image). The network is blind: `sigma` is
+    /// accepted for symmetry with the oracles and ignored.
+    #[pyo3(signature = (y, sigma = None))]
+    fn denoise<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+        sigma: Option<f32>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let (y, layout) = images(y, self.image_channels(), "y")?;
+        let x = py
+            .detach(|| self.learned.denoise(&y, sigma))
+            .map_err(tweedie_err)?;
+        array(py, x, layout)
+    }
+
+    /// `count` samples from the network's prior, [count, c, h, w]: sample k starts from the
+    /// noise of stream (seed, k), so the same seed gives the CLI's samples (`tweedie sample`).
+    /// `size` is (h, w) or h (required for an imported network); `sampler` "ascent" (coarse-
+    /// to-fine stochastic ascent; h0, beta, sigma_final, max_steps) or "euler" (probability-flow
+    /// Euler; steps).
+    #[pyo3(signature = (count = 16, seed = 0, size = None, sampler = "ascent", steps = 100,
+        h0 = 0.01, beta = 0.1, sigma_final = 0.01, max_steps = 3000, batch = 64))]
+    #[allow(clippy::too_many_arguments)]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        count: usize,
+        seed: u64,
+        size: Option<&Bound<'py, PyAny>>,
+        sampler: &str,
+        steps: usize,
+        h0: f64,
+        beta: f64,
+        sigma_final: f64,
+        max_steps: usize,
+        batch: usize,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let c = self.image_channels();
+        let shape = match size {
+            Some(s) => match s.extract::<(usize, usize)>() {
+                Ok((h, w)) => [c, h, w],
+                Err(_) => {
+                    let h: usize = s.extract().map_err(|_| input("size: give h or (h, w)"))?;
+                    [c, h, h]
+                }
+            },
+            None => self.origin.image_shape().ok_or_else(|| {
+                input(
+                    "an imported network was trained on images tweedie never saw: give size=(h, w)",
+                )
+            })?,
+        };
+        if count == 0 || shape[1] == 0 || shape[2] == 0 {
+            return Err(input("count and size must be at least 1"));
+        }
+        let sampler = match sampler {
+            "ascent" => Sampler::Ascent(AscentParams {
+                h0,
+                beta,
+                sigma_final,
+                max_steps,
+                batch,
+                ..AscentParams::default()
+            }),
+            "euler" => Sampler::Euler(EulerParams {
+                steps,
+                batch,
+                ..EulerParams::default()
+            }),
+            other => {
+                return Err(input(format!(
+                    "sampler={other:?}: give \"ascent\" or \"euler\""
+                )))
+            }
+        };
+        sampler.validate().map_err(input)?;
+        let out = py
+            .detach(|| {
+                sampler.sample(
+                    &self.learned,
+                    shape,
+                    count,
+                    0,
+                    seed,
+                    &tweedie::progress::Silent,
+                )
+            })
+            .map_err(tweedie_err)?;
+        array(py, out.images, Layout::Nchw)
+    }
+
+    /// J·v at the image `y` for each v of `v` (image-shaped, or a batch [k, …] of them).
+    fn jvp<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+        v: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        self.product(py, y, v, false)
+    }
+
+    /// Jᵀ·u (= uᵀJ) at the image `y` for each u of `u`.
+    fn vjp<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+        u: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        self.product(py, y, u, true)
+    }
+
+    /// The dense Jacobian of the denoiser at the image `y`, [D, D] with D = c·h·w (exact: the
+    /// network with y's ReLU pattern frozen). D² floats: for small images.
+    fn jacobian<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (y, _) = self.one_image(y)?;
+        let d = y.dim();
+        if d > 16_384 {
+            return Err(input(format!(
+                "y: {d} pixels; the dense Jacobian holds D² floats — use eigenpairs() or trace() beyond 128×128"
+            )));
+        }
+        let jac = py.detach(|| -> Result<Vec<f32>, String> {
+            let at = self
+                .learned
+                .linearize(&y, None)
+                .map_err(|e| e.to_string())?;
+            Ok(full(&*at, 64))
+        });
+        let jac = jac.map_err(tweedie_err)?;
+        PyArray1::from_vec(py, jac).reshape([d, d])
+    }
+
+    /// The `k` largest eigenvalues of the Jacobian's symmetric part at `y` and their
+    /// eigenvectors (image-shaped, [k, c, h, w]), by Lanczos (`iterations`, default 2k + 20;
+    /// starting vector from `seed`): the geometry-adaptive harmonic basis.
+    #[pyo3(signature = (y, k = 16, iterations = None, seed = 0))]
+    fn eigenpairs<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+        k: usize,
+        iterations: Option<usize>,
+        seed: u64,
+    ) -> PyResult<Eigen<'py>> {
+        let (y, _) = self.one_image(y)?;
+        let d = y.dim();
+        if k == 0 || k > d {
+            return Err(input(format!("k = {k}: give 1 to {d} eigenpairs")));
+        }
+        let iterations = iterations.unwrap_or(2 * k + 20);
+        let [_, c, h, w] = y.shape();
+        let pairs = py
+            .detach(|| -> Result<_, String> {
+                let at = self
+                    .learned
+                    .linearize(&y, None)
+                    .map_err(|e| e.to_string())?;
+                Ok(lanczos(
+                    |v| symmetric_product(&*at, v),
+                    d,
+                    k,
+                    iterations,
+                    seed,
+                ))
+            })
+            .map_err(tweedie_err)?;
+        let values = PyArray1::from_vec(py, pairs.values);
+        let flat: Vec<f32> = pairs.vectors.into_iter().flatten().collect();
+        let vectors = array(py, Images::new(flat, [k, c, h, w]), Layout::Nchw)?;
+        Ok((values, vectors))
+    }
+
+    /// tr J at `y` (the effective dimension): Hutchinson's estimate over `probes` Rademacher
+    /// vectors from `seed`, as (mean, standard error).
+    #[pyo3(signature = (y, probes = 64, seed = 0))]
+    fn trace(
+        &self,
+        py: Python<'_>,
+        y: &Bound<'_, PyAny>,
+        probes: usize,
+        seed: u64,
+    ) -> PyResult<(f64, f64)> {
+        let (y, _) = self.one_image(y)?;
+        let d = y.dim();
+        let est = py
+            .detach(|| -> Result<_, String> {
+                let at = self
+                    .learned
+                    .linearize(&y, None)
+                    .map_err(|e| e.to_string())?;
+                Ok(hutchinson(|vs| vjp_flat(&*at, vs), d, probes, seed))
+            })
+            .map_err(tweedie_err)?;
+        Ok((est.mean, est.std_error))
+    }
+
+    fn __repr__(&self) -> String {
+        let net = self.origin.net();
+        format!(
+            "Run({:?}, {:?}, {} channel(s){})",
+            self.path.display().to_string(),
+            net.arch,
+            net.image_channels,
+            if self.imported() { ", imported" } else { "" }
+        )
+    }
+}
+
+impl Run {
+    /// `y` as exactly one image.
+    fn one_image(&self, y: &Bound<'_, PyAny>) -> PyResult<(Images, Layout)> {
+        let (y, layout) = images(y, self.image_channels(), "y")?;
+        if y.len() != 1 {
+            return Err(input(format!(
+                "y: {} images; the Jacobian is taken at one image",
+                y.len()
+            )));
+        }
+        Ok((y, layout))
+    }
+
+    fn product<'py>(
+        &self,
+        py: Python<'py>,
+        y: &Bound<'py, PyAny>,
+        vs: &Bound<'py, PyAny>,
+        adjoint: bool,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let (y, _) = self.one_image(y)?;
+        let (vs, layout) = images(vs, self.image_channels(), "v")?;
+        if vs.image_shape() != y.image_shape() {
+            return Err(input(format!(
+                "v: images of shape {:?}, y is {:?}",
+                vs.image_shape(),
+                y.image_shape()
+            )));
+        }
+        let out = py
+            .detach(|| -> Result<Images, String> {
+                let at = self
+                    .learned
+                    .linearize(&y, None)
+                    .map_err(|e| e.to_string())?;
+                Ok(if adjoint { at.vjp(&vs) } else { at.jvp(&vs) })
+            })
+            .map_err(tweedie_err)?;
+        array(py, out, layout)
+    }
+}
+
+/// The empirical-optimal (perfectly memorizing) denoiser of the training images `train` at
+/// noise level `sigma`: the posterior mean over the training set, exact, for the images `y`.
+#[pyfunction]
+fn empirical_optimal_denoise<'py>(
+    py: Python<'py>,
+    train: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    sigma: f32,
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return Err(input(format!(
+            "sigma = {sigma}: give a positive noise level"
+        )));
+    }
+    let channels = train
+        .cast::<PyArrayDyn<f32>>()
+        .map(|a| match a.shape() {
+            [_, c, _, _] => *c,
+            _ => 1,
+        })
+        .unwrap_or(1);
+    let (train, _) = images(train, channels, "train")?;
+    let (y, layout) = images(y, channels, "y")?;
+    if y.image_shape() != train.image_shape() {
+        return Err(input(format!(
+            "y: images of shape {:?}, the training images are {:?}",
+            y.image_shape(),
+            train.image_shape()
+        )));
+    }
+    let x = py
+        .detach(|| EmpiricalOptimal::new(train).denoise(&y, Some(sigma)))
+        .map_err(tweedie_err)?;
+    array(py, x, layout)
+}
+
+/// `x` with Gaussian noise of level `sigma` drawn as tweedie's commands draw it at (seed, σ)
+/// (`tweedie jacobian`, `tweedie eval`): the same seed gives the same noisy images.
+#[pyfunction]
+fn noisy<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    sigma: f32,
+    seed: u64,
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        return Err(input(format!("sigma = {sigma}: give a noise level ≥ 0")));
+    }
+    let channels = x
+        .cast::<PyArrayDyn<f32>>()
+        .map(|a| match a.shape() {
+            [_, c, _, _] => *c,
+            [_, _, c] if *c == 3 => 3,
+            _ => 1,
+        })
+        .unwrap_or(1);
+    let (x, layout) = images(x, channels, "x")?;
+    let y = tweedie::analysis::metrics::noisy(&x, sigma, seed);
+    array(py, y, layout)
+}
+
+/// A JSON record tweedie wrote (`study.json`, `optimality.json`, `jacobian.json`,
+/// `eval.json`, `config.json`, …) as plain Python objects.
+#[pyfunction]
+fn read_record<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| TweedieError::new_err(format!("{}: {e}", path.display())))?;
+    json_to_py(py, &text)
+        .map_err(|e| TweedieError::new_err(format!("{}: not a JSON record ({e})", path.display())))
+}
+
+/// tweedie: bias-free denoisers as generative models.
+#[pymodule]
+fn _tweedie(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    tweedie::resources::keep_freed_memory();
+    m.add_class::<Run>()?;
+    m.add_function(wrap_pyfunction!(empirical_optimal_denoise, m)?)?;
+    m.add_function(wrap_pyfunction!(read_record, m)?)?;
+    m.add_function(wrap_pyfunction!(noisy, m)?)?;
+    m.add("TweedieError", m.py().get_type::<TweedieError>())?;
+    m.add("InputError", m.py().get_type::<InputError>())?;
+    m.add("RunError", m.py().get_type::<RunError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

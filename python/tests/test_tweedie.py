@@ -1,0 +1,199 @@
+"""The Python package against the CLI: a tiny run trained by the test itself, then the same
+inputs and seeds through both, compared bit for bit; bad input; the GIL released.
+
+The `tweedie` binary comes from $TWEEDIE_BIN, else $CARGO_TARGET_DIR/release/tweedie, else
+target/release/tweedie of the repository (build it with `cargo build --release`).
+"""
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tweedie
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def binary():
+    if os.environ.get("TWEEDIE_BIN"):
+        return os.environ["TWEEDIE_BIN"]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return str(target / "release" / "tweedie")
+
+
+def cli(*args):
+    subprocess.run([binary(), *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A BF-CNN trained for 60 steps on 12×12 disks."""
+    d = tmp_path_factory.mktemp("tiny")
+    cli("data", "synth", "disks", "--size", 12, "--count", 64, "--out", d / "disks")
+    cli("train", "--data", d / "disks.npy", "--arch", "bf-cnn", "--channels", 8, "--layers", 4,
+        "--steps", 60, "--batch", 8, "--seed", 3, "--device", "cpu", "--out", d / "run")
+    return d
+
+
+def images(n, seed=0, size=12):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, 1, size, size)) + 0.1 * rng.standard_normal((n, 1, size, size))).astype(np.float32)
+
+
+def test_a_run_opens_with_its_record(run):
+    r = tweedie.Run(run / "run")
+    assert r.image_channels == 1 and not r.imported
+    assert r.image_shape == (1, 12, 12)
+    assert r.config["config"]["seed"] == 3
+    assert "Run(" in repr(r)
+
+
+def test_denoise_equals_the_cli_bit_for_bit(run):
+    y = images(5)
+    np.save(run / "y.npy", y)
+    cli("denoise", "--run", run / "run", "--input", run / "y.npy", "--output", run / "x.npy")
+    ours = tweedie.Run(run / "run").denoise(y)
+    assert ours.dtype == np.float32 and ours.shape == y.shape
+    assert np.array_equal(ours, np.load(run / "x.npy"))
+    # other layouts give the same numbers back in their own shape
+    r = tweedie.Run(run / "run")
+    assert np.array_equal(r.denoise(y[:, 0]), ours[:, 0])
+    assert np.array_equal(r.denoise(y[0, 0]), ours[0, 0])
+
+
+@pytest.mark.parametrize("sampler", ["euler", "ascent"])
+def test_samples_equal_the_clis_for_the_same_seed(run, sampler):
+    out = run / f"samples-{sampler}"
+    cli("sample", "--run", run / "run", "--count", 3, "--seed", 11, "--sampler", sampler,
+        "--steps", 10, "--max-steps", 40, "--device", "cpu", "--out", out)
+    ours = tweedie.Run(run / "run").sample(count=3, seed=11, sampler=sampler, steps=10, max_steps=40)
+    assert np.array_equal(ours, np.load(out / "samples.npy"))
+
+
+def test_eigenvalues_equal_the_jacobian_commands(run, tmp_path):
+    png = tmp_path / "x.png"
+    # an 8-bit image, divided by 255 in float32 as tweedie reads it
+    levels = np.round(np.clip(images(1, seed=4), 0, 1) * 255).astype(np.uint8)
+    write_png(png, levels[0, 0])
+    x = levels.astype(np.float32) / np.float32(255)
+    sigma, seed = 0.1, 5
+    cli("jacobian", "--run", run / "run", "--image", png, "--sigmas", sigma, "--top", 4,
+        "--method", "lanczos", "--seed", seed, "--device", "cpu", "--out", tmp_path / "jac")
+    record = json.loads((tmp_path / "jac" / "jacobian.json").read_text())
+    want = record["results"][0]["eigenvalues"]
+    r = tweedie.Run(run / "run")
+    y = tweedie.noisy(x, np.float32(sigma), seed)
+    values, vectors = r.eigenpairs(y, k=4, seed=seed)
+    assert vectors.shape == (4, 1, 12, 12)
+    assert values.tolist() == want
+
+
+def write_png(path, gray):
+    """An 8-bit gray PNG of uint8 levels without third-party packages (zlib + PNG chunks)."""
+    import struct
+    import zlib
+
+    h, w = gray.shape
+    raw = b"".join(b"\x00" + row.tobytes() for row in gray)
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    Path(path).write_bytes(png)
+
+
+def test_products_and_the_dense_jacobian_agree(run):
+    r = tweedie.Run(run / "run")
+    y = images(1, seed=7)
+    jac = r.jacobian(y)
+    d = y.size
+    assert jac.shape == (d, d)
+    # bias-free and piecewise linear: J(y)·y = f(y)
+    assert np.allclose(jac @ y.ravel(), r.denoise(y).ravel(), rtol=1e-4, atol=1e-5)
+    v = images(2, seed=8)
+    assert np.allclose(r.jvp(y, v).reshape(2, d), v.reshape(2, d) @ jac.T, rtol=1e-4, atol=1e-5)
+    assert np.allclose(r.vjp(y, v).reshape(2, d), v.reshape(2, d) @ jac, rtol=1e-4, atol=1e-5)
+    mean, stderr = r.trace(y, probes=256)
+    assert abs(mean - np.trace(jac)) < 4 * stderr + 1e-3
+
+
+def test_the_empirical_optimum_memorizes(run):
+    train = images(4, seed=9)
+    y = train[1:2] + np.float32(0.01) * images(1, seed=10)
+    x = tweedie.empirical_optimal_denoise(train, y, 0.01)
+    assert np.allclose(x, train[1:2], atol=1e-4)
+
+
+def test_bad_input_raises_clear_exceptions(run):
+    r = tweedie.Run(run / "run")
+    with pytest.raises(tweedie.InputError, match="float32"):
+        r.denoise(images(1).astype(np.float64))
+    with pytest.raises(tweedie.InputError, match="not finite"):
+        r.denoise(np.full((1, 1, 4, 4), np.nan, np.float32))
+    with pytest.raises(tweedie.InputError, match="channels"):
+        r.denoise(np.zeros((1, 3, 4, 4), np.float32))
+    with pytest.raises(tweedie.InputError, match="shape"):
+        r.denoise(np.zeros((4,), np.float32))
+    with pytest.raises(tweedie.InputError):
+        r.denoise([[1.0, 2.0]])
+    with pytest.raises(tweedie.InputError, match="one image"):
+        r.jacobian(images(2))
+    with pytest.raises(tweedie.InputError, match="sampler"):
+        r.sample(sampler="langevin")
+    with pytest.raises(tweedie.RunError, match="config.json"):
+        tweedie.Run(run)  # the folder above the run: not a run
+    with pytest.raises(tweedie.TweedieError):
+        tweedie.read_record(run / "absent.json")
+    assert issubclass(tweedie.InputError, tweedie.TweedieError)
+
+
+def test_other_threads_run_while_a_call_computes(run):
+    r = tweedie.Run(run / "run")
+    ticks = []
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    start = time.perf_counter()
+    r.sample(count=16, seed=0, sampler="euler", steps=200)
+    end = time.perf_counter()
+    done.set()
+    t.join()
+    during = [s for s in ticks if start < s < end]
+    # with the GIL held for the whole call the other thread could not tick at all
+    assert end - start > 0.05
+    assert len(during) > 10, f"{len(during)} ticks in {end - start:.2f} s"
+
+
+def test_the_examples_run(run, tmp_path):
+    """docs/python.md's worked example, executed as a user would (matplotlib when installed)."""
+    import sys
+
+    examples = REPO / "python" / "examples"
+    out = tmp_path / "eigenvectors.png"
+    done = subprocess.run(
+        [sys.executable, str(examples / "eigenvectors.py"), str(run / "run"), "--top", "4", "--out", str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    assert "top eigenvalues" in done.stdout
+    assert out.exists() or out.with_suffix(".npy").exists()
+    done = subprocess.run(
+        [sys.executable, str(examples / "bench_denoise.py"), str(run / "run"), "--count", "8", "--size", "12",
+         "--reps", "2", "--bin", binary()],
+        check=True, capture_output=True, text=True,
+    )
+    assert "Python/Rust" in done.stdout
