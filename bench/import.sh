@@ -32,3 +32,12 @@ for name in "${!arch[@]}"; do
   done
 done | tee "$out.tweedie.jsonl"
 "$py" "$here/torch_import.py" compare "$images" "$out"
+
+# speed: the BSD400 BF-CNN on one 256×256 image, three alternating rounds, PyTorch/tweedie
+if [ -d "$out/uip-bsd400-gray/run" ]; then
+  for round in 1 2 3; do
+    ours=$("$tweedie" bench --preset denoise --run "$out/uip-bsd400-gray/run" --size 256 --reps 5 | sed -n 's/^RESULT denoise //p')
+    theirs=$("$py" "$here/torch_import.py" speed "$ckpt" "$images" | sed -n 's/.*"torch_s": \([0-9.e-]*\).*/\1/p')
+    echo "round $round: tweedie $ours ms, PyTorch $(echo "$theirs * 1000" | bc -l | cut -c1-7) ms, PyTorch/tweedie $(echo "$theirs * 1000 / $ours" | bc -l | cut -c1-5)"
+  done
+fi

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use tweedie::analysis::jacobian::{full, symmetric_product, vjp_flat};
 use tweedie::analysis::lanczos::{hutchinson, lanczos};
 use tweedie::data::Images;
-use tweedie::denoise::{Denoiser, EmpiricalOptimal, Learned, Linearize};
+use tweedie::denoise::{Denoiser, EmpiricalOptimal, JacobianAt, Learned, Linearize};
 use tweedie::sampling::ascent::AscentParams;
 use tweedie::sampling::euler::EulerParams;
 use tweedie::sampling::Sampler;
@@ -331,14 +331,7 @@ impl Run {
                 "y: {d} pixels; the dense Jacobian holds D² floats — use eigenpairs() or trace() beyond 128×128"
             )));
         }
-        let jac = py.detach(|| -> Result<Vec<f32>, String> {
-            let at = self
-                .learned
-                .linearize(&y, None)
-                .map_err(|e| e.to_string())?;
-            Ok(full(&*at, 64))
-        });
-        let jac = jac.map_err(tweedie_err)?;
+        let jac = self.at_image(py, &y, |at| full(at, 64))?;
         PyArray1::from_vec(py, jac).reshape([d, d])
     }
 
@@ -361,21 +354,9 @@ impl Run {
         }
         let iterations = iterations.unwrap_or(2 * k + 20);
         let [_, c, h, w] = y.shape();
-        let pairs = py
-            .detach(|| -> Result<_, String> {
-                let at = self
-                    .learned
-                    .linearize(&y, None)
-                    .map_err(|e| e.to_string())?;
-                Ok(lanczos(
-                    |v| symmetric_product(&*at, v),
-                    d,
-                    k,
-                    iterations,
-                    seed,
-                ))
-            })
-            .map_err(tweedie_err)?;
+        let pairs = self.at_image(py, &y, |at| {
+            lanczos(|v| symmetric_product(at, v), d, k, iterations, seed)
+        })?;
         let values = PyArray1::from_vec(py, pairs.values);
         let flat: Vec<f32> = pairs.vectors.into_iter().flatten().collect();
         let vectors = array(py, Images::new(flat, [k, c, h, w]), Layout::Nchw)?;
@@ -394,15 +375,9 @@ impl Run {
     ) -> PyResult<(f64, f64)> {
         let (y, _) = self.one_image(y)?;
         let d = y.dim();
-        let est = py
-            .detach(|| -> Result<_, String> {
-                let at = self
-                    .learned
-                    .linearize(&y, None)
-                    .map_err(|e| e.to_string())?;
-                Ok(hutchinson(|vs| vjp_flat(&*at, vs), d, probes, seed))
-            })
-            .map_err(tweedie_err)?;
+        let est = self.at_image(py, &y, |at| {
+            hutchinson(|vs| vjp_flat(at, vs), d, probes, seed)
+        })?;
         Ok((est.mean, est.std_error))
     }
 
@@ -419,6 +394,20 @@ impl Run {
 }
 
 impl Run {
+    /// `f` of the Jacobian at the one image `y`, computed without the GIL.
+    fn at_image<T: Send>(
+        &self,
+        py: Python<'_>,
+        y: &Images,
+        f: impl FnOnce(&dyn JacobianAt) -> T + Send,
+    ) -> PyResult<T> {
+        py.detach(|| match self.learned.linearize(y, None) {
+            Ok(at) => Ok(f(&*at)),
+            Err(e) => Err(e.to_string()),
+        })
+        .map_err(tweedie_err)
+    }
+
     /// `y` as exactly one image.
     fn one_image(&self, y: &Bound<'_, PyAny>) -> PyResult<(Images, Layout)> {
         let (y, layout) = images(y, self.image_channels(), "y")?;
@@ -447,15 +436,10 @@ impl Run {
                 y.image_shape()
             )));
         }
-        let out = py
-            .detach(|| -> Result<Images, String> {
-                let at = self
-                    .learned
-                    .linearize(&y, None)
-                    .map_err(|e| e.to_string())?;
-                Ok(if adjoint { at.vjp(&vs) } else { at.jvp(&vs) })
-            })
-            .map_err(tweedie_err)?;
+        let out = self.at_image(py, &y, |at| match adjoint {
+            true => at.vjp(&vs),
+            false => at.jvp(&vs),
+        })?;
         array(py, out, layout)
     }
 }

@@ -1,7 +1,9 @@
 //! The docs cannot rot: every `tweedie …` command line in a fenced block of README.md and
 //! docs/**/*.md is parsed by the real command-line parser (flags, values, subcommands), so a
 //! renamed flag or a mistyped value fails the tests. Lines with `...` (an elided part) are
-//! checked up to it only for their subcommand.
+//! checked up to it only for their subcommand. And every relative link of those pages (to
+//! other pages, figures, files of the repository) resolves, so a moved page or a renamed figure
+//! fails here rather than in a reader's browser.
 
 #[cfg(test)]
 mod tests {
@@ -140,5 +142,41 @@ mod tests {
                 "tweedie demo --out demo"
             ]
         );
+    }
+
+    /// The targets of `[text](target)` and `![alt](target)` in `text`, anchors removed.
+    fn links(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            let target = rest[..end].split('#').next().unwrap_or_default().trim();
+            if !target.is_empty() && !target.contains("://") && !target.contains(' ') {
+                out.push(target.to_string());
+            }
+            rest = &rest[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn every_relative_link_resolves() {
+        let mut broken = Vec::new();
+        for page in documents() {
+            let text = std::fs::read_to_string(&page).unwrap();
+            for target in links(&text) {
+                if !page.parent().unwrap().join(&target).exists() {
+                    broken.push(format!("{}: {target}", page.display()));
+                }
+            }
+        }
+        assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    }
+
+    #[test]
+    fn links_are_found_with_anchors_removed() {
+        let found = links("see [a](docs/a.md#part), ![f](figures/f.png) and [w](https://x.org/)");
+        assert_eq!(found, vec!["docs/a.md", "figures/f.png"]);
     }
 }
