@@ -505,6 +505,155 @@ fn noisy<'py>(
     array(py, y, layout)
 }
 
+/// Progress of a training run reported to a Python callable `callback(step, total, message)`
+/// (log lines come with step None), with the GIL taken only for the call. Ctrl-C (or an
+/// exception in the callback) asks the run to stop at the next step boundary, where it writes
+/// its checkpoint, as SIGINT does in the CLI; the exception is raised once it has.
+struct PyProgress<'w> {
+    callback: Option<Py<PyAny>>,
+    watch: &'w tweedie::interrupt::Watch,
+    total: std::sync::atomic::AtomicU64,
+    raised: std::sync::Mutex<Option<PyErr>>,
+}
+
+impl PyProgress<'_> {
+    fn call(&self, step: Option<u64>, message: &str) {
+        if self.raised.lock().map(|r| r.is_some()).unwrap_or(true) {
+            return;
+        }
+        let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = Python::attach(|py| -> PyResult<()> {
+            py.check_signals()?;
+            if let Some(cb) = &self.callback {
+                cb.call1(py, (step, total, message))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            if let Ok(mut slot) = self.raised.lock() {
+                *slot = Some(e);
+            }
+            self.watch.request();
+        }
+    }
+}
+
+impl tweedie::progress::Progress for PyProgress<'_> {
+    fn start(&self, _what: &str, total: u64) {
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn update(&self, pos: u64, msg: &str) {
+        self.call(Some(pos), msg);
+    }
+    fn log(&self, line: &str) {
+        self.call(None, line);
+    }
+    fn finish(&self) {}
+}
+
+/// Trains a blind bias-free denoiser into the run folder `out`, as `tweedie train` does, and
+/// returns its `Run`. `data`: a source as the CLI spells it (`fashion-mnist`, an image folder,
+/// an .npy or IDX file); `steps`: a number, or "auto" / "auto:CAP" to train to convergence.
+/// `progress(step, total, message)` is called as training advances (step None for log lines).
+/// Ctrl-C checkpoints the run and raises KeyboardInterrupt; `resume=True` continues it.
+#[pyfunction]
+#[pyo3(signature = (out, data, arch = "bf-unet", channels = 16, blocks = 2, layers = 20,
+    steps = None, batch = 32, seed = 0, gray = false, size = None, train_size = None,
+    resume = false, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn train(
+    py: Python<'_>,
+    out: PathBuf,
+    data: String,
+    arch: &str,
+    channels: usize,
+    blocks: usize,
+    layers: usize,
+    steps: Option<&Bound<'_, PyAny>>,
+    batch: usize,
+    seed: u64,
+    gray: bool,
+    size: Option<usize>,
+    train_size: Option<usize>,
+    resume: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Run> {
+    use tweedie::nn::{Arch, NetConfig};
+    use tweedie::train::{DataConfig, Session, StopRule, TrainConfig};
+    let arch = match arch {
+        "bf-unet" => Arch::BfUnet,
+        "bf-cnn" => Arch::BfCnn,
+        "bf-unet-2020" => Arch::BfUnet2020,
+        other => {
+            return Err(input(format!(
+                "arch={other:?}: give \"bf-unet\", \"bf-cnn\" or \"bf-unet-2020\""
+            )))
+        }
+    };
+    // steps: an int, "auto" or "auto:CAP" (the CLI's default cap, 20 000)
+    let (steps, auto) = match steps {
+        None => (2000, false),
+        Some(s) => match s.extract::<u64>() {
+            Ok(n) => (n, false),
+            Err(_) => {
+                let t: String = s
+                    .extract()
+                    .map_err(|_| input("steps: give a number, \"auto\" or \"auto:CAP\""))?;
+                match t.as_str() {
+                    "auto" => (20_000, true),
+                    t => match t.strip_prefix("auto:").and_then(|c| c.parse().ok()) {
+                        Some(cap) => (cap, true),
+                        None => {
+                            return Err(input(format!(
+                                "steps={t:?}: give a number, \"auto\" or \"auto:CAP\""
+                            )))
+                        }
+                    },
+                }
+            }
+        },
+    };
+    let mut data = DataConfig::new(data);
+    data.gray = gray;
+    data.size = size;
+    data.split.train_size = train_size;
+    let image_channels = if gray { 1 } else { 0 };
+    let net = NetConfig {
+        arch,
+        image_channels,
+        channels,
+        blocks,
+        layers,
+    };
+    let mut cfg = TrainConfig::new(data, net, steps, batch, seed, tweedie::DeviceSpec::Cpu);
+    if auto {
+        cfg = cfg.until_converged(StopRule::default(), steps);
+    }
+    let run = RunDir::new(&out);
+    let watch = tweedie::interrupt::Watch::start();
+    let reporter = PyProgress {
+        callback: progress,
+        watch: &watch,
+        total: std::sync::atomic::AtomicU64::new(0),
+        raised: std::sync::Mutex::new(None),
+    };
+    let result = py.detach(|| -> Result<(), String> {
+        let resolved = cfg.data.resolve().map_err(|e| e.to_string())?;
+        // the network takes the data's channels
+        cfg.net.image_channels = resolved.train.shape()[1];
+        tweedie::train::train_on(&cfg, resolved, &run, Session::resuming(resume), &reporter)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
+        return Err(e);
+    }
+    result.map_err(tweedie_err)?;
+    drop(watch);
+    Run::new(py, out, "ema")
+}
+
 /// A JSON record tweedie wrote (`study.json`, `optimality.json`, `jacobian.json`,
 /// `eval.json`, `config.json`, …) as plain Python objects.
 #[pyfunction]
@@ -523,6 +672,7 @@ fn _tweedie(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(empirical_optimal_denoise, m)?)?;
     m.add_function(wrap_pyfunction!(read_record, m)?)?;
     m.add_function(wrap_pyfunction!(noisy, m)?)?;
+    m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add("TweedieError", m.py().get_type::<TweedieError>())?;
     m.add("InputError", m.py().get_type::<InputError>())?;
     m.add("RunError", m.py().get_type::<RunError>())?;

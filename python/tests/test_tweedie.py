@@ -197,3 +197,30 @@ def test_the_examples_run(run, tmp_path):
         check=True, capture_output=True, text=True,
     )
     assert "Python/Rust" in done.stdout
+
+
+def test_training_from_python_reports_checkpoints_on_interrupt_and_resumes(run, tmp_path):
+    """An exception in the progress callback (KeyboardInterrupt from Ctrl-C takes the same path)
+    stops the run at a step boundary with its checkpoint written; resuming finishes it with
+    the same weights as an uninterrupted run."""
+    data = run / "disks.npy"
+    common = dict(data=str(data), arch="bf-cnn", channels=8, layers=4, steps=40, batch=8, seed=2)
+    seen = []
+
+    def interrupt_at_10(step, total, message):
+        seen.append((step, total))
+        if step is not None and step >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tweedie.train(tmp_path / "a", **common, progress=interrupt_at_10)
+    assert (tmp_path / "a" / "checkpoint.safetensors").exists()
+    assert not (tmp_path / "a" / "model.safetensors").exists()
+    assert any(total == 40 for _, total in seen)
+    resumed = tweedie.train(tmp_path / "a", **common, resume=True)
+    whole = tweedie.train(tmp_path / "b", **common)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    y = images(2)
+    assert np.array_equal(resumed.denoise(y), whole.denoise(y))
+    with pytest.raises(tweedie.InputError, match="steps"):
+        tweedie.train(tmp_path / "c", **{**common, "steps": "forever"})

@@ -17,6 +17,7 @@ from ._tweedie import (
     empirical_optimal_denoise,
     noisy,
     read_record,
+    train,
 )
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "empirical_optimal_denoise",
     "noisy",
     "read_record",
+    "train",
     "__version__",
 ]

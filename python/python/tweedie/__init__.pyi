@@ -1,7 +1,7 @@
 """Type stubs of tweedie (the PyO3 extension ``tweedie._tweedie``)."""
 
 from os import PathLike
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +69,25 @@ def empirical_optimal_denoise(train: F32, y: F32, sigma: float) -> F32:
 
 def noisy(x: F32, sigma: float, seed: int) -> F32:
     """x plus noise of level sigma drawn as tweedie's commands draw it at (seed, sigma)."""
+
+def train(
+    out: Union[str, PathLike[str]],
+    data: str,
+    arch: str = "bf-unet",
+    channels: int = 16,
+    blocks: int = 2,
+    layers: int = 20,
+    steps: Union[int, str, None] = None,
+    batch: int = 32,
+    seed: int = 0,
+    gray: bool = False,
+    size: Optional[int] = None,
+    train_size: Optional[int] = None,
+    resume: bool = False,
+    progress: Optional[Callable[[Optional[int], int, str], None]] = None,
+) -> Run:
+    """Train into the run folder `out` as `tweedie train` does (steps: N, "auto", "auto:CAP").
+    Ctrl-C checkpoints the run and raises KeyboardInterrupt; resume=True continues it."""
 
 def read_record(path: Union[str, PathLike[str]]) -> Any:
     """A JSON record tweedie wrote, as dicts and lists."""
