@@ -135,6 +135,9 @@ fn json_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?.call_method1("loads", (text,))
 }
 
+/// Restorations and the measurements placed back in image space (Mᵀc).
+type Restored<'py> = (Bound<'py, PyArrayDyn<f32>>, Bound<'py, PyArrayDyn<f32>>);
+
 /// Eigenvalues and image-shaped eigenvectors.
 type Eigen<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArrayDyn<f32>>);
 
@@ -295,6 +298,110 @@ impl Run {
             })
             .map_err(tweedie_err)?;
         array(py, out.images, Layout::Nchw)
+    }
+
+    /// Solves a linear inverse problem for each clean image of `x` with the network as prior
+    /// (constrained coarse-to-fine ascent, as `tweedie restore`): measures it with the operator
+    /// of `task` and returns (restorations, Mᵀc), both shaped like `x`. Tasks: "inpaint"
+    /// (`box=(top, left, height, width)` or `mask`, a bool array [h, w], True where known),
+    /// "random-pixels" (`fraction` missing), "superres" (`factor`), "cs" (`fraction` of D
+    /// random projections), "deblur" (`cutoff` cycles per image). `seed`: random operators and
+    /// the ascent's noise.
+    #[pyo3(signature = (x, task, r#box = None, mask = None, fraction = 0.5, factor = 4,
+        cutoff = 4.0, seed = 0, h0 = 0.01, beta = 0.1, sigma_final = 0.01, max_steps = 3000))]
+    #[allow(clippy::too_many_arguments)]
+    fn restore<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        task: &str,
+        r#box: Option<(usize, usize, usize, usize)>,
+        mask: Option<numpy::PyReadonlyArray2<'py, bool>>,
+        fraction: f64,
+        factor: usize,
+        cutoff: f64,
+        seed: u64,
+        h0: f64,
+        beta: f64,
+        sigma_final: f64,
+        max_steps: usize,
+    ) -> PyResult<Restored<'py>> {
+        use tweedie::sampling::ascent::{restore, Constraint};
+        use tweedie::sampling::operators::{
+            BlockAverage, LowPass, Mask, Measurement, RandomProjection,
+        };
+        let (x, layout) = images(x, self.image_channels(), "x")?;
+        let [n, c, h, w] = x.shape();
+        let shape = [c, h, w];
+        let op: Box<dyn Measurement + Send + Sync> = match (task, r#box, &mask) {
+            ("inpaint", Some((top, left, bh, bw)), None) => {
+                if top + bh > h || left + bw > w || bh == 0 || bw == 0 {
+                    return Err(input(format!(
+                        "box {:?} does not fit in {h}×{w} images",
+                        (top, left, bh, bw)
+                    )));
+                }
+                Box::new(Mask::box_hole(shape, top, left, bh, bw))
+            }
+            ("inpaint", None, Some(m)) => {
+                if m.shape() != [h, w] {
+                    return Err(input(format!(
+                        "mask: shape {:?}, images are {h}×{w}",
+                        m.shape()
+                    )));
+                }
+                let known = m.as_array();
+                let keep = (0..c * h * w)
+                    .map(|i| known[[(i % (h * w)) / w, i % w]])
+                    .collect();
+                Box::new(Mask::new(keep, "inpainting with a mask"))
+            }
+            ("inpaint", _, _) => return Err(input("inpaint: give exactly one of box or mask")),
+            ("random-pixels", _, _) => {
+                Box::new(Mask::random_pixels(shape, fraction, seed).map_err(input)?)
+            }
+            ("superres", _, _) => Box::new(BlockAverage::new(shape, factor).map_err(input)?),
+            ("cs", _, _) => {
+                Box::new(RandomProjection::new(c * h * w, fraction, seed).map_err(input)?)
+            }
+            ("deblur", _, _) => Box::new(LowPass::new(shape, cutoff).map_err(input)?),
+            (other, _, _) => {
+                return Err(input(format!(
+                    "task={other:?}: give inpaint, random-pixels, superres, cs or deblur"
+                )))
+            }
+        };
+        let params = AscentParams {
+            h0,
+            beta,
+            sigma_final,
+            max_steps,
+            batch: 16,
+            ..AscentParams::default()
+        };
+        params.validate().map_err(input)?;
+        let measurements: Vec<Vec<f32>> = (0..n).map(|i| op.measure(x.image(i))).collect();
+        let naive: Vec<f32> = measurements.iter().flat_map(|m| op.adjoint(m)).collect();
+        let out = py
+            .detach(|| {
+                let constraint = Constraint {
+                    op: op.as_ref(),
+                    measurements: &measurements,
+                };
+                restore(
+                    &self.learned,
+                    shape,
+                    constraint,
+                    &params,
+                    seed,
+                    &tweedie::progress::Silent,
+                )
+            })
+            .map_err(tweedie_err)?;
+        Ok((
+            array(py, out.images, layout)?,
+            array(py, Images::new(naive, [n, c, h, w]), layout)?,
+        ))
     }
 
     /// J·v at the image `y` for each v of `v` (image-shaped, or a batch [k, …] of them).

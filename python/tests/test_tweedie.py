@@ -224,3 +224,22 @@ def test_training_from_python_reports_checkpoints_on_interrupt_and_resumes(run, 
     assert np.array_equal(resumed.denoise(y), whole.denoise(y))
     with pytest.raises(tweedie.InputError, match="steps"):
         tweedie.train(tmp_path / "c", **{**common, "steps": "forever"})
+
+
+def test_restoration_keeps_the_measurements(run):
+    r = tweedie.Run(run / "run")
+    x = np.clip(images(2, seed=12), 0, 1)
+    restored, naive = r.restore(x, "inpaint", box=(3, 3, 5, 5), max_steps=60)
+    assert restored.shape == x.shape and naive.shape == x.shape
+    known = np.ones((12, 12), bool)
+    known[3:8, 3:8] = False
+    # the constraint holds exactly: known pixels are the measured ones
+    assert np.allclose(restored[:, 0][:, known], x[:, 0][:, known], atol=1e-5)
+    assert np.all(naive[:, 0][:, ~known] == 0)
+    same, _ = r.restore(x, "inpaint", mask=known, max_steps=60)
+    assert np.array_equal(same, restored)
+    r.restore(x, "superres", factor=2, max_steps=30)
+    with pytest.raises(tweedie.InputError, match="task"):
+        r.restore(x, "colorize")
+    with pytest.raises(tweedie.InputError, match="fit"):
+        r.restore(x, "inpaint", box=(10, 10, 5, 5))

@@ -51,6 +51,23 @@ class Run:
         batch: int = 64,
     ) -> F32:
         """[count, c, h, w] samples; the same seed gives ``tweedie sample``'s."""
+    def restore(
+        self,
+        x: F32,
+        task: str,
+        box: Optional[Tuple[int, int, int, int]] = None,
+        mask: Optional[npt.NDArray[np.bool_]] = None,
+        fraction: float = 0.5,
+        factor: int = 4,
+        cutoff: float = 4.0,
+        seed: int = 0,
+        h0: float = 0.01,
+        beta: float = 0.1,
+        sigma_final: float = 0.01,
+        max_steps: int = 3000,
+    ) -> Tuple[F32, F32]:
+        """(restorations, Mᵀc) of the clean images x measured by the task's operator:
+        "inpaint" (box or mask), "random-pixels", "superres", "cs", "deblur"."""
     def jvp(self, y: F32, v: F32) -> F32:
         """J·v at the image y for each v."""
     def vjp(self, y: F32, u: F32) -> F32:
