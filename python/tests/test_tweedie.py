@@ -87,6 +87,10 @@ def test_eigenvalues_equal_the_jacobian_commands(run, tmp_path):
         "--method", "lanczos", "--seed", seed, "--device", "cpu", "--out", tmp_path / "jac")
     record = json.loads((tmp_path / "jac" / "jacobian.json").read_text())
     want = record["results"][0]["eigenvalues"]
+    # the same record through the package: numbers as arrays
+    read = tweedie.read_record(tmp_path / "jac" / "jacobian.json")
+    assert isinstance(read["results"][0]["eigenvalues"], np.ndarray)
+    assert read["results"][0]["eigenvalues"].tolist() == want
     r = tweedie.Run(run / "run")
     y = tweedie.noisy(x, np.float32(sigma), seed)
     values, vectors = r.eigenpairs(y, k=4, seed=seed)

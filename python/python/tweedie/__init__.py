@@ -8,6 +8,8 @@ writes. Computations release the GIL; errors are ``TweedieError`` subclasses car
 library's one-line messages.
 """
 
+import numpy as _np
+
 from ._tweedie import (
     InputError,
     Run,
@@ -16,9 +18,31 @@ from ._tweedie import (
     __version__,
     empirical_optimal_denoise,
     noisy,
-    read_record,
     train,
 )
+from ._tweedie import read_record as _read_json
+
+
+def _arrays(value):
+    """Lists of numbers (and nested lists of them, rectangular) become numpy arrays."""
+    if isinstance(value, dict):
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_arrays(v) for v in value]
+        if items and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return _np.asarray(items, dtype=_np.float64)
+        if items and all(isinstance(v, _np.ndarray) for v in items) and len({v.shape for v in items}) == 1:
+            return _np.stack(items)
+        return items
+    return value
+
+
+def read_record(path):
+    """A JSON record tweedie wrote (``study.json``, ``optimality.json``, ``jacobian.json``,
+    ``eval.json``, ``config.json``, …) as dicts, lists and strings, with every list of numbers
+    as a float64 numpy array (rectangular nested lists as one array) a notebook can plot."""
+    return _arrays(_read_json(path))
+
 
 __all__ = [
     "Run",

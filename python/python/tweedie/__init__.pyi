@@ -107,4 +107,4 @@ def train(
     Ctrl-C checkpoints the run and raises KeyboardInterrupt; resume=True continues it."""
 
 def read_record(path: Union[str, PathLike[str]]) -> Any:
-    """A JSON record tweedie wrote, as dicts and lists."""
+    """A JSON record tweedie wrote, as dicts and lists, lists of numbers as numpy arrays."""
