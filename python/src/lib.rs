@@ -587,6 +587,42 @@ fn empirical_optimal_denoise<'py>(
     array(py, x, layout)
 }
 
+/// The Wiener filter (the exact MMSE denoiser) of the Gaussian-field family that generated
+/// `family` (an .npy written by `tweedie data synth gaussian`, with its .json beside it) at
+/// noise level `sigma`, for the images `y`.
+#[pyfunction]
+fn wiener_denoise<'py>(
+    py: Python<'py>,
+    family: PathBuf,
+    y: &Bound<'py, PyAny>,
+    sigma: f32,
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    use tweedie::data::synthetic::Family;
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return Err(input(format!(
+            "sigma = {sigma}: give a positive noise level"
+        )));
+    }
+    let Some(Family::Gaussian(field)) = Family::of_npy(&family) else {
+        return Err(input(format!(
+            "{}: not a Gaussian-field family's .npy with its .json (tweedie data synth gaussian)",
+            family.display()
+        )));
+    };
+    let (y, layout) = images(y, 1, "y")?;
+    let [_, _, h, w] = y.shape();
+    if !field.exact_optimum_within_reach(h, w) {
+        return Err(input(format!(
+            "y: {h}×{w} open-edged fields; the exact Wiener filter is computed up to {m}×{m}",
+            m = tweedie::data::synthetic::GaussianField::MAX_OPEN_SIDE
+        )));
+    }
+    let x = py
+        .detach(|| tweedie::denoise::Wiener::new(field).denoise(&y, Some(sigma)))
+        .map_err(tweedie_err)?;
+    array(py, x, layout)
+}
+
 /// `x` with Gaussian noise of level `sigma` drawn as tweedie's commands draw it at (seed, σ)
 /// (`tweedie jacobian`, `tweedie eval`): the same seed gives the same noisy images.
 #[pyfunction]
@@ -780,6 +816,7 @@ fn _tweedie(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_record, m)?)?;
     m.add_function(wrap_pyfunction!(noisy, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(wiener_denoise, m)?)?;
     m.add("TweedieError", m.py().get_type::<TweedieError>())?;
     m.add("InputError", m.py().get_type::<InputError>())?;
     m.add("RunError", m.py().get_type::<RunError>())?;

@@ -247,3 +247,13 @@ def test_restoration_keeps_the_measurements(run):
         r.restore(x, "colorize")
     with pytest.raises(tweedie.InputError, match="fit"):
         r.restore(x, "inpaint", box=(10, 10, 5, 5))
+
+
+def test_the_wiener_filter_beats_the_noisy_input(tmp_path):
+    cli("data", "synth", "gaussian", "--size", 12, "--count", 8, "--out", tmp_path / "g")
+    x = np.load(tmp_path / "g.npy").astype(np.float32)
+    y = tweedie.noisy(x, 0.2, 0)
+    x_hat = tweedie.wiener_denoise(tmp_path / "g.npy", y, 0.2)
+    assert np.mean((x_hat - x) ** 2) < 0.5 * np.mean((y - x) ** 2)
+    with pytest.raises(tweedie.InputError, match="Gaussian"):
+        tweedie.wiener_denoise(tmp_path / "absent.npy", y, 0.2)

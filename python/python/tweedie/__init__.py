@@ -19,6 +19,7 @@ from ._tweedie import (
     empirical_optimal_denoise,
     noisy,
     train,
+    wiener_denoise,
 )
 from ._tweedie import read_record as _read_json
 
@@ -53,5 +54,6 @@ __all__ = [
     "noisy",
     "read_record",
     "train",
+    "wiener_denoise",
     "__version__",
 ]

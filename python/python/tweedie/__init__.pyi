@@ -84,6 +84,9 @@ class Run:
 def empirical_optimal_denoise(train: F32, y: F32, sigma: float) -> F32:
     """The posterior mean over the training images at noise level sigma (exact)."""
 
+def wiener_denoise(family: Union[str, PathLike[str]], y: F32, sigma: float) -> F32:
+    """The exact Wiener filter of a Gaussian-field family (its .npy with the .json beside it)."""
+
 def noisy(x: F32, sigma: float, seed: int) -> F32:
     """x plus noise of level sigma drawn as tweedie's commands draw it at (seed, sigma)."""
 
