@@ -308,7 +308,7 @@ impl Run {
     /// random projections), "deblur" (`cutoff` cycles per image). `seed`: random operators and
     /// the ascent's noise.
     #[pyo3(signature = (x, task, r#box = None, mask = None, fraction = 0.5, factor = 4,
-        cutoff = 4.0, seed = 0, h0 = 0.01, beta = 0.1, sigma_final = 0.01, max_steps = 3000))]
+        cutoff = 4.0, seed = 0, h0 = 0.01, beta = 0.01, sigma_final = 0.01, max_steps = 3000))]
     #[allow(clippy::too_many_arguments)]
     fn restore<'py>(
         &self,
@@ -377,7 +377,7 @@ impl Run {
             sigma_final,
             max_steps,
             batch: 16,
-            ..AscentParams::default()
+            ..AscentParams::for_restoration()
         };
         params.validate().map_err(input)?;
         let measurements: Vec<Vec<f32>> = (0..n).map(|i| op.measure(x.image(i))).collect();

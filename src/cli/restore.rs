@@ -109,7 +109,7 @@ pub fn run(a: RestoreArgs) -> Result<()> {
     let measurements: Vec<Vec<f32>> = clean.iter().map(|x| op.measure(x.image(0))).collect();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     eprintln!("{} on {} image(s)", op.describe(), inputs.len());
-    let params = a.ascent.params(16);
+    let params = a.ascent.restoration_params(16);
     let out = restore(
         &denoiser,
         shape,

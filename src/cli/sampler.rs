@@ -20,9 +20,10 @@ pub struct AscentArgs {
     /// Initial step size h₀.
     #[arg(long, default_value_t = 0.01)]
     pub h0: f64,
-    /// Fraction β of the noise removed per step (smaller: more stochastic, more steps).
-    #[arg(long, default_value_t = 0.1)]
-    pub beta: f64,
+    /// Fraction β of the noise removed per step (smaller: more stochastic, more steps)
+    /// [default: 0.1 for sampling, 0.01 for restoration].
+    #[arg(long)]
+    pub beta: Option<f64>,
     /// Initial noise level σ₀.
     #[arg(long, default_value_t = 1.0)]
     pub sigma0: f64,
@@ -38,16 +39,26 @@ pub struct AscentArgs {
 }
 
 impl AscentArgs {
+    /// The parameters for sampling.
     pub fn params(&self, batch: usize) -> AscentParams {
+        self.params_from(AscentParams::default(), batch)
+    }
+
+    /// The parameters for restoration ([`AscentParams::for_restoration`] unless given).
+    pub fn restoration_params(&self, batch: usize) -> AscentParams {
+        self.params_from(AscentParams::for_restoration(), batch)
+    }
+
+    fn params_from(&self, defaults: AscentParams, batch: usize) -> AscentParams {
         AscentParams {
             h0: self.h0,
-            beta: self.beta,
+            beta: self.beta.unwrap_or(defaults.beta),
             sigma0: self.sigma0,
             sigma_final: self.sigma_final,
             max_steps: self.max_steps,
             snapshot_every: self.snapshot_every,
             batch,
-            ..AscentParams::default()
+            ..defaults
         }
     }
 }

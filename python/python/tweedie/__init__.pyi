@@ -62,7 +62,7 @@ class Run:
         cutoff: float = 4.0,
         seed: int = 0,
         h0: float = 0.01,
-        beta: float = 0.1,
+        beta: float = 0.01,
         sigma_final: float = 0.01,
         max_steps: int = 3000,
     ) -> Tuple[F32, F32]:
