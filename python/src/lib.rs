@@ -623,6 +623,30 @@ fn wiener_denoise<'py>(
     array(py, x, layout)
 }
 
+/// The noise level of each image of `y` from the image alone (the median absolute finest
+/// diagonal Haar coefficient over 0.6745): a float64 array, one σ per image (NaN for images
+/// smaller than 2×2).
+#[pyfunction]
+fn estimate_noise<'py>(
+    py: Python<'py>,
+    y: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let channels = y
+        .cast::<PyArrayDyn<f32>>()
+        .map(|a| match a.shape() {
+            [_, c, _, _] => *c,
+            [_, _, c] if *c == 3 => 3,
+            _ => 1,
+        })
+        .unwrap_or(1);
+    let (y, _) = images(y, channels, "y")?;
+    let sigmas = tweedie::analysis::noise::estimate_sigma(&y)
+        .into_iter()
+        .map(|s| s.map_or(f64::NAN, f64::from))
+        .collect();
+    Ok(PyArray1::from_vec(py, sigmas))
+}
+
 /// `x` with Gaussian noise of level `sigma` drawn as tweedie's commands draw it at (seed, σ)
 /// (`tweedie jacobian`, `tweedie eval`): the same seed gives the same noisy images.
 #[pyfunction]
@@ -817,6 +841,7 @@ fn _tweedie(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(noisy, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(wiener_denoise, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate_noise, m)?)?;
     m.add("TweedieError", m.py().get_type::<TweedieError>())?;
     m.add("InputError", m.py().get_type::<InputError>())?;
     m.add("RunError", m.py().get_type::<RunError>())?;

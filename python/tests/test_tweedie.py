@@ -257,3 +257,10 @@ def test_the_wiener_filter_beats_the_noisy_input(tmp_path):
     assert np.mean((x_hat - x) ** 2) < 0.5 * np.mean((y - x) ** 2)
     with pytest.raises(tweedie.InputError, match="Gaussian"):
         tweedie.wiener_denoise(tmp_path / "absent.npy", y, 0.2)
+
+
+def test_the_noise_level_is_estimated_from_the_images():
+    y = tweedie.noisy(np.zeros((3, 1, 64, 64), np.float32), 0.1, 0)
+    est = tweedie.estimate_noise(y)
+    assert est.shape == (3,) and np.all(np.abs(est / 0.1 - 1) < 0.06)
+    assert np.isnan(tweedie.estimate_noise(np.zeros((1, 1, 1, 4), np.float32))[0])

@@ -87,6 +87,9 @@ def empirical_optimal_denoise(train: F32, y: F32, sigma: float) -> F32:
 def wiener_denoise(family: Union[str, PathLike[str]], y: F32, sigma: float) -> F32:
     """The exact Wiener filter of a Gaussian-field family (its .npy with the .json beside it)."""
 
+def estimate_noise(y: F32) -> npt.NDArray[np.float64]:
+    """One σ per image, from the image alone (median absolute finest diagonal Haar coefficient / 0.6745)."""
+
 def noisy(x: F32, sigma: float, seed: int) -> F32:
     """x plus noise of level sigma drawn as tweedie's commands draw it at (seed, sigma)."""
 
