@@ -111,6 +111,20 @@ fn images(arr: &Bound<'_, PyAny>, channels: usize, what: &str) -> PyResult<(Imag
     Ok((Images::new(data, nchw), layout))
 }
 
+/// [`images`] where no network fixes the channels: `[n, c, h, w]` says them, `[h, w, 3]` is
+/// one colour image, any other 2-D or 3-D array is gray.
+fn images_of_any_network(arr: &Bound<'_, PyAny>, what: &str) -> PyResult<(Images, Layout)> {
+    let channels = arr
+        .cast::<PyArrayDyn<f32>>()
+        .map(|a| match a.shape() {
+            [_, c, _, _] => *c,
+            [_, _, 3] => 3,
+            _ => 1,
+        })
+        .unwrap_or(1);
+    images(arr, channels, what)
+}
+
 /// tweedie's images back as an array of `layout`.
 fn array<'py>(py: Python<'py>, x: Images, layout: Layout) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     let [n, c, h, w] = x.shape();
@@ -565,15 +579,8 @@ fn empirical_optimal_denoise<'py>(
             "sigma = {sigma}: give a positive noise level"
         )));
     }
-    let channels = train
-        .cast::<PyArrayDyn<f32>>()
-        .map(|a| match a.shape() {
-            [_, c, _, _] => *c,
-            _ => 1,
-        })
-        .unwrap_or(1);
-    let (train, _) = images(train, channels, "train")?;
-    let (y, layout) = images(y, channels, "y")?;
+    let (train, _) = images_of_any_network(train, "train")?;
+    let (y, layout) = images(y, train.shape()[1], "y")?;
     if y.image_shape() != train.image_shape() {
         return Err(input(format!(
             "y: images of shape {:?}, the training images are {:?}",
@@ -631,15 +638,7 @@ fn estimate_noise<'py>(
     py: Python<'py>,
     y: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let channels = y
-        .cast::<PyArrayDyn<f32>>()
-        .map(|a| match a.shape() {
-            [_, c, _, _] => *c,
-            [_, _, c] if *c == 3 => 3,
-            _ => 1,
-        })
-        .unwrap_or(1);
-    let (y, _) = images(y, channels, "y")?;
+    let (y, _) = images_of_any_network(y, "y")?;
     let sigmas = tweedie::analysis::noise::estimate_sigma(&y)
         .into_iter()
         .map(|s| s.map_or(f64::NAN, f64::from))
@@ -659,15 +658,7 @@ fn noisy<'py>(
     if !(sigma.is_finite() && sigma >= 0.0) {
         return Err(input(format!("sigma = {sigma}: give a noise level ≥ 0")));
     }
-    let channels = x
-        .cast::<PyArrayDyn<f32>>()
-        .map(|a| match a.shape() {
-            [_, c, _, _] => *c,
-            [_, _, c] if *c == 3 => 3,
-            _ => 1,
-        })
-        .unwrap_or(1);
-    let (x, layout) = images(x, channels, "x")?;
+    let (x, layout) = images_of_any_network(x, "x")?;
     let y = tweedie::analysis::metrics::noisy(&x, sigma, seed);
     array(py, y, layout)
 }
@@ -747,39 +738,23 @@ fn train(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Run> {
     use tweedie::nn::{Arch, NetConfig};
-    use tweedie::train::{DataConfig, Session, StopRule, TrainConfig};
-    let arch = match arch {
-        "bf-unet" => Arch::BfUnet,
-        "bf-cnn" => Arch::BfCnn,
-        "bf-unet-2020" => Arch::BfUnet2020,
-        other => {
-            return Err(input(format!(
-                "arch={other:?}: give \"bf-unet\", \"bf-cnn\" or \"bf-unet-2020\""
-            )))
-        }
-    };
-    // steps: an int, "auto" or "auto:CAP" (the CLI's default cap, 20 000)
-    let (steps, auto) = match steps {
-        None => (2000, false),
+    use tweedie::train::{DataConfig, Session, Steps, StopRule, TrainConfig};
+    // the architecture by its serialized name, as config.json and the CLI spell it
+    let arch: Arch = serde_json::from_value(serde_json::Value::from(arch)).map_err(|_| {
+        input(format!(
+            "arch={arch:?}: give \"bf-unet\", \"bf-cnn\" or \"bf-unet-2020\""
+        ))
+    })?;
+    let steps = match steps {
+        None => Steps::Fixed(2000),
         Some(s) => match s.extract::<u64>() {
-            Ok(n) => (n, false),
-            Err(_) => {
-                let t: String = s
-                    .extract()
-                    .map_err(|_| input("steps: give a number, \"auto\" or \"auto:CAP\""))?;
-                match t.as_str() {
-                    "auto" => (20_000, true),
-                    t => match t.strip_prefix("auto:").and_then(|c| c.parse().ok()) {
-                        Some(cap) => (cap, true),
-                        None => {
-                            return Err(input(format!(
-                                "steps={t:?}: give a number, \"auto\" or \"auto:CAP\""
-                            )))
-                        }
-                    },
-                }
-            }
-        },
+            Ok(n) => Steps::parse(&n.to_string()),
+            Err(_) => s
+                .extract::<String>()
+                .map_err(|_| "steps: give a number, \"auto\" or \"auto:CAP\"".to_string())
+                .and_then(|t| Steps::parse(&t)),
+        }
+        .map_err(|e| input(format!("steps: {e}")))?,
     };
     let mut data = DataConfig::new(data);
     data.gray = gray;
@@ -793,9 +768,16 @@ fn train(
         blocks,
         layers,
     };
-    let mut cfg = TrainConfig::new(data, net, steps, batch, seed, tweedie::DeviceSpec::Cpu);
-    if auto {
-        cfg = cfg.until_converged(StopRule::default(), steps);
+    let mut cfg = TrainConfig::new(
+        data,
+        net,
+        steps.cap(),
+        batch,
+        seed,
+        tweedie::DeviceSpec::Cpu,
+    );
+    if let Steps::Auto(cap) = steps {
+        cfg = cfg.until_converged(StopRule::default(), cap);
     }
     let run = RunDir::new(&out);
     let watch = tweedie::interrupt::Watch::start();

@@ -322,6 +322,47 @@ pub fn log_spaced_steps(count: usize) -> Vec<u64> {
     (0..count as u32).map(|i| 125u64 << i).collect()
 }
 
+/// How long to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steps {
+    /// Exactly this many steps.
+    Fixed(u64),
+    /// Until converged ([`crate::train::stopping`]), at most this many steps.
+    Auto(u64),
+}
+
+/// The cap of `auto` training.
+pub const AUTO_CAP: u64 = 20_000;
+
+impl Steps {
+    /// The number of steps: the fixed count, or the cap.
+    pub fn cap(self) -> u64 {
+        match self {
+            Steps::Fixed(n) | Steps::Auto(n) => n,
+        }
+    }
+
+    /// `N`, `auto` (cap [`AUTO_CAP`]) or `auto:CAP`, as the command line and the Python package
+    /// spell it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let positive = |t: &str| {
+            match t.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{s:?} is not a step count: give a number ≥ 1, `auto` or `auto:CAP` (e.g. auto:8000)"
+            )),
+        }
+        };
+        match s.trim() {
+            "auto" => Ok(Steps::Auto(AUTO_CAP)),
+            t => match t.strip_prefix("auto:") {
+                Some(cap) => positive(cap).map(Steps::Auto),
+                None => positive(t).map(Steps::Fixed),
+            },
+        }
+    }
+}
+
 impl TrainConfig {
     /// A configuration with the default recipe (docs/training.md): Adam at 10⁻³ on a
     /// cosine plan with steps/50 warm-up, σ ∈ [0, 1] drawn half uniformly, half log-uniformly,

@@ -7,44 +7,11 @@ use anyhow::{bail, Context, Result};
 use tweedie::data::SplitSpec;
 use tweedie::nn::NetConfig;
 use tweedie::train::record::{RunDir, RunRecord};
-use tweedie::train::{DataConfig, StopRule, TrainConfig, TrainingData};
+use tweedie::train::{DataConfig, Steps, StopRule, TrainConfig, TrainingData};
 
-/// How long to train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Steps {
-    /// Exactly this many steps.
-    Fixed(u64),
-    /// Until converged ([`tweedie::train::stopping`]), at most this many steps.
-    Auto(u64),
-}
-
-impl Steps {
-    /// The number of steps: the fixed count, or the cap.
-    pub fn cap(self) -> u64 {
-        match self {
-            Steps::Fixed(n) | Steps::Auto(n) => n,
-        }
-    }
-}
-
-/// The cap of `--steps auto`.
-pub const AUTO_CAP: u64 = 20_000;
-
-/// Parses `--steps`: `N`, `auto` or `auto:CAP`.
+/// Parses `--steps`: `N`, `auto` or `auto:CAP` ([`Steps::parse`]).
 pub fn steps_arg(s: &str) -> std::result::Result<Steps, String> {
-    let positive = |t: &str| match t.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a step count: give a number ≥ 1, `auto` or `auto:CAP` (e.g. auto:8000)"
-        )),
-    };
-    match s.trim() {
-        "auto" => Ok(Steps::Auto(AUTO_CAP)),
-        t => match t.strip_prefix("auto:") {
-            Some(cap) => positive(cap).map(Steps::Auto),
-            None => positive(t).map(Steps::Fixed),
-        },
-    }
+    Steps::parse(s)
 }
 
 impl TrainArgs {

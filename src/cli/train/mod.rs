@@ -3,7 +3,8 @@
 
 mod config;
 
-pub use config::{steps_arg, Steps, AUTO_CAP};
+pub use config::steps_arg;
+pub use tweedie::train::{Steps, AUTO_CAP};
 
 use super::progress::Terminal;
 use super::recipe::RecipeArgs;

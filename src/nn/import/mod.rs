@@ -187,18 +187,18 @@ fn mismatch(sd: &StateDict, reason: String) -> ImportError {
 
 /// The error for keys an architecture needs and the file lacks, listing what the file has.
 fn missing(sd: &StateDict, names: &[String]) -> ImportError {
-    let have: Vec<String> = sd
-        .shapes()
-        .into_iter()
+    let shapes = sd.shapes();
+    let have: Vec<String> = shapes
+        .iter()
         .take(12)
         .map(|(k, s)| format!("{k} {s:?}"))
         .collect();
     let mut reason = format!(
         "missing {} (the file has {} tensors: {}{})",
         names.join(", "),
-        sd.shapes().len(),
+        shapes.len(),
         have.join(", "),
-        if sd.shapes().len() > 12 { ", …" } else { "" }
+        if shapes.len() > 12 { ", …" } else { "" }
     );
     if !sd.foreign().is_empty() {
         reason += &format!(
