@@ -33,7 +33,7 @@ mod tests {
     use super::*;
     use crate::nn::checkpoint;
     use crate::rng::{stream, Purpose};
-    use crate::train::record::RunDir;
+    use crate::train::record::{RunDir, RunState};
     use burn::optim::AdamConfig;
 
     fn plan(schedule: LrSchedule, steps: u64) -> TrainConfig {
@@ -298,6 +298,44 @@ mod tests {
             std::fs::read(run.model()).unwrap(),
             std::fs::read(whole.model()).unwrap()
         );
+    }
+
+    /// `model.safetensors` marks a finished run, so it is the last file written: a run that
+    /// stops at any write (a full disk here; a kill alike) never looks finished without its
+    /// stopping record, and resuming it ends where a run never stopped ends, byte for byte.
+    #[test]
+    fn a_run_stopped_at_any_write_resumes_to_the_same_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = tiny_disks(dir.path());
+        let mut json = old_config_json();
+        json["data"]["source"] = path.display().to_string().into();
+        json["data"]["split"]["train_size"] = serde_json::Value::Null;
+        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let silent = &crate::progress::Silent;
+
+        let whole = RunDir::new(dir.path().join("whole"));
+        train(&cfg, &whole, Session::default(), silent).unwrap();
+        for writes in 0.. {
+            let cut = RunDir::new(dir.path().join(format!("cut{writes}")));
+            crate::io::full_disk::fill_after(Some(writes));
+            let failed = train(&cfg, &cut, Session::default(), silent).is_err();
+            crate::io::full_disk::fill_after(None);
+            if !failed {
+                break;
+            }
+            if cut.model().exists() {
+                assert!(cut.stopped().exists(), "finished without stopped.json");
+            }
+            assert_ne!(cut.state(&cfg), RunState::Finished, "after {writes} writes");
+            ensure_trained(&cfg, &cut, silent).unwrap();
+            for file in [RunDir::model, RunDir::stopped] {
+                assert_eq!(
+                    std::fs::read(file(&cut)).unwrap(),
+                    std::fs::read(file(&whole)).unwrap(),
+                    "after {writes} writes"
+                );
+            }
+        }
     }
 
     /// 40 disks of 8×8 in `dir/disks.npy`.

@@ -623,11 +623,14 @@ pub fn train_on(
         cap: cfg.steps,
     });
     if let Some(stopped) = &stopped {
-        checkpoint::save_weights(&net.valid(), &cfg.net, &run.model())?;
+        // `model.safetensors` marks a run finished (`RunDir::state`), so it is written last: a
+        // process killed before it leaves a run that resumes, never one that looks finished
+        // without its averaged weights or its stopping record
         if let Some(average) = &ema {
             checkpoint::save_weights(average, &cfg.net, &run.model_ema())?;
         }
         crate::io::write_json(&run.stopped(), stopped).map_err(io(run.stopped()))?;
+        checkpoint::save_weights(&net.valid(), &cfg.net, &run.model())?;
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     Ok(TrainReport {
