@@ -11,11 +11,12 @@ use tweedie::analysis::jacobian::{full, symmetric_product, vjp_flat};
 use tweedie::analysis::lanczos::{hutchinson, lanczos};
 use tweedie::data::Images;
 use tweedie::denoise::{Denoiser, EmpiricalOptimal, JacobianAt, Learned, Linearize};
+use tweedie::nn::{Arch, NetConfig};
 use tweedie::sampling::ascent::AscentParams;
 use tweedie::sampling::euler::EulerParams;
 use tweedie::sampling::Sampler;
 use tweedie::train::record::{Origin, RunDir};
-use tweedie::train::Weights;
+use tweedie::train::{DataConfig, Session, Steps, StopRule, TrainConfig, Weights};
 
 /// The allocator of the `tweedie` binary: burn frees and reallocates large tensors on every
 /// pass, and with the system allocator a denoise of 64 small images took 1.5–1.7× as long from
@@ -278,26 +279,17 @@ impl Run {
         if count == 0 || shape[1] == 0 || shape[2] == 0 {
             return Err(input("count and size must be at least 1"));
         }
-        let sampler = match sampler {
-            "ascent" => Sampler::Ascent(AscentParams {
+        let sampler = sampler_of(
+            sampler,
+            SamplerSettings {
+                steps,
                 h0,
                 beta,
                 sigma_final,
                 max_steps,
                 batch,
-                ..AscentParams::default()
-            }),
-            "euler" => Sampler::Euler(EulerParams {
-                steps,
-                batch,
-                ..EulerParams::default()
-            }),
-            other => {
-                return Err(input(format!(
-                    "sampler={other:?}: give \"ascent\" or \"euler\""
-                )))
-            }
-        };
+            },
+        )?;
         sampler.validate().map_err(input)?;
         let out = py
             .detach(|| {
@@ -737,48 +729,21 @@ fn train(
     resume: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Run> {
-    use tweedie::nn::{Arch, NetConfig};
-    use tweedie::train::{DataConfig, Session, Steps, StopRule, TrainConfig};
-    // the architecture by its serialized name, as config.json and the CLI spell it
-    let arch: Arch = serde_json::from_value(serde_json::Value::from(arch)).map_err(|_| {
-        input(format!(
-            "arch={arch:?}: give \"bf-unet\", \"bf-cnn\" or \"bf-unet-2020\""
-        ))
-    })?;
-    let steps = match steps {
-        None => Steps::Fixed(2000),
-        Some(s) => match s.extract::<u64>() {
-            Ok(n) => Steps::parse(&n.to_string()),
-            Err(_) => s
-                .extract::<String>()
-                .map_err(|_| "steps: give a number, \"auto\" or \"auto:CAP\"".to_string())
-                .and_then(|t| Steps::parse(&t)),
-        }
-        .map_err(|e| input(format!("steps: {e}")))?,
-    };
-    let mut data = DataConfig::new(data);
-    data.gray = gray;
-    data.size = size;
-    data.split.train_size = train_size;
-    let image_channels = if gray { 1 } else { 0 };
-    let net = NetConfig {
+    let recipe = Recipe {
         arch,
-        image_channels,
         channels,
         blocks,
         layers,
-    };
-    let mut cfg = TrainConfig::new(
-        data,
-        net,
-        steps.cap(),
         batch,
         seed,
-        tweedie::DeviceSpec::Cpu,
-    );
-    if let Steps::Auto(cap) = steps {
-        cfg = cfg.until_converged(StopRule::default(), cap);
-    }
+    };
+    let data = Data {
+        source: data,
+        gray,
+        size,
+        train_size,
+    };
+    let cfg = train_config(&recipe, &data, steps, Steps::Fixed(2000))?;
     let run = RunDir::new(&out);
     let watch = tweedie::interrupt::Watch::start();
     let reporter = PyProgress {
@@ -789,8 +754,6 @@ fn train(
     };
     let result = py.detach(|| -> Result<(), String> {
         let resolved = cfg.data.resolve().map_err(|e| e.to_string())?;
-        // the network takes the data's channels
-        cfg.net.image_channels = resolved.train.shape()[1];
         tweedie::train::train_on(&cfg, resolved, &run, Session::resuming(resume), &reporter)
             .map(drop)
             .map_err(|e| e.to_string())
@@ -801,6 +764,253 @@ fn train(
     result.map_err(tweedie_err)?;
     drop(watch);
     Run::new(py, out, "ema")
+}
+
+/// The sampler settings `Run.sample` and `generalization` take.
+struct SamplerSettings {
+    steps: usize,
+    h0: f64,
+    beta: f64,
+    sigma_final: f64,
+    max_steps: usize,
+    batch: usize,
+}
+
+/// The sampler named `kind` ("ascent" or "euler") with `settings`, checked.
+fn sampler_of(kind: &str, settings: SamplerSettings) -> PyResult<Sampler> {
+    let SamplerSettings {
+        steps,
+        h0,
+        beta,
+        sigma_final,
+        max_steps,
+        batch,
+    } = settings;
+    let sampler = match kind {
+        "ascent" => Sampler::Ascent(AscentParams {
+            h0,
+            beta,
+            sigma_final,
+            max_steps,
+            batch,
+            ..AscentParams::default()
+        }),
+        "euler" => Sampler::Euler(EulerParams {
+            steps,
+            batch,
+            ..EulerParams::default()
+        }),
+        other => {
+            return Err(input(format!(
+                "sampler={other:?}: give \"ascent\" or \"euler\""
+            )))
+        }
+    };
+    sampler.validate().map_err(input)?;
+    Ok(sampler)
+}
+
+/// The network and optimizer settings `train` and `generalization` share.
+struct Recipe<'a> {
+    arch: &'a str,
+    channels: usize,
+    blocks: usize,
+    layers: usize,
+    batch: usize,
+    seed: u64,
+}
+
+/// The data settings `train` and `generalization` share.
+struct Data {
+    source: String,
+    gray: bool,
+    size: Option<usize>,
+    train_size: Option<usize>,
+}
+
+/// `steps` as Python gives it: a number, "auto" or "auto:CAP" (`default` when None).
+fn steps_arg(steps: Option<&Bound<'_, PyAny>>, default: Steps) -> PyResult<Steps> {
+    let Some(s) = steps else {
+        return Ok(default);
+    };
+    match s.extract::<u64>() {
+        Ok(n) => Steps::parse(&n.to_string()),
+        Err(_) => s
+            .extract::<String>()
+            .map_err(|_| "steps: give a number, \"auto\" or \"auto:CAP\"".to_string())
+            .and_then(|t| Steps::parse(&t)),
+    }
+    .map_err(|e| input(format!("steps: {e}")))
+}
+
+/// The training configuration of `recipe` on `data`, as `tweedie train` builds it from its
+/// flags (the library's recipe; `steps` "auto" trains to convergence), with the network's
+/// channels following the data's (read here: a source that does not load is an InputError).
+fn train_config(
+    recipe: &Recipe<'_>,
+    data: &Data,
+    steps: Option<&Bound<'_, PyAny>>,
+    default_steps: Steps,
+) -> PyResult<TrainConfig> {
+    // the architecture by its serialized name, as config.json and the CLI spell it
+    let arch: Arch =
+        serde_json::from_value(serde_json::Value::from(recipe.arch)).map_err(|_| {
+            input(format!(
+                "arch={:?}: give \"bf-unet\", \"bf-cnn\" or \"bf-unet-2020\"",
+                recipe.arch
+            ))
+        })?;
+    let steps = steps_arg(steps, default_steps)?;
+    let mut source = DataConfig::new(data.source.clone());
+    source.gray = data.gray;
+    source.size = data.size;
+    source.split.train_size = data.train_size;
+    let net = NetConfig {
+        arch,
+        image_channels: 1,
+        channels: recipe.channels,
+        blocks: recipe.blocks,
+        layers: recipe.layers,
+    };
+    let mut cfg = TrainConfig::new(
+        source,
+        net,
+        steps.cap(),
+        recipe.batch,
+        recipe.seed,
+        tweedie::DeviceSpec::Cpu,
+    );
+    if let Steps::Auto(cap) = steps {
+        cfg = cfg.until_converged(StopRule::default(), cap);
+    }
+    let resolved = cfg.data.resolve().map_err(input)?;
+    cfg.net.image_channels = resolved.train.shape()[1];
+    Ok(cfg)
+}
+
+/// Runs the generalization study in `out` as `tweedie generalization` does (the study's
+/// defaults; `steps` "auto" by default: every network trained to convergence; the sampler's
+/// settings as in `Run.sample`, `euler_steps` its `steps`) and returns
+/// `study.json` as Python objects; the report page is written beside it. `resume=True`
+/// continues the study in `out` with its own settings. Ctrl-C stops the training at a
+/// checkpoint and raises KeyboardInterrupt; the study then continues with `resume=True`.
+#[pyfunction]
+#[pyo3(signature = (out, data = None, sizes = vec![1, 10, 100, 1000], pairs = 3, samples = 64,
+    steps = None, snapshots = 8, channels = 16, blocks = 2, batch = 32, seed = 0, gray = false,
+    size = None, eval_count = 256, sampler = "ascent", euler_steps = 100, h0 = 0.01, beta = 0.1,
+    sigma_final = 0.01, max_steps = 3000, jobs = None, resume = false, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn generalization<'py>(
+    py: Python<'py>,
+    out: PathBuf,
+    data: Option<String>,
+    sizes: Vec<usize>,
+    pairs: usize,
+    samples: usize,
+    steps: Option<&Bound<'py, PyAny>>,
+    snapshots: usize,
+    channels: usize,
+    blocks: usize,
+    batch: usize,
+    seed: u64,
+    gray: bool,
+    size: Option<usize>,
+    eval_count: usize,
+    sampler: &str,
+    euler_steps: usize,
+    h0: f64,
+    beta: f64,
+    sigma_final: f64,
+    max_steps: usize,
+    jobs: Option<usize>,
+    resume: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use tweedie::experiments::dir::{Context, Run as _};
+    use tweedie::experiments::generalization::{Config, Generalization, StudyDir};
+    let dir = StudyDir::new(&out);
+    let cfg = if resume {
+        dir.resume().map_err(input)?
+    } else {
+        let Some(source) = data else {
+            return Err(input(
+                "data: required to start a study (resume=True continues the one in out)",
+            ));
+        };
+        let recipe = Recipe {
+            arch: "bf-unet",
+            channels,
+            blocks,
+            layers: 20,
+            batch,
+            seed,
+        };
+        let data = Data {
+            source,
+            gray,
+            size,
+            train_size: None,
+        };
+        let train = train_config(&recipe, &data, steps, Steps::Auto(tweedie::train::AUTO_CAP))?;
+        let mut cfg = Config::new(train, sizes);
+        cfg.pairs = pairs;
+        cfg.samples = samples;
+        cfg.eval_count = eval_count;
+        cfg.set_snapshots(snapshots);
+        cfg.sampler = sampler_of(
+            sampler,
+            SamplerSettings {
+                steps: euler_steps,
+                h0,
+                beta,
+                sigma_final,
+                max_steps,
+                batch: 64,
+            },
+        )?;
+        dir.start(cfg).map_err(input)?
+    };
+    cfg.validate().map_err(|e| input(one_line_chain(&e)))?;
+    dir.write_config(&cfg).map_err(tweedie_err)?;
+    let watch = tweedie::interrupt::Watch::start();
+    let reporter = PyProgress {
+        callback: progress,
+        watch: &watch,
+        total: std::sync::atomic::AtomicU64::new(0),
+        raised: std::sync::Mutex::new(None),
+    };
+    let result = py.detach(|| -> Result<String, String> {
+        let ctx = Context {
+            device: tweedie::DeviceSpec::Cpu
+                .device()
+                .map_err(|e| e.to_string())?,
+            progress: &reporter,
+            jobs,
+        };
+        let record = Generalization::run(&cfg, &dir, &ctx).map_err(|e| one_line_chain(&e))?;
+        tweedie::report::study::write(&dir, &record).map_err(|e| e.to_string())?;
+        serde_json::to_string(&record).map_err(|e| e.to_string())
+    });
+    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
+        return Err(e);
+    }
+    let text = result.map_err(tweedie_err)?;
+    drop(watch);
+    json_to_py(py, &text)
+}
+
+/// An error and its causes on one line ("invalid study setting: pairs 0: must be …").
+fn one_line_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// A JSON record tweedie wrote (`study.json`, `optimality.json`, `jacobian.json`,
@@ -822,6 +1032,7 @@ fn _tweedie(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_record, m)?)?;
     m.add_function(wrap_pyfunction!(noisy, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(generalization, m)?)?;
     m.add_function(wrap_pyfunction!(wiener_denoise, m)?)?;
     m.add_function(wrap_pyfunction!(estimate_noise, m)?)?;
     m.add("TweedieError", m.py().get_type::<TweedieError>())?;

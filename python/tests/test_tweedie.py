@@ -264,3 +264,31 @@ def test_the_noise_level_is_estimated_from_the_images():
     est = tweedie.estimate_noise(y)
     assert est.shape == (3,) and np.all(np.abs(est / 0.1 - 1) < 0.06)
     assert np.isnan(tweedie.estimate_noise(np.zeros((1, 1, 1, 4), np.float32))[0])
+
+
+def test_a_study_from_python_records_what_the_cli_records(run, tmp_path):
+    """The generalization study run from Python (settings as keywords, progress reported)
+    writes the same study.json as `tweedie generalization` with the same settings, and returns
+    it with its figures as arrays; resume=True continues it; a study needs its data."""
+    data = run / "disks.npy"
+    settings = dict(sizes=[1, 4], pairs=1, samples=4, steps=30, snapshots=0, channels=8,
+                    blocks=1, batch=8, eval_count=8, h0=0.1, beta=0.5, sigma_final=0.03,
+                    max_steps=300)
+    lines = []
+    record = tweedie.generalization(tmp_path / "py", str(data), **settings,
+                                    progress=lambda step, total, msg: lines.append(msg))
+    cli("generalization", "--data", data, "--sizes", "1,4", "--pairs", 1, "--samples", 4,
+        "--steps", 30, "--snapshots", 0, "--channels", 8, "--blocks", 1, "--batch", 8,
+        "--eval-count", 8, "--h0", 0.1, "--beta", 0.5, "--sigma-final", 0.03,
+        "--max-steps", 300, "--device", "cpu", "--out", tmp_path / "cli")
+    assert (tmp_path / "py" / "study.json").read_bytes() == (tmp_path / "cli" / "study.json").read_bytes()
+    assert [s["n"] for s in record["sizes"]] == [1, 4]
+    assert isinstance(record["sizes"][0]["network"]["paired_similarity"], np.ndarray)
+    assert (tmp_path / "py" / "report.html").exists()
+    assert any("N1-a" in m for m in lines), lines[:5]
+    again = tweedie.generalization(tmp_path / "py", resume=True)
+    assert again["verdict"]["statement"] == record["verdict"]["statement"]
+    with pytest.raises(tweedie.InputError, match="data"):
+        tweedie.generalization(tmp_path / "empty")
+    with pytest.raises(tweedie.InputError, match="holds no generalization study"):
+        tweedie.generalization(tmp_path / "empty", resume=True)

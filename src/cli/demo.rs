@@ -5,15 +5,14 @@
 //! [`tweedie::experiments::demo`]); ends with `OUT/index.html`. Resumable: run it again to
 //! continue.
 
-use super::generalization::GeneralizationArgs;
 use super::progress::Terminal;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use tweedie::data::synthetic::{Disks, Family};
 use tweedie::data::DataSource;
-use tweedie::experiments::demo::{self, Config, DemoDir};
-use tweedie::experiments::jacobian::{self, Method};
+use tweedie::experiments::demo::{Config, Demo, DemoDir};
+use tweedie::experiments::dir::{self as experiment, Run};
 use tweedie::DeviceSpec;
 
 #[derive(Args, Debug)]
@@ -63,71 +62,20 @@ pub fn run(a: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(dir.root())
         .with_context(|| format!("creating {}", dir.root().display()))?;
     let (data, data_note) = source(&a)?;
+    let mut cfg = Config::preset(&data, data_note, a.quick, a.seed, a.device)?;
     let sdir = dir.study();
-    let study_dir = sdir.root().display().to_string();
-    let seed = a.seed.to_string();
-    // the demo's budget: trained to convergence but capped at the steps that keep it within
-    // minutes (its page says which runs converged and which reached the cap); one pair, its
-    // intervals over samples; no time axis
-    let (sizes, steps, samples, channels) = if a.quick {
-        ("5,100", "auto:150", "8", "8")
-    } else {
-        ("10,1000", "auto:1200", "32", "16")
-    };
-    let mut flags = vec![
-        "--data",
-        &data,
-        "--sizes",
-        sizes,
-        "--steps",
-        steps,
-        "--samples",
-        samples,
-        "--blocks",
-        "2",
-        "--channels",
-        channels,
-        "--batch",
-        "32",
-        "--h0",
-        "0.05",
-        "--beta",
-        "0.5",
-        "--sigma-final",
-        "0.02",
-        "--eval-count",
-        "256",
-        "--pairs",
-        "1",
-        "--snapshots",
-        "0",
-        "--seed",
-        &seed,
-        "--out",
-        &study_dir,
-    ];
     if sdir.config().exists() {
-        flags.push("--resume");
+        // continuing: the study's own settings
+        cfg.study = sdir.resume()?;
+        cfg.study.train.device = a.device;
     }
-    let args: GeneralizationArgs = super::defaults_with(&flags);
-    let mut study = super::generalization::config(&args, &sdir)?;
-    study.train.device = a.device;
-    let cfg = Config {
-        study,
-        jacobian: jacobian::Config {
-            sigmas: vec![0.05, 0.1, 0.2, 0.4],
-            top: 32,
-            method: Method::Auto,
-            iterations: None,
-            probes: 64,
-            seed: a.seed,
-        },
-        image: 0,
-        data_note,
-    };
-    let device = a.device.device()?;
     let progress = Terminal::new();
-    let record = demo::run(&cfg, &dir, &device, &progress).with_context(|| {
+    let ctx = experiment::Context {
+        device: a.device.device()?,
+        progress: &progress,
+        jobs: None,
+    };
+    let record = Demo::run(&cfg, &dir, &ctx).with_context(|| {
         format!(
             "fix the cause and run the same command again to continue ({})",
             dir.root().display()

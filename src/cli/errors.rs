@@ -2,6 +2,7 @@
 //! typed flags and commands.
 
 use tweedie::config::InvalidField;
+use tweedie::experiments::dir::FolderError;
 use tweedie::experiments::generalization::StudyError;
 use tweedie::train::TrainError;
 
@@ -48,6 +49,21 @@ pub(super) fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
             runs.join(", "),
             study.display()
         );
+    }
+    match err.chain().find_map(|e| e.downcast_ref::<FolderError>()) {
+        Some(FolderError::NotStarted { folder, name }) => {
+            return anyhow::anyhow!(
+                "{} holds no {name} yet: start one there (the command without --resume)",
+                folder.display()
+            )
+        }
+        Some(FolderError::Other { folder, name }) => {
+            return anyhow::anyhow!(
+                "{} holds a {name} with other settings; pass --resume to continue it or choose another --out",
+                folder.display()
+            )
+        }
+        _ => {}
     }
     match err.chain().find_map(|e| e.downcast_ref::<TrainError>()) {
         Some(TrainError::Exists(run)) => anyhow::anyhow!(

@@ -6,7 +6,10 @@ use super::sampler::SamplerArgs;
 use super::train::{Steps, TrainArgs, AUTO_CAP};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use tweedie::experiments::generalization::{self as study, Config, RunSeeds, RunState, StudyDir};
+use tweedie::experiments::dir::{self as experiment, Run};
+use tweedie::experiments::generalization::{
+    self as study, Config, Generalization, RunState, StudyDir,
+};
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Plan {
@@ -64,49 +67,24 @@ pub struct GeneralizationArgs {
     train: TrainArgs,
 }
 
-fn read_config(dir: &StudyDir) -> Result<Config> {
-    tweedie::io::read_json(&dir.config())
-        .with_context(|| format!("reading {}", dir.config().display()))
-}
-
 /// The study's configuration: the one in the folder when continuing, else from the flags.
 pub(super) fn config(a: &GeneralizationArgs, dir: &StudyDir) -> Result<Config> {
-    let resuming = a.train.resume || a.task.is_some() || a.aggregate;
-    if resuming {
-        if !dir.config().exists() {
-            bail!(
-                "{} holds no study yet: start it with --data and --sizes",
-                dir.root().display()
-            );
-        }
-        let mut cfg = read_config(dir)?;
+    if a.train.resume || a.task.is_some() || a.aggregate {
+        let mut cfg = dir.resume()?;
         cfg.train.device = a.train.device;
         return Ok(cfg);
     }
-    let mut template = a.train.fresh_config(Steps::Auto(AUTO_CAP))?;
-    template.data.split.train_size = None;
-    template.snapshots = tweedie::train::log_spaced_steps(a.snapshots)
-        .into_iter()
-        .filter(|s| *s < template.steps)
-        .collect();
-    let cfg = Config {
-        sizes: a.sizes.clone(),
-        samples: a.samples,
-        sampler: a.sampler.sampler(a.euler_steps, a.sample_batch),
-        eval_sigmas: a.eval_sigmas.clone(),
-        eval_count: a.eval_count,
-        seed: a.train.seed,
-        run_seeds: RunSeeds::Keyed,
-        pairs: a.pairs,
-        train: template,
-    };
-    if dir.config().exists() && read_config(dir)? != cfg {
-        bail!(
-            "{} holds a study with other settings; pass --resume to continue it or choose another --out",
-            dir.root().display()
-        );
-    }
-    Ok(cfg)
+    let mut cfg = Config::new(
+        a.train.fresh_config(Steps::Auto(AUTO_CAP))?,
+        a.sizes.clone(),
+    );
+    cfg.set_snapshots(a.snapshots);
+    cfg.samples = a.samples;
+    cfg.sampler = a.sampler.sampler(a.euler_steps, a.sample_batch);
+    cfg.eval_sigmas = a.eval_sigmas.clone();
+    cfg.eval_count = a.eval_count;
+    cfg.pairs = a.pairs;
+    Ok(dir.start(cfg)?)
 }
 
 pub fn run(a: GeneralizationArgs) -> Result<()> {
@@ -120,8 +98,7 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    tweedie::io::write_json(&dir.config(), &cfg)
-        .with_context(|| format!("writing {}", dir.config().display()))?;
+    dir.write_config(&cfg)?;
     if let Some(Plan::Slurm) = a.plan {
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -162,7 +139,12 @@ pub fn run(a: GeneralizationArgs) -> Result<()> {
             todo.len(),
             todo.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
         );
-        study::run(&dir, &cfg, jobs, &device, &progress).with_context(|| {
+        let ctx = experiment::Context {
+            device,
+            progress: &progress,
+            jobs: Some(jobs),
+        };
+        Generalization::run(&cfg, &dir, &ctx).with_context(|| {
             format!(
                 "fix the cause and continue with: tweedie generalization --out {} --resume",
                 dir.root().display()

@@ -38,20 +38,6 @@ fn image_size_arg(s: &str) -> Result<[usize; 2], String> {
     }
 }
 
-/// The flags of a subcommand as clap parses `args` (placeholders for the required ones): the
-/// declared defaults for everything else, so commands that run other commands (the demo) do
-/// not repeat them.
-fn defaults_with<A: clap::Args>(args: &[&str]) -> A {
-    #[derive(Parser)]
-    struct Only<T: clap::Args> {
-        #[command(flatten)]
-        args: T,
-    }
-    Only::<A>::try_parse_from(std::iter::once("tweedie").chain(args.iter().copied()))
-        .expect("built-in arguments parse")
-        .args
-}
-
 /// Bias-free denoisers as generative models: train, evaluate, denoise, sample, restore, and
 /// open the Jacobian.
 #[derive(Parser, Debug)]

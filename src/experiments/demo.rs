@@ -5,13 +5,14 @@
 //! σ). `demo.json` records what ran and how long it took; the index page is drawn from it and
 //! the records it points to.
 
+use super::dir::{Context, Experiment, ExperimentDir, FolderError, Run};
 use super::generalization::{self as study, RunKey, StudyDir, StudyError};
 use super::jacobian::{self as jac, JacobianDir, JacobianError, Subject};
 use crate::data::Split;
 use crate::progress::Progress;
 use crate::train::{self, TrainError};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+
 use std::time::Instant;
 
 /// The demo's configuration.
@@ -68,46 +69,101 @@ pub enum DemoError {
     /// Data.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
-    /// Files.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
+    /// The demo's folder or its study's.
+    #[error(transparent)]
+    Folder(#[from] FolderError),
 }
 
-/// A demo folder: `demo.json`, `study/`, `jacobian/`, `index.html`.
-#[derive(Clone, Debug)]
-pub struct DemoDir {
-    root: PathBuf,
+/// The demo as an [`Experiment`]: its folder holds `demo.json` (the configuration inside),
+/// `study/`, `jacobian/` and `index.html`.
+pub struct Demo;
+
+impl Experiment for Demo {
+    const NAME: &'static str = "demo";
+    const RECORD_FILE: &'static str = "demo.json";
+    type Config = Config;
+    type Record = Record;
 }
+
+impl Run for Demo {
+    type Error = DemoError;
+    fn run(cfg: &Config, dir: &DemoDir, ctx: &Context<'_>) -> Result<Record, DemoError> {
+        run(cfg, dir, &ctx.device, ctx.progress)
+    }
+}
+
+/// A demo folder.
+pub type DemoDir = ExperimentDir<Demo>;
 
 impl DemoDir {
-    /// The folder at `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    /// `demo.json`.
-    pub fn record(&self) -> PathBuf {
-        self.root.join("demo.json")
-    }
     /// The study.
     pub fn study(&self) -> StudyDir {
-        StudyDir::new(self.root.join("study"))
+        StudyDir::new(self.root().join("study"))
     }
     /// The Jacobian folder of a run.
     pub fn jacobian(&self, key: RunKey) -> JacobianDir {
-        JacobianDir::new(self.root.join("jacobian").join(key.name()))
+        JacobianDir::new(self.root().join("jacobian").join(key.name()))
     }
 }
 
 impl Config {
+    /// The demo on `data` (a source as `DataConfig` names it; `data_note` says what it is, for
+    /// the page): a study at a memorizing and a generalizing N — 10 and 1000, BF-UNet 2 × 16,
+    /// trained to convergence but capped at 1200 steps to stay within minutes on a laptop's CPU,
+    /// one pair, 32 samples by a quick ascent (h₀ = 0.05, β = 0.5, down to σ = 0.02), no time
+    /// axis — and the Jacobians at four noise levels. `quick`: N = 5 and 100, 150 steps of an
+    /// 8-channel network, 8 samples, a smoke test of the pipeline. The data are read to give the
+    /// network their channels.
+    pub fn preset(
+        data: &str,
+        data_note: String,
+        quick: bool,
+        seed: u64,
+        device: crate::DeviceSpec,
+    ) -> Result<Config, crate::data::DataError> {
+        use crate::nn::{Arch, NetConfig};
+        use crate::sampling::ascent::AscentParams;
+        use crate::sampling::Sampler;
+        use crate::train::{DataConfig, StopRule, TrainConfig};
+        let (sizes, cap, samples, channels) = match quick {
+            true => (vec![5, 100], 150, 8, 8),
+            false => (vec![10, 1000], 1200, 32, 16),
+        };
+        let net = NetConfig {
+            arch: Arch::BfUnet,
+            image_channels: 1,
+            channels,
+            blocks: 2,
+            layers: 20,
+        };
+        let mut train = TrainConfig::new(DataConfig::new(data), net, cap, 32, seed, device)
+            .until_converged(StopRule::default(), cap);
+        train.net.image_channels = train.data.resolve()?.train.shape()[1];
+        let mut study = study::Config::new(train, sizes);
+        study.samples = samples;
+        study.pairs = 1;
+        study.set_snapshots(0);
+        study.sampler = Sampler::Ascent(AscentParams {
+            h0: 0.05,
+            beta: 0.5,
+            sigma_final: 0.02,
+            ..AscentParams::default()
+        });
+        Ok(Config {
+            study,
+            jacobian: jac::Config {
+                sigmas: vec![0.05, 0.1, 0.2, 0.4],
+                top: 32,
+                method: jac::Method::Auto,
+                iterations: None,
+                probes: 64,
+                seed,
+            },
+            image: 0,
+            data_note,
+        })
+    }
+
     /// The runs opened: split `a` of the smallest and of the largest N.
     pub fn jacobian_runs(&self) -> Vec<RunKey> {
         let runs = self.study.runs();
@@ -134,9 +190,7 @@ pub fn run(
 ) -> Result<Record, DemoError> {
     let start = Instant::now();
     let sdir = dir.study();
-    let io = |path: PathBuf| move |source| DemoError::Io { path, source };
-    std::fs::create_dir_all(sdir.root()).map_err(io(sdir.root().to_path_buf()))?;
-    crate::io::write_json(&sdir.config(), &cfg.study).map_err(io(sdir.config()))?;
+    sdir.write_config(&cfg.study)?;
     let jobs = study::default_jobs(&cfg.study, study::pending(&sdir, &cfg.study).len());
     study::run(&sdir, &cfg.study, jobs, device, progress)?;
     let mut jacobians = Vec::new();
@@ -168,6 +222,6 @@ pub fn run(
         seconds: start.elapsed().as_secs_f64(),
         tweedie_version: env!("CARGO_PKG_VERSION").into(),
     };
-    crate::io::write_json(&dir.record(), &record).map_err(io(dir.record()))?;
+    dir.write_record(&record)?;
     Ok(record)
 }

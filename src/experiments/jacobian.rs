@@ -9,6 +9,7 @@
 //! [`Record`]) and, per σ, the top eigenvectors and the panel images as `.npy`, from which
 //! `report::jacobian` draws the figures.
 
+use super::dir::{Experiment, ExperimentDir, FolderError};
 use crate::analysis::jacobian::{full, homogeneity_error, symmetric_product, vjp_flat};
 use crate::analysis::lanczos::{hutchinson, lanczos, TraceEstimate};
 use crate::analysis::metrics::{mse, noisy, psnr_from_mse};
@@ -203,32 +204,30 @@ pub struct Record {
     pub results: Vec<SigmaResult>,
 }
 
-/// The files of a Jacobian folder.
-#[derive(Clone, Debug)]
-pub struct JacobianDir {
-    root: PathBuf,
+/// The Jacobian analysis as an [`Experiment`]: its folder holds `jacobian.json`, the
+/// eigenvectors, the panel, figures and `report.html`. It runs on a denoiser and an image given
+/// as a [`Subject`] (a network, an oracle, two to compare), so [`run`] takes them beside the
+/// configuration.
+pub struct Jacobian;
+
+impl Experiment for Jacobian {
+    const NAME: &'static str = "Jacobian analysis";
+    const RECORD_FILE: &'static str = "jacobian.json";
+    type Config = Config;
+    type Record = Record;
 }
 
+/// A Jacobian folder.
+pub type JacobianDir = ExperimentDir<Jacobian>;
+
 impl JacobianDir {
-    /// The folder at `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    /// `jacobian.json`.
-    pub fn record(&self) -> PathBuf {
-        self.root.join("jacobian.json")
-    }
     /// The top eigenvectors at the `j`-th σ, `[top, c, h, w]`.
     pub fn eigenvectors(&self, j: usize) -> PathBuf {
-        self.root.join(format!("eigenvectors_{j}.npy"))
+        self.root().join(format!("eigenvectors_{j}.npy"))
     }
     /// Clean, noisy, f(y) and y's projection onto the top eigenvectors, four images per σ.
     pub fn panel(&self) -> PathBuf {
-        self.root.join("panel.npy")
+        self.root().join("panel.npy")
     }
 }
 
@@ -252,6 +251,9 @@ pub enum JacobianError {
         /// The error.
         source: std::io::Error,
     },
+    /// Writing the record.
+    #[error(transparent)]
+    Folder(#[from] FolderError),
 }
 
 /// The inputs: the denoiser, an optional second one, and the clean image with its name.
@@ -376,8 +378,7 @@ pub fn run(
         top,
         results,
     };
-    let path = dir.record();
-    crate::io::write_json(&path, &record).map_err(io(&path))?;
+    dir.write_record(&record)?;
     Ok(record)
 }
 

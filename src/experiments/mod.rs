@@ -4,12 +4,14 @@
 //! record's page from the folder alone. They compose the library's parts; the measures they
 //! record live in `analysis`.
 //!
+//! - [`dir`]: the folder every experiment keeps, and the shape they share.
 //! - [`demo`]: the generalization study at a memorizing and a generalizing N, with Jacobians.
 //! - [`generalization`]: memorization → generalization over training-set sizes N.
 //! - [`jacobian`]: eigenvalues, eigenvectors and tr J of a denoiser's Jacobian at a noisy image.
 //! - [`optimality`]: networks against the optimum on families where it is known.
 
 pub mod demo;
+pub mod dir;
 pub mod generalization;
 pub mod jacobian;
 pub mod optimality;

@@ -24,6 +24,7 @@
 //! Every arm also gets the classical reference [`DctShrinkage`] on the same noisy images, and
 //! a Jacobian folder (`jacobian/<arm>/`, see [`super::jacobian`]) at one held-out image.
 
+use super::dir::{Configured, Context, Experiment, ExperimentDir, FolderError, Run};
 use super::jacobian::{self as jac, JacobianDir, JacobianError, Method, Subject};
 use crate::analysis::metrics::{mse, noisy, psnr_from_mse};
 use crate::analysis::rate::{fit_line, LineFit};
@@ -171,9 +172,9 @@ pub enum OptimalityError {
         /// The error.
         source: std::io::Error,
     },
-    /// Another process is running this study.
+    /// The study's folder: its lock, configuration or record.
     #[error(transparent)]
-    Locked(#[from] crate::lock::LockError),
+    Folder(#[from] FolderError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OptimalityError + '_ {
@@ -183,41 +184,47 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OptimalityError + '_ {
     }
 }
 
-/// An optimality folder: `optimality_config.json`, `data/`, `runs/`, `jacobian/`,
-/// `optimality.json`, figures and `report.html`.
-#[derive(Clone, Debug)]
-pub struct OptimalityDir {
-    root: PathBuf,
+/// The optimality study as an [`Experiment`]: its folder holds `optimality_config.json`,
+/// `data/`, `runs/`, `jacobian/`, `optimality.json`, figures and `report.html`.
+pub struct Optimality;
+
+impl Experiment for Optimality {
+    const NAME: &'static str = "optimality study";
+    const RECORD_FILE: &'static str = "optimality.json";
+    type Config = Config;
+    type Record = Record;
 }
 
+impl Configured for Optimality {
+    const CONFIG_FILE: &'static str = "optimality_config.json";
+}
+
+impl Run for Optimality {
+    type Error = OptimalityError;
+    fn run(
+        cfg: &Config,
+        dir: &OptimalityDir,
+        ctx: &Context<'_>,
+    ) -> Result<Record, OptimalityError> {
+        run(cfg, dir, ctx.progress)
+    }
+}
+
+/// An optimality folder.
+pub type OptimalityDir = ExperimentDir<Optimality>;
+
 impl OptimalityDir {
-    /// The folder at `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    /// `optimality_config.json`.
-    pub fn config(&self) -> PathBuf {
-        self.root.join("optimality_config.json")
-    }
-    /// `optimality.json`.
-    pub fn record(&self) -> PathBuf {
-        self.root.join("optimality.json")
-    }
     /// The generated images of an arm.
     pub fn data(&self, arm: &str) -> PathBuf {
-        self.root.join("data").join(format!("{arm}.npy"))
+        self.root().join("data").join(format!("{arm}.npy"))
     }
     /// The run folder of an arm.
     pub fn run(&self, arm: &str) -> RunDir {
-        RunDir::new(self.root.join("runs").join(arm))
+        RunDir::new(self.root().join("runs").join(arm))
     }
     /// The Jacobian folder of an arm.
     pub fn jacobian(&self, arm: &str) -> JacobianDir {
-        JacobianDir::new(self.root.join("jacobian").join(arm))
+        JacobianDir::new(self.root().join("jacobian").join(arm))
     }
 }
 
@@ -568,8 +575,7 @@ pub fn train_all(
     progress: &dyn Progress,
 ) -> Result<Vec<(String, RunState)>, OptimalityError> {
     cfg.validate()?;
-    std::fs::create_dir_all(dir.root()).map_err(io(dir.root()))?;
-    crate::io::write_json(&dir.config(), cfg).map_err(io(&dir.config()))?;
+    dir.write_config(cfg)?;
     let mut states = Vec::new();
     for arm in cfg.arms() {
         ensure_data(cfg, dir, &arm)?;
@@ -593,8 +599,7 @@ pub fn run(
     dir: &OptimalityDir,
     progress: &dyn Progress,
 ) -> Result<Record, OptimalityError> {
-    std::fs::create_dir_all(dir.root()).map_err(io(dir.root()))?;
-    let _lock = crate::lock::FolderLock::acquire(dir.root())?;
+    let _lock = dir.lock()?;
     train_all(cfg, dir, progress)?;
     let mut arms = Vec::new();
     for arm in cfg.arms() {
@@ -606,7 +611,7 @@ pub fn run(
         tweedie_version: env!("CARGO_PKG_VERSION").into(),
         arms,
     };
-    crate::io::write_json(&dir.record(), &record).map_err(io(&dir.record()))?;
+    dir.write_record(&record)?;
     Ok(record)
 }
 

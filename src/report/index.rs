@@ -7,10 +7,11 @@
 use super::html::Html;
 use super::plot::{save_line_plot, LinePlot, Scale, Series};
 use super::ReportError;
-use crate::experiments::demo::{DemoDir, Record as Demo};
-use crate::experiments::generalization::{RunKey, SizeMetrics, StudyDir};
-use crate::experiments::jacobian::JacobianDir;
-use crate::experiments::optimality::OptimalityDir;
+use crate::experiments::demo::{self, DemoDir};
+use crate::experiments::dir::Experiment;
+use crate::experiments::generalization::{Generalization, RunKey, SizeMetrics, StudyDir};
+use crate::experiments::jacobian::{Jacobian, JacobianDir};
+use crate::experiments::optimality::{Optimality, OptimalityDir};
 use crate::train::record::{RunDir, RunRecord};
 use std::path::{Path, PathBuf};
 
@@ -33,10 +34,10 @@ impl Kind {
     /// The kind of `dir`, if it holds a record.
     pub fn of(dir: &Path) -> Option<Kind> {
         [
-            ("demo.json", Kind::Demo),
-            ("optimality.json", Kind::Optimality),
-            ("study.json", Kind::Study),
-            ("jacobian.json", Kind::Jacobian),
+            (demo::Demo::RECORD_FILE, Kind::Demo),
+            (Optimality::RECORD_FILE, Kind::Optimality),
+            (Generalization::RECORD_FILE, Kind::Study),
+            (Jacobian::RECORD_FILE, Kind::Jacobian),
             ("config.json", Kind::Run),
         ]
         .into_iter()
@@ -53,31 +54,24 @@ impl Kind {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> ReportError {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()).into()
-}
-
 /// Redraws the page of one folder of a known kind.
 pub fn rebuild_one(dir: &Path, kind: Kind) -> Result<(), ReportError> {
     match kind {
         Kind::Demo => {
             let demo = DemoDir::new(dir);
-            let text = std::fs::read_to_string(demo.record())?;
-            let record: Demo = serde_json::from_str(&text)
-                .map_err(|e| invalid(format!("{}: {e}", demo.record().display())))?;
-            write_demo(&demo, &record)
+            write_demo(&demo, &demo.read_record()?)
         }
         Kind::Optimality => {
             let d = OptimalityDir::new(dir);
-            super::optimality::write(&d, &super::optimality::read(&d)?)
+            super::optimality::write(&d, &d.read_record()?)
         }
         Kind::Study => {
             let d = StudyDir::new(dir);
-            super::study::write(&d, &super::study::read(&d)?)
+            super::study::write(&d, &d.read_record()?)
         }
         Kind::Jacobian => {
             let d = JacobianDir::new(dir);
-            super::jacobian::write(&d, &super::jacobian::read(&d)?)
+            super::jacobian::write(&d, &d.read_record()?)
         }
         Kind::Run => super::run::write(&RunDir::new(dir)),
     }
@@ -200,14 +194,14 @@ fn headline(small: &SizeMetrics, large: &SizeMetrics) -> Vec<String> {
 }
 
 /// Writes the demo's figures and `index.html` (and the pages of its study and Jacobians).
-pub fn write_demo(dir: &DemoDir, record: &Demo) -> Result<(), ReportError> {
+pub fn write_demo(dir: &DemoDir, record: &demo::Record) -> Result<(), ReportError> {
     let sdir = dir.study();
-    let study = super::study::read(&sdir)?;
+    let study = sdir.read_record()?;
     super::study::write(&sdir, &study)?;
     let mut traces = Vec::new();
     for j in &record.jacobians {
         let jdir = JacobianDir::new(dir.root().join(&j.dir));
-        let rec = super::jacobian::read(&jdir)?;
+        let rec = jdir.read_record()?;
         super::jacobian::write(&jdir, &rec)?;
         traces.push((j, rec));
     }

@@ -13,12 +13,6 @@ fn invalid(e: impl std::fmt::Display) -> ReportError {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()).into()
 }
 
-/// Reads `jacobian.json`.
-pub fn read(dir: &JacobianDir) -> Result<Record, ReportError> {
-    let text = std::fs::read_to_string(dir.record())?;
-    serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", dir.record().display())))
-}
-
 fn indexed(values: &[f64]) -> Vec<(f64, f64)> {
     values
         .iter()

@@ -25,4 +25,7 @@ pub enum ReportError {
     /// Writing a figure.
     #[error(transparent)]
     Figure(#[from] grid::FigureError),
+    /// Reading an experiment's record.
+    #[error(transparent)]
+    Record(#[from] crate::experiments::dir::FolderError),
 }

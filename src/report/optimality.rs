@@ -11,16 +11,6 @@ use crate::analysis::metrics::psnr_from_mse as psnr;
 use crate::experiments::jacobian::JacobianDir;
 use crate::experiments::optimality::{ArmRecord, OptimalityDir, Record, Row, Study};
 
-fn invalid(e: impl std::fmt::Display) -> ReportError {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()).into()
-}
-
-/// Reads `optimality.json`.
-pub fn read(dir: &OptimalityDir) -> Result<Record, ReportError> {
-    let text = std::fs::read_to_string(dir.record())?;
-    serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", dir.record().display())))
-}
-
 fn series(label: &str, points: Vec<(f64, f64)>) -> Series {
     Series {
         label: label.into(),
@@ -202,7 +192,7 @@ pub fn write(dir: &OptimalityDir, record: &Record) -> Result<(), ReportError> {
         for name in [arm.name.clone(), format!("{}-homogeneous", arm.name)] {
             let jdir: JacobianDir = dir.jacobian(&name);
             if jdir.record().exists() {
-                let rec = super::jacobian::read(&jdir)?;
+                let rec = jdir.read_record()?;
                 super::jacobian::write(&jdir, &rec)?;
             }
         }

@@ -10,18 +10,6 @@ use crate::analysis::bootstrap::Interval;
 use crate::data::{load_npy, Images, Split};
 use crate::experiments::generalization::{Record, RunKey, SizeMetrics, StudyDir};
 
-/// Reads `study.json`.
-pub fn read(study: &StudyDir) -> Result<Record, ReportError> {
-    let text = std::fs::read_to_string(study.record())?;
-    serde_json::from_str(&text).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{}: {e}", study.record().display()),
-        )
-        .into()
-    })
-}
-
 /// Rows of (sample a, nearest in S₁, sample b, nearest in S₂) for the first few samples of one
 /// N, from the arrays the study keeps in `samples/`.
 fn pair_figure(study: &StudyDir, n: usize) -> Result<(), ReportError> {

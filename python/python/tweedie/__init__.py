@@ -22,6 +22,7 @@ from ._tweedie import (
     train,
     wiener_denoise,
 )
+from ._tweedie import generalization as _generalization
 from ._tweedie import read_record as _read_json
 
 
@@ -39,6 +40,17 @@ def _arrays(value):
     return value
 
 
+def generalization(out, data=None, **settings):
+    """Run the generalization study in the folder ``out`` as ``tweedie generalization`` does —
+    pairs of networks on disjoint training sets for each N in ``sizes``, trained to
+    convergence by default, paired samples from the same noise, the memorization and
+    generalization measures with 95% intervals, and the verdict — and return ``study.json`` as
+    :func:`read_record` does. ``resume=True`` continues the study in ``out`` with its own
+    settings; Ctrl-C stops training at a checkpoint and raises KeyboardInterrupt. The report
+    page (``report.html``) and figures are written beside it."""
+    return _arrays(_generalization(out, data, **settings))
+
+
 def read_record(path):
     """A JSON record tweedie wrote (``study.json``, ``optimality.json``, ``jacobian.json``,
     ``eval.json``, ``config.json``, …) as dicts, lists and strings, with every list of numbers
@@ -53,6 +65,7 @@ __all__ = [
     "RunError",
     "empirical_optimal_denoise",
     "estimate_noise",
+    "generalization",
     "noisy",
     "read_record",
     "train",

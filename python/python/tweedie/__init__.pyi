@@ -1,7 +1,7 @@
 """Type stubs of tweedie (the PyO3 extension ``tweedie._tweedie``)."""
 
 from os import PathLike
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -111,6 +111,34 @@ def train(
 ) -> Run:
     """Train into the run folder `out` as `tweedie train` does (steps: N, "auto", "auto:CAP").
     Ctrl-C checkpoints the run and raises KeyboardInterrupt; resume=True continues it."""
+
+def generalization(
+    out: Union[str, PathLike[str]],
+    data: Optional[str] = None,
+    sizes: Sequence[int] = (1, 10, 100, 1000),
+    pairs: int = 3,
+    samples: int = 64,
+    steps: Union[int, str, None] = None,
+    snapshots: int = 8,
+    channels: int = 16,
+    blocks: int = 2,
+    batch: int = 32,
+    seed: int = 0,
+    gray: bool = False,
+    size: Optional[int] = None,
+    eval_count: int = 256,
+    sampler: str = "ascent",
+    euler_steps: int = 100,
+    h0: float = 0.01,
+    beta: float = 0.1,
+    sigma_final: float = 0.01,
+    max_steps: int = 3000,
+    jobs: Optional[int] = None,
+    resume: bool = False,
+    progress: Optional[Callable[[Optional[int], int, str], None]] = None,
+) -> Dict[str, Any]:
+    """The generalization study in `out`, as `tweedie generalization` runs it (steps "auto" by
+    default); returns study.json as read_record does. resume=True continues it."""
 
 def read_record(path: Union[str, PathLike[str]]) -> Any:
     """A JSON record tweedie wrote, as dicts and lists, lists of numbers as numpy arrays."""

@@ -4,7 +4,7 @@
 
 use super::{FamilyName, OptimalityArgs};
 use crate::cli::train::{Steps, AUTO_CAP};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tweedie::data::synthetic::GaussianField;
 use tweedie::experiments::optimality::{Baseline, Config, OptimalityDir, Study};
 use tweedie::nn::NetConfig;
@@ -12,22 +12,9 @@ use tweedie::train::{DataConfig, StopRule, TrainConfig};
 
 pub(super) fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> {
     if a.resume {
-        if !dir.config().exists() {
-            bail!(
-                "{} holds no optimality study yet: start it with --family",
-                dir.root().display()
-            );
-        }
-        let mut cfg: Config = tweedie::io::read_json(&dir.config())
-            .with_context(|| format!("reading {}", dir.config().display()))?;
+        let mut cfg = dir.resume()?;
         cfg.train.device = a.device;
         return Ok(cfg);
-    }
-    if dir.config().exists() {
-        bail!(
-            "{} already holds an optimality study; pass --resume to continue it or choose another --out",
-            dir.root().display()
-        );
     }
     let Some(family) = a.family else {
         bail!("--family is required (gaussian, calpha, disks or shuffled)");
@@ -111,5 +98,5 @@ pub(super) fn config(a: &OptimalityArgs, dir: &OptimalityDir) -> Result<Config> 
         train = train.until_converged(StopRule::default(), cap);
     }
     cfg.train = train;
-    Ok(cfg)
+    Ok(dir.start(cfg)?)
 }

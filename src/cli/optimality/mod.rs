@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tweedie::data::synthetic::{Boundary, Construction};
-use tweedie::experiments::optimality::{self, OptimalityDir};
+use tweedie::experiments::dir::{self as experiment, Run};
+use tweedie::experiments::optimality::{Optimality, OptimalityDir};
 use tweedie::nn::Arch;
 use tweedie::train::{LossWeighting, SigmaSampling};
 use tweedie::DeviceSpec;
@@ -131,7 +132,12 @@ pub fn run(a: OptimalityArgs) -> Result<()> {
     cfg.validate()?;
     let progress = Terminal::new();
     let start = std::time::Instant::now();
-    let record = optimality::run(&cfg, &dir, &progress)?;
+    let ctx = experiment::Context {
+        device: cfg.train.device.device()?,
+        progress: &progress,
+        jobs: None,
+    };
+    let record = Optimality::run(&cfg, &dir, &ctx)?;
     tweedie::report::optimality::write(&dir, &record)
         .with_context(|| format!("writing the report of {}", dir.root().display()))?;
     print!("{}", tweedie::report::optimality::summary(&record));

@@ -20,6 +20,7 @@
 
 pub mod verdict;
 
+use super::dir::{Configured, Context, Experiment, ExperimentDir, FolderError, Run};
 use crate::analysis::memorization::{median, model_variance, nearest, paired_similarity, Nearest};
 use crate::analysis::metrics::{denoising_table, DenoisingRow};
 use crate::config::{check, InvalidField};
@@ -162,9 +163,9 @@ pub enum StudyError {
     /// The two training sets of one N share images.
     #[error("N = {0}: training sets a and b overlap")]
     Overlap(usize),
-    /// Another process is running this study.
+    /// The study's folder: its lock, configuration or record.
     #[error(transparent)]
-    Locked(#[from] crate::lock::LockError),
+    Folder(#[from] FolderError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StudyError + '_ {
@@ -174,65 +175,98 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StudyError + '_ {
     }
 }
 
-/// A study folder: `study_config.json`, `runs/`, `samples/`, `study.json`, `figures/`,
-/// `report.html`.
-#[derive(Clone, Debug)]
-pub struct StudyDir {
-    root: PathBuf,
+/// The generalization study as an [`Experiment`]: its folder holds `study_config.json`, `runs/`,
+/// `samples/`, `study.json`, `figures/` and `report.html`.
+pub struct Generalization;
+
+impl Experiment for Generalization {
+    const NAME: &'static str = "generalization study";
+    const RECORD_FILE: &'static str = "study.json";
+    type Config = Config;
+    type Record = Record;
 }
 
+impl Configured for Generalization {
+    const CONFIG_FILE: &'static str = "study_config.json";
+}
+
+impl Run for Generalization {
+    type Error = StudyError;
+    fn run(cfg: &Config, dir: &StudyDir, ctx: &Context<'_>) -> Result<Record, StudyError> {
+        let jobs = ctx
+            .jobs
+            .unwrap_or_else(|| default_jobs(cfg, pending(dir, cfg).len()));
+        run(dir, cfg, jobs, &ctx.device, ctx.progress)
+    }
+}
+
+/// A study folder.
+pub type StudyDir = ExperimentDir<Generalization>;
+
 impl StudyDir {
-    /// The study at `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    /// `study_config.json`.
-    pub fn config(&self) -> PathBuf {
-        self.root.join("study_config.json")
-    }
     /// The run folder of one run.
     pub fn run(&self, key: RunKey) -> RunDir {
-        RunDir::new(self.root.join("runs").join(key.name()))
+        RunDir::new(self.root().join("runs").join(key.name()))
     }
     /// Samples of one network.
     pub fn samples(&self, key: RunKey) -> PathBuf {
-        self.root
+        self.root()
             .join("samples")
             .join(format!("{}.npy", key.name()))
     }
     /// Samples of the empirical-optimal denoiser of one training set.
     pub fn oracle_samples(&self, key: RunKey) -> PathBuf {
-        self.root
+        self.root()
             .join("samples")
             .join(format!("{}-empirical.npy", key.name()))
     }
     /// Samples of one network's snapshot at `step` (training time as an axis).
     pub fn snapshot_samples(&self, key: RunKey, step: u64) -> PathBuf {
-        self.root
+        self.root()
             .join("samples")
             .join(format!("{}-step{step:06}.npy", key.name()))
     }
     /// The nearest own training image of each sample of one network (for the pair figures).
     pub fn nearest_images(&self, key: RunKey) -> PathBuf {
-        self.root
+        self.root()
             .join("samples")
             .join(format!("{}-nearest.npy", key.name()))
-    }
-    /// `study.json`.
-    pub fn record(&self) -> PathBuf {
-        self.root.join("study.json")
-    }
-    /// `figures/`.
-    pub fn figures(&self) -> PathBuf {
-        self.root.join("figures")
     }
 }
 
 impl Config {
+    /// A study of `sizes` whose runs train as `train` says (its training-set size, split and
+    /// seed are set per run), with the study's defaults: 3 pairs per N, 64 paired samples by
+    /// the ascent sampler's defaults, 8 log-spaced snapshots below the cap, PSNR and model
+    /// variance at σ = 15, 50, 100 /255 on 256 held-out images, and the samples' seed `train`'s.
+    pub fn new(train: TrainConfig, sizes: Vec<usize>) -> Config {
+        let mut train = train;
+        train.data.split.train_size = None;
+        let mut cfg = Config {
+            sizes,
+            samples: 64,
+            sampler: Sampler::Ascent(Default::default()),
+            eval_sigmas: vec![15.0 / 255.0, 50.0 / 255.0, 100.0 / 255.0],
+            eval_count: 256,
+            seed: train.seed,
+            run_seeds: RunSeeds::Keyed,
+            pairs: 3,
+            train,
+        };
+        cfg.set_snapshots(8);
+        cfg
+    }
+
+    /// Keeps `count` log-spaced snapshots of every run (steps 125, 250, 500, …, below its
+    /// cap), for the measures against training time; 0: none.
+    pub fn set_snapshots(&mut self, count: usize) {
+        let cap = self.train.steps;
+        self.train.snapshots = train::log_spaced_steps(count)
+            .into_iter()
+            .filter(|s| *s < cap)
+            .collect();
+    }
+
     /// Checks everything, the sampler included, before any run trains.
     pub fn validate(&self) -> Result<(), StudyError> {
         check(
@@ -710,7 +744,7 @@ pub fn run(
 ) -> Result<Record, StudyError> {
     cfg.validate()?;
     // one study process per folder (cluster array tasks train single runs, each run locked)
-    let _lock = crate::lock::FolderLock::acquire(study.root())?;
+    let _lock = study.lock()?;
     let failures = train_all(study, cfg, jobs, progress);
     if !failures.is_empty() {
         return Err(StudyError::Failed(
@@ -731,7 +765,7 @@ pub fn aggregate(
     device: &burn::tensor::Device,
     progress: &dyn Progress,
 ) -> Result<Record, StudyError> {
-    let _lock = crate::lock::FolderLock::acquire(study.root())?;
+    let _lock = study.lock()?;
     measure(study, cfg, device, progress)
 }
 
@@ -845,8 +879,7 @@ fn measure(
         sizes: out,
         verdict: Some(verdict),
     };
-    let path = study.record();
-    crate::io::write_json(&path, &record).map_err(io(&path))?;
+    study.write_record(&record)?;
     Ok(record)
 }
 
