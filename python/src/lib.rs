@@ -160,6 +160,7 @@ type Eigen<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArrayDyn<f32>>);
 #[pyclass(module = "tweedie", frozen)]
 struct Run {
     path: PathBuf,
+    weights: Weights,
     learned: Learned,
     origin: Origin,
     config_json: String,
@@ -186,10 +187,51 @@ impl Run {
             std::fs::read_to_string(run.config()).map_err(|e| RunError::new_err(e.to_string()))?;
         Ok(Self {
             path,
+            weights,
             learned,
             origin,
             config_json,
         })
+    }
+
+    /// PSNR and MSE against σ on the run's training images and on held-out ones, as `tweedie
+    /// eval` measures them (also writing `eval.json`): returns the record as `read_record`
+    /// does (`train`, `test`, and with `optimum=True` on a Gaussian-field family the Wiener
+    /// filter's rows and the blind optima's). `data`: other held-out images (required for an
+    /// imported network, which is measured on held-out images only).
+    #[pyo3(signature = (sigmas = vec![5.0 / 255.0, 15.0 / 255.0, 25.0 / 255.0, 50.0 / 255.0,
+        100.0 / 255.0], count = 256, data = None, optimum = false, seed = 0))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        sigmas: Vec<f32>,
+        count: usize,
+        data: Option<String>,
+        optimum: bool,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        use tweedie::experiments::eval;
+        let cfg = eval::Config {
+            sigmas,
+            count,
+            optimum,
+            weights: self.weights,
+            seed,
+            data,
+        };
+        cfg.validate().map_err(|e| input(one_line_chain(&e)))?;
+        let run = RunDir::new(&self.path);
+        let text = py
+            .detach(|| -> Result<String, String> {
+                let device = tweedie::DeviceSpec::Cpu.device().map_err(|e| e.to_string())?;
+                let done = eval::run(&cfg, &run, &device).map_err(|e| one_line_chain(&e))?;
+                serde_json::to_string(&done.record).map_err(|e| e.to_string())
+            })
+            .map_err(tweedie_err)?;
+        // lists of numbers as numpy arrays, as `read_record` gives them
+        py.import("tweedie")?
+            .getattr("_arrays")?
+            .call1((json_to_py(py, &text)?,))
     }
 
     /// The folder.

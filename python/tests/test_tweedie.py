@@ -292,3 +292,18 @@ def test_a_study_from_python_records_what_the_cli_records(run, tmp_path):
         tweedie.generalization(tmp_path / "empty")
     with pytest.raises(tweedie.InputError, match="holds no generalization study"):
         tweedie.generalization(tmp_path / "empty", resume=True)
+
+
+def test_evaluate_equals_tweedie_eval(run, tmp_path):
+    """Run.evaluate measures what `tweedie eval` measures (the same eval.json rows), its
+    figures as arrays; bad settings raise InputError."""
+    r = tweedie.Run(run / "run")
+    got = r.evaluate(sigmas=[0.1, 0.2], count=8, seed=4)
+    cli("eval", "--run", run / "run", "--sigmas", "0.1,0.2", "--count", 8, "--seed", 4,
+        "--device", "cpu")
+    want = tweedie.read_record(run / "run" / "eval.json")
+    assert [row["psnr"] for row in got["test"]] == [row["psnr"] for row in want["test"]]
+    assert [row["psnr"] for row in got["train"]] == [row["psnr"] for row in want["train"]]
+    assert len(got["test"]) == 2 and got["images"] == 8
+    with pytest.raises(tweedie.InputError, match="count"):
+        r.evaluate(count=0)

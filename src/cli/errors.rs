@@ -3,6 +3,7 @@
 
 use tweedie::config::InvalidField;
 use tweedie::experiments::dir::FolderError;
+use tweedie::experiments::eval::EvalError;
 use tweedie::experiments::generalization::StudyError;
 use tweedie::train::TrainError;
 
@@ -49,6 +50,16 @@ pub(super) fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
             runs.join(", "),
             study.display()
         );
+    }
+    match err.chain().find_map(|e| e.downcast_ref::<EvalError>()) {
+        Some(EvalError::ImportedNeedsData(run)) => {
+            return anyhow::anyhow!(
+                "{} holds an imported network: give the images to evaluate it on with --data",
+                run.display()
+            )
+        }
+        Some(EvalError::NoOptimum(why)) => return anyhow::anyhow!("--optimum: {why}"),
+        _ => {}
     }
     match err.chain().find_map(|e| e.downcast_ref::<FolderError>()) {
         Some(FolderError::NotStarted { folder, name }) => {

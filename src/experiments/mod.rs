@@ -5,6 +5,7 @@
 //! record live in `analysis`.
 //!
 //! - [`dir`]: the folder every experiment keeps, and the shape they share.
+//! - [`eval`]: a run's denoising quality on training and held-out images, beside the optimum.
 //! - [`demo`]: the generalization study at a memorizing and a generalizing N, with Jacobians.
 //! - [`generalization`]: memorization → generalization over training-set sizes N.
 //! - [`jacobian`]: eigenvalues, eigenvectors and tr J of a denoiser's Jacobian at a noisy image.
@@ -12,6 +13,7 @@
 
 pub mod demo;
 pub mod dir;
+pub mod eval;
 pub mod generalization;
 pub mod jacobian;
 pub mod optimality;

@@ -262,11 +262,31 @@ pub fn write(run: &RunDir) -> Result<(), ReportError> {
 
 /// `tweedie eval`'s numbers as text: PSNR vs σ on the training and held-out images (noisy,
 /// each, their gap, the held-out MSE) and, where the data's family has a known optimum, the
-/// held-out MSE beside the optimum's, the blind optimum's and the homogeneous one's.
+/// held-out MSE beside the optimum's, the blind optimum's and the homogeneous one's. Without
+/// training rows (an imported network), the held-out table alone.
 pub fn eval_summary(eval: &EvalRecord, n_train: usize, n_test: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let (train, test) = (&eval.train, &eval.test);
+    if train.is_empty() {
+        // an imported network: held-out images only
+        writeln!(out, "PSNR in dB (peak 1) on {n_test} held-out images").ok();
+        writeln!(
+            out,
+            "{:>8} {:>10} {:>10} {:>12}",
+            "σ", "noisy", "denoised", "MSE"
+        )
+        .ok();
+        for r in test {
+            writeln!(
+                out,
+                "{:>8.4} {:>10.2} {:>10.2} {:>12.3e}",
+                r.sigma, r.input_psnr, r.psnr, r.mse
+            )
+            .ok();
+        }
+        return out;
+    }
     writeln!(
         out,
         "PSNR in dB (peak 1) on {n_train} training and {n_test} held-out images"
@@ -330,6 +350,41 @@ pub fn eval_summary(eval: &EvalRecord, n_train: usize, n_test: usize) -> String 
     out
 }
 
+/// `figures/denoised.png`: four held-out examples, per σ a row of clean, noisy and denoised
+/// images (the noise of `seed`, as the evaluation's).
+pub fn write_examples(
+    denoiser: &dyn crate::denoise::Denoiser,
+    test: &crate::data::Images,
+    sigmas: &[f32],
+    seed: u64,
+    run: &RunDir,
+) -> Result<(), ReportError> {
+    use crate::data::Images;
+    let clean = test.take(4);
+    let mut tiles = Vec::new();
+    for &s in sigmas {
+        let y = crate::analysis::metrics::noisy(&clean, s, seed);
+        let denoised = denoiser
+            .denoise(&y, Some(s))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for i in 0..clean.len() {
+            tiles.push(clean.select(&[i]));
+            tiles.push(y.select(&[i]));
+            tiles.push(denoised.select(&[i]));
+        }
+    }
+    std::fs::create_dir_all(run.figures())?;
+    let zoom = (64 / clean.shape()[2]).max(1);
+    super::grid::save_grid(
+        &Images::concat(&tiles),
+        3 * clean.len(),
+        zoom,
+        super::grid::Scaling::Clamp,
+        &run.figures().join("denoised.png"),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +427,22 @@ mod tests {
         assert!(text.contains("/optimum"), "{text}");
         // the network against itself: ratio 1
         assert!(text.contains("1.000"), "{text}");
+    }
+
+    /// An imported network's record has held-out rows only: each of them is listed.
+    #[test]
+    fn eval_summary_of_held_out_rows_only() {
+        let eval = EvalRecord {
+            train: Vec::new(),
+            test: vec![row(0.1, 29.0), row(0.2, 25.5)],
+            optimum: None,
+            blind_optimum: None,
+            homogeneous_optimum: None,
+            images: 8,
+            seed: 0,
+        };
+        let text = eval_summary(&eval, 0, 6);
+        assert!(text.contains("on 6 held-out images"), "{text}");
+        assert!(text.contains("29.00") && text.contains("25.50"), "{text}");
     }
 }

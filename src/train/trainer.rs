@@ -677,7 +677,8 @@ pub fn ensure_trained(
 }
 
 /// Which weights of a run to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Weights {
     /// The moving average when the run keeps one (`model-ema.safetensors`), else the last
     /// weights.

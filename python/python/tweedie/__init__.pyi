@@ -37,6 +37,15 @@ class Run:
         """(C, H, W) it was trained on; None for an imported network."""
     def denoise(self, y: F32, sigma: Optional[float] = None) -> F32:
         """x̂ = f(y), same shape as y ([n, c, h, w]; [n, h, w] or [h, w] gray; [h, w, c])."""
+    def evaluate(
+        self,
+        sigmas: Sequence[float] = (5 / 255, 15 / 255, 25 / 255, 50 / 255, 100 / 255),
+        count: int = 256,
+        data: Optional[str] = None,
+        optimum: bool = False,
+        seed: int = 0,
+    ) -> Dict[str, Any]:
+        """PSNR/MSE vs σ on training and held-out images, as ``tweedie eval`` (eval.json)."""
     def sample(
         self,
         count: int = 16,
