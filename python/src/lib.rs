@@ -223,7 +223,9 @@ impl Run {
         let run = RunDir::new(&self.path);
         let text = py
             .detach(|| -> Result<String, String> {
-                let device = tweedie::DeviceSpec::Cpu.device().map_err(|e| e.to_string())?;
+                let device = tweedie::DeviceSpec::Cpu
+                    .device()
+                    .map_err(|e| e.to_string())?;
                 let done = eval::run(&cfg, &run, &device).map_err(|e| one_line_chain(&e))?;
                 serde_json::to_string(&done.record).map_err(|e| e.to_string())
             })
@@ -374,23 +376,17 @@ impl Run {
         sigma_final: f64,
         max_steps: usize,
     ) -> PyResult<Restored<'py>> {
-        use tweedie::sampling::ascent::{restore, Constraint};
-        use tweedie::sampling::operators::{
-            BlockAverage, LowPass, Mask, Measurement, RandomProjection,
-        };
+        use tweedie::experiments::restore::{self, Config, Input};
+        use tweedie::sampling::operators::Task;
         let (x, layout) = images(x, self.image_channels(), "x")?;
-        let [n, c, h, w] = x.shape();
-        let shape = [c, h, w];
-        let op: Box<dyn Measurement + Send + Sync> = match (task, r#box, &mask) {
-            ("inpaint", Some((top, left, bh, bw)), None) => {
-                if top + bh > h || left + bw > w || bh == 0 || bw == 0 {
-                    return Err(input(format!(
-                        "box {:?} does not fit in {h}×{w} images",
-                        (top, left, bh, bw)
-                    )));
-                }
-                Box::new(Mask::box_hole(shape, top, left, bh, bw))
-            }
+        let [n, _, h, w] = x.shape();
+        let task = match (task, r#box, &mask) {
+            ("inpaint", Some((top, left, height, width)), None) => Task::InpaintBox {
+                top,
+                left,
+                height,
+                width,
+            },
             ("inpaint", None, Some(m)) => {
                 if m.shape() != [h, w] {
                     return Err(input(format!(
@@ -398,57 +394,53 @@ impl Run {
                         m.shape()
                     )));
                 }
-                let known = m.as_array();
-                let keep = (0..c * h * w)
-                    .map(|i| known[[(i % (h * w)) / w, i % w]])
-                    .collect();
-                Box::new(Mask::new(keep, "inpainting with a mask"))
+                Task::InpaintMask {
+                    known: m.as_array().iter().copied().collect(),
+                    size: [h, w],
+                    name: "an array".into(),
+                }
             }
             ("inpaint", _, _) => return Err(input("inpaint: give exactly one of box or mask")),
-            ("random-pixels", _, _) => {
-                Box::new(Mask::random_pixels(shape, fraction, seed).map_err(input)?)
-            }
-            ("superres", _, _) => Box::new(BlockAverage::new(shape, factor).map_err(input)?),
-            ("cs", _, _) => {
-                Box::new(RandomProjection::new(c * h * w, fraction, seed).map_err(input)?)
-            }
-            ("deblur", _, _) => Box::new(LowPass::new(shape, cutoff).map_err(input)?),
+            ("random-pixels", _, _) => Task::RandomPixels { fraction },
+            ("superres", _, _) => Task::Superres { factor },
+            ("cs", _, _) => Task::Cs { fraction },
+            ("deblur", _, _) => Task::Deblur { cutoff },
             (other, _, _) => {
                 return Err(input(format!(
                     "task={other:?}: give inpaint, random-pixels, superres, cs or deblur"
                 )))
             }
         };
-        let params = AscentParams {
-            h0,
-            beta,
-            sigma_final,
-            max_steps,
-            batch: 16,
-            ..AscentParams::for_restoration()
+        let cfg = Config {
+            task,
+            ascent: AscentParams {
+                h0,
+                beta,
+                sigma_final,
+                max_steps,
+                batch: 16,
+                ..AscentParams::for_restoration()
+            },
+            seed,
         };
-        params.validate().map_err(input)?;
-        let measurements: Vec<Vec<f32>> = (0..n).map(|i| op.measure(x.image(i))).collect();
-        let naive: Vec<f32> = measurements.iter().flat_map(|m| op.adjoint(m)).collect();
-        let out = py
-            .detach(|| {
-                let constraint = Constraint {
-                    op: op.as_ref(),
-                    measurements: &measurements,
-                };
-                restore(
-                    &self.learned,
-                    shape,
-                    constraint,
-                    &params,
-                    seed,
-                    &tweedie::progress::Silent,
-                )
+        cfg.ascent.validate().map_err(input)?;
+        // the operator's settings are checked before the work starts
+        cfg.task.build(x.image_shape(), seed).map_err(input)?;
+        let inputs: Vec<Input> = (0..n)
+            .map(|i| Input {
+                name: format!("x[{i}]"),
+                clean: x.select(&[i]),
+                reference: None,
             })
+            .collect();
+        let (_, restored) = py
+            .detach(|| restore::run(&cfg, &self.learned, &inputs, &tweedie::progress::Silent))
             .map_err(tweedie_err)?;
+        let (naive, restored): (Vec<Images>, Vec<Images>) =
+            restored.into_iter().map(|r| (r.naive, r.restored)).unzip();
         Ok((
-            array(py, out.images, layout)?,
-            array(py, Images::new(naive, [n, c, h, w]), layout)?,
+            array(py, Images::concat(&restored), layout)?,
+            array(py, Images::concat(&naive), layout)?,
         ))
     }
 

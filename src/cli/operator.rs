@@ -1,11 +1,11 @@
-//! The measurement operator of `tweedie restore`: the inverse problem chosen by flags, built as a
-//! library [`Measurement`].
+//! The inverse problem of `tweedie restore` chosen by flags, as the library's
+//! [`Task`](OpTask) (which builds the measurement operator).
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tweedie::data::{load_image, FolderOptions};
-use tweedie::sampling::operators::{BlockAverage, LowPass, Mask, Measurement, RandomProjection};
+use tweedie::sampling::operators::Task as OpTask;
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Task {
@@ -45,49 +45,48 @@ pub struct OperatorArgs {
 }
 
 impl OperatorArgs {
-    /// The operator for `shape` images; random masks and projections drawn from `seed`.
-    pub fn build(&self, shape: [usize; 3], seed: u64) -> Result<Box<dyn Measurement>> {
-        let [c, h, w] = shape;
+    /// The inverse problem the flags describe (a mask image read here).
+    pub fn task(&self) -> Result<OpTask> {
         Ok(match self.task {
             Task::Inpaint => match (&self.mask_box, &self.mask) {
                 (Some(b), None) => {
-                    let [top, left, bh, bw] = b[..] else {
+                    let [top, left, height, width] = b[..] else {
                         bail!("--mask-box {b:?}: expected four numbers top,left,height,width");
                     };
-                    if top + bh > h || left + bw > w || bh == 0 || bw == 0 {
-                        bail!("--mask-box {b:?} does not fit in {h}×{w} images");
+                    OpTask::InpaintBox {
+                        top,
+                        left,
+                        height,
+                        width,
                     }
-                    Box::new(Mask::box_hole(shape, top, left, bh, bw))
                 }
                 (None, Some(p)) => {
-                    let m = load_image(
-                        p,
-                        FolderOptions {
-                            gray: true,
-                            size: None,
-                        },
-                    )?;
-                    if m.shape()[2..] != [h, w] {
-                        bail!(
-                            "{}: mask is {:?} but images are {h}×{w}",
-                            p.display(),
-                            &m.shape()[2..]
-                        );
+                    let options = FolderOptions {
+                        gray: true,
+                        size: None,
+                    };
+                    let m = load_image(p, options)?;
+                    let [_, _, h, w] = m.shape();
+                    OpTask::InpaintMask {
+                        known: m.as_slice().iter().map(|v| *v > 0.5).collect(),
+                        size: [h, w],
+                        name: p.display().to_string(),
                     }
-                    let keep = (0..c * h * w)
-                        .map(|i| m.as_slice()[i % (h * w)] > 0.5)
-                        .collect();
-                    Box::new(Mask::new(
-                        keep,
-                        format!("inpainting with mask {}", p.display()),
-                    ))
                 }
                 _ => bail!("inpainting needs exactly one of --mask-box or --mask"),
             },
-            Task::RandomPixels => Box::new(Mask::random_pixels(shape, self.fraction, seed)?),
-            Task::Superres => Box::new(BlockAverage::new(shape, self.factor)?),
-            Task::Cs => Box::new(RandomProjection::new(c * h * w, self.fraction, seed)?),
-            Task::Deblur => Box::new(LowPass::new(shape, self.cutoff)?),
+            Task::RandomPixels => OpTask::RandomPixels {
+                fraction: self.fraction,
+            },
+            Task::Superres => OpTask::Superres {
+                factor: self.factor,
+            },
+            Task::Cs => OpTask::Cs {
+                fraction: self.fraction,
+            },
+            Task::Deblur => OpTask::Deblur {
+                cutoff: self.cutoff,
+            },
         })
     }
 }

@@ -7,11 +7,11 @@ use super::progress::Terminal;
 use super::sampler::AscentArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tweedie::analysis::metrics::{mse, psnr_from_mse, ssim};
 use tweedie::data::{image_files, load_image, FolderOptions, Images};
-use tweedie::sampling::ascent::{restore, Constraint, Outcome};
+use tweedie::experiments::dir::ExperimentDir;
+use tweedie::experiments::restore::{self, Config, Input, Restore};
+use tweedie::sampling::ascent::Outcome;
 use tweedie::train::record::RunDir;
 
 use tweedie::DeviceSpec;
@@ -46,16 +46,6 @@ pub struct RestoreArgs {
     /// Device: auto, cpu, wgpu[:N], cuda[:N] or tch.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
-}
-
-#[derive(Serialize)]
-struct Row {
-    image: String,
-    steps: usize,
-    outcome: Outcome,
-    psnr_naive: Option<f64>,
-    psnr: Option<f64>,
-    ssim: Option<f64>,
 }
 
 /// The image at `path` in `shape`; `resize`: brought to the run's (square) training size first.
@@ -101,66 +91,44 @@ pub fn run(a: RestoreArgs) -> Result<()> {
         None => load_image(&inputs[0], FolderOptions { gray, size: None })?.image_shape(),
     };
     let resize = origin.image_shape().is_some();
-    let op = a.operator.build(shape, a.seed)?;
-    let clean: Vec<Images> = inputs
-        .iter()
-        .map(|p| load_one(p, gray, shape, resize))
-        .collect::<Result<_>>()?;
-    let measurements: Vec<Vec<f32>> = clean.iter().map(|x| op.measure(x.image(0))).collect();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    eprintln!("{} on {} image(s)", op.describe(), inputs.len());
-    let params = a.ascent.restoration_params(16);
-    let out = restore(
-        &denoiser,
-        shape,
-        Constraint {
-            op: op.as_ref(),
-            measurements: &measurements,
-        },
-        &params,
-        a.seed,
-        &Terminal::new(),
-    )?;
-    let mut rows = Vec::new();
-    for (k, path) in inputs.iter().enumerate() {
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("image")
-            .to_string();
-        let naive = Images::new(
-            op.adjoint(&measurements[k]),
-            [1, shape[0], shape[1], shape[2]],
-        );
-        let restored = out.images.select(&[k]);
-        let reference = match &a.reference {
+    let reference = |path: &Path| -> Result<Option<Images>> {
+        Ok(match &a.reference {
             Some(r) if r.is_dir() => Some(load_one(
-                &r.join(path.file_name().expect("file")),
+                &r.join(path.file_name().expect("a file")),
                 gray,
                 shape,
                 resize,
             )?),
             Some(r) => Some(load_one(r, gray, shape, resize)?),
             None => None,
-        };
-        tweedie::report::restore::write(&a.out, &stem, &naive, &restored, reference.as_ref())?;
-        let score = |x: &Images, r: &Images| psnr_from_mse(mse(x.as_slice(), r.as_slice()));
-        let psnr_naive = reference.as_ref().map(|r| score(&naive, r));
-        let psnr = reference.as_ref().map(|r| score(&restored, r));
-        let ss = reference
-            .as_ref()
-            .map(|r| ssim(restored.as_slice(), r.as_slice(), shape));
-        let t = &out.trajectories[k];
-        rows.push(Row {
-            image: path.display().to_string(),
-            steps: t.steps,
-            outcome: t.outcome,
-            psnr_naive,
-            psnr,
-            ssim: ss,
-        });
+        })
+    };
+    let inputs: Vec<Input> = inputs
+        .iter()
+        .map(|path| {
+            Ok(Input {
+                name: path.display().to_string(),
+                clean: load_one(path, gray, shape, resize)?,
+                reference: reference(path)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let cfg = Config {
+        task: a.operator.task()?,
+        ascent: a.ascent.restoration_params(16),
+        seed: a.seed,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let (record, restored) = restore::run(&cfg, &denoiser, &inputs, &Terminal::new())?;
+    for (input, r) in inputs.iter().zip(&restored) {
+        let stem = Path::new(&input.name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("image");
+        let reference = input.reference.as_ref();
+        tweedie::report::restore::write(&a.out, stem, &r.naive, &r.restored, reference)?;
     }
-    for r in &rows {
+    for r in &record.images {
         match (r.psnr, r.psnr_naive, r.ssim) {
             (Some(p), Some(n), Some(s)) => println!(
                 "{}: PSNR {p:.2} dB (measurement Mᵀc: {n:.2} dB), SSIM {s:.3}, {} steps",
@@ -169,16 +137,14 @@ pub fn run(a: RestoreArgs) -> Result<()> {
             _ => println!("{}: restored in {} steps", r.image, r.steps),
         }
     }
-    if rows.iter().any(|r| r.outcome != Outcome::Converged) {
+    if record
+        .images
+        .iter()
+        .any(|r| r.outcome != Outcome::Converged)
+    {
         eprintln!("warning: some restorations did not converge (see `outcome` in restore.json); raise --max-steps or lower --sigma0");
     }
-    let summary = serde_json::json!({
-        "task": op.describe(),
-        "seed": a.seed,
-        "ascent": params,
-        "images": rows,
-    });
-    tweedie::io::write_json(&a.out.join("restore.json"), &summary)?;
+    ExperimentDir::<Restore>::new(&a.out).write_record(&record)?;
     println!(
         "wrote {} (measurement, restored and compare PNGs, restore.json)",
         a.out.display()

@@ -9,6 +9,7 @@
 //! - [`demo`]: the generalization study at a memorizing and a generalizing N, with Jacobians.
 //! - [`generalization`]: memorization → generalization over training-set sizes N.
 //! - [`jacobian`]: eigenvalues, eigenvectors and tr J of a denoiser's Jacobian at a noisy image.
+//! - [`restore`]: inverse problems solved with a denoiser as prior, scored against references.
 //! - [`optimality`]: networks against the optimum on families where it is known.
 
 pub mod demo;
@@ -17,3 +18,4 @@ pub mod eval;
 pub mod generalization;
 pub mod jacobian;
 pub mod optimality;
+pub mod restore;

@@ -342,6 +342,98 @@ impl Measurement for LowPass {
     }
 }
 
+/// An inverse problem by name and parameters, serializable for the records: what `tweedie
+/// restore` and the Python package build their operator from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "kebab-case")]
+pub enum Task {
+    /// Fill a missing box (pixels, from the top-left corner).
+    InpaintBox {
+        /// First missing row.
+        top: usize,
+        /// First missing column.
+        left: usize,
+        /// Missing rows.
+        height: usize,
+        /// Missing columns.
+        width: usize,
+    },
+    /// Fill the pixels a mask marks missing (the same for every channel).
+    InpaintMask {
+        /// `[h · w]`, row-major, true where the pixel is known (not recorded: where it came
+        /// from is, in `name`).
+        #[serde(skip)]
+        known: Vec<bool>,
+        /// The mask's height and width.
+        size: [usize; 2],
+        /// Where the mask came from, for the records.
+        name: String,
+    },
+    /// A random fraction of the pixels missing.
+    RandomPixels {
+        /// The fraction missing.
+        fraction: f64,
+    },
+    /// Super-resolution from `factor` × `factor` block averages.
+    Superres {
+        /// The block side.
+        factor: usize,
+    },
+    /// Compressive sensing: a fraction of D random orthonormal projections.
+    Cs {
+        /// The fraction measured.
+        fraction: f64,
+    },
+    /// Deblurring: the Fourier coefficients up to `cutoff` cycles per image known.
+    Deblur {
+        /// The cutoff, cycles per image.
+        cutoff: f64,
+    },
+}
+
+impl Task {
+    /// The operator on images of `shape`; random masks and projections drawn from `seed`.
+    pub fn build(
+        &self,
+        shape: [usize; 3],
+        seed: u64,
+    ) -> Result<Box<dyn Measurement + Send + Sync>, InvalidField> {
+        let [c, h, w] = shape;
+        Ok(match self {
+            &Task::InpaintBox {
+                top,
+                left,
+                height,
+                width,
+            } => {
+                check(
+                    top + height <= h && left + width <= w && height > 0 && width > 0,
+                    "mask_box",
+                    format!("{top},{left},{height},{width}"),
+                    format!("must fit in {h}×{w} images (top,left,height,width)"),
+                )?;
+                Box::new(Mask::box_hole(shape, top, left, height, width))
+            }
+            Task::InpaintMask { known, size, name } => {
+                check(
+                    *size == [h, w] && known.len() == h * w,
+                    "mask",
+                    format!("{name} ({}×{})", size[0], size[1]),
+                    format!("must be {h}×{w}, as the images are"),
+                )?;
+                let keep = (0..c * h * w).map(|i| known[i % (h * w)]).collect();
+                Box::new(Mask::new(keep, format!("inpainting with mask {name}")))
+            }
+            &Task::RandomPixels { fraction } => {
+                Box::new(Mask::random_pixels(shape, fraction, seed)?)
+            }
+            &Task::Superres { factor } => Box::new(BlockAverage::new(shape, factor)?),
+            &Task::Cs { fraction } => Box::new(RandomProjection::new(c * h * w, fraction, seed)?),
+            &Task::Deblur { cutoff } => Box::new(LowPass::new(shape, cutoff)?),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +518,57 @@ mod tests {
         assert!(BlockAverage::new([1, 10, 10], 4).is_err());
         assert!(RandomProjection::new(16, 0.0, 0).is_err());
         assert!(LowPass::new([1, 4, 4], -1.0).is_err());
+    }
+
+    /// Every task builds its operator at the image's size, with M Mᵀ = I on measurements; a box or a mask that
+    /// does not fit is refused by field; the record keeps the task's name and parameters.
+    #[test]
+    fn tasks_build_their_operators_and_refuse_what_does_not_fit() {
+        let shape = [1, 8, 8];
+        let tasks = [
+            Task::InpaintBox {
+                top: 2,
+                left: 2,
+                height: 3,
+                width: 3,
+            },
+            Task::InpaintMask {
+                known: (0..64).map(|i| i % 3 != 0).collect(),
+                size: [8, 8],
+                name: "m.png".into(),
+            },
+            Task::RandomPixels { fraction: 0.5 },
+            Task::Superres { factor: 2 },
+            Task::Cs { fraction: 0.25 },
+            Task::Deblur { cutoff: 2.0 },
+        ];
+        for task in &tasks {
+            let op = task.build(shape, 1).unwrap();
+            assert_eq!(op.dim(), 64, "{task:?}");
+            let x: Vec<f32> = (0..64).map(|i| ((i * 37) % 11) as f32 / 11.0).collect();
+            let c = op.measure(&x);
+            let back = op.measure(&op.adjoint(&c));
+            let err = c
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(err < 1e-4, "{task:?}: M Mᵀ M x − M x up to {err}");
+        }
+        let outside = Task::InpaintBox {
+            top: 6,
+            left: 0,
+            height: 3,
+            width: 3,
+        };
+        assert_eq!(outside.build(shape, 0).err().unwrap().field, "mask_box");
+        let small = Task::InpaintMask {
+            known: vec![true; 16],
+            size: [4, 4],
+            name: "m.png".into(),
+        };
+        assert_eq!(small.build(shape, 0).err().unwrap().field, "mask");
+        let json = serde_json::to_value(&tasks[3]).unwrap();
+        assert_eq!(json, serde_json::json!({"task": "superres", "factor": 2}));
     }
 }
