@@ -1033,6 +1033,106 @@ fn generalization<'py>(
     json_to_py(py, &text)
 }
 
+/// Runs the optimality study in `out` as `tweedie optimality` does — networks trained on a
+/// family whose optimal denoiser is known, measured against it — and returns
+/// `optimality.json` as Python objects; the report is written beside it. `family`: "gaussian"
+/// (`gamma`), "calpha" (`alphas`), "disks" or "shuffled" (`data` and its pixel-shuffled copy);
+/// the other settings are the command's defaults (`quick=True`: its smoke-test settings;
+/// `steps` "auto" by default). `resume=True` continues the study in `out`.
+#[pyfunction]
+#[pyo3(signature = (out, family = None, alphas = vec![1.0, 2.0, 3.0, 5.0], gamma = 2.0,
+    data = "fashion-mnist".to_string(), size = 32, train_images = 10000, channels = 16,
+    blocks = 2, steps = None, quick = false, seed = 0, resume = false, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn optimality<'py>(
+    py: Python<'py>,
+    out: PathBuf,
+    family: Option<&str>,
+    alphas: Vec<f64>,
+    gamma: f64,
+    data: String,
+    size: usize,
+    train_images: usize,
+    channels: usize,
+    blocks: usize,
+    steps: Option<&Bound<'py, PyAny>>,
+    quick: bool,
+    seed: u64,
+    resume: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use tweedie::data::synthetic::GaussianField;
+    use tweedie::experiments::dir::{Context, Run as _};
+    use tweedie::experiments::optimality::{Config, Optimality, OptimalityDir, Study};
+    let dir = OptimalityDir::new(&out);
+    let cfg = if resume {
+        dir.resume().map_err(input)?
+    } else {
+        let study = match family {
+            Some("gaussian") => Study::Gaussian {
+                field: GaussianField {
+                    gamma,
+                    ..GaussianField::default()
+                },
+            },
+            Some("calpha") => Study::CAlpha {
+                alphas,
+                construction: Default::default(),
+            },
+            Some("disks") => Study::Disks,
+            Some("shuffled") => Study::Shuffled { data },
+            _ => {
+                return Err(input(
+                    "family: give \"gaussian\", \"calpha\", \"disks\" or \"shuffled\" (resume=True continues the study in out)",
+                ))
+            }
+        };
+        let net = NetConfig {
+            arch: Arch::BfUnet,
+            image_channels: 1,
+            channels,
+            blocks,
+            layers: 20,
+        };
+        let mut cfg = Config::new(study, net, seed, tweedie::DeviceSpec::Cpu);
+        cfg.size = size;
+        cfg.train_images = train_images;
+        if quick {
+            cfg.quick();
+        }
+        if let Some(steps) = steps {
+            cfg.train = cfg.train.replan(steps_arg(Some(steps), Steps::Fixed(0))?);
+        }
+        dir.start(cfg).map_err(input)?
+    };
+    cfg.validate().map_err(|e| input(one_line_chain(&e)))?;
+    let watch = tweedie::interrupt::Watch::start();
+    let reporter = PyProgress {
+        callback: progress,
+        watch: &watch,
+        total: std::sync::atomic::AtomicU64::new(0),
+        raised: std::sync::Mutex::new(None),
+    };
+    let result = py.detach(|| -> Result<String, String> {
+        let ctx = Context {
+            device: tweedie::DeviceSpec::Cpu
+                .device()
+                .map_err(|e| e.to_string())?,
+            progress: &reporter,
+            jobs: None,
+        };
+        let record = Optimality::run(&cfg, &dir, &ctx).map_err(|e| one_line_chain(&e))?;
+        tweedie::report::optimality::write(&dir, &record).map_err(|e| e.to_string())?;
+        serde_json::to_string(&record).map_err(|e| e.to_string())
+    });
+    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
+        return Err(e);
+    }
+    let text = result.map_err(tweedie_err)?;
+    drop(watch);
+    json_to_py(py, &text)
+}
+
 /// An error and its causes on one line ("invalid study setting: pairs 0: must be …").
 fn one_line_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
@@ -1067,6 +1167,7 @@ fn _tweedie(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(noisy, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(generalization, m)?)?;
+    m.add_function(wrap_pyfunction!(optimality, m)?)?;
     m.add_function(wrap_pyfunction!(wiener_denoise, m)?)?;
     m.add_function(wrap_pyfunction!(estimate_noise, m)?)?;
     m.add("TweedieError", m.py().get_type::<TweedieError>())?;

@@ -307,3 +307,21 @@ def test_evaluate_equals_tweedie_eval(run, tmp_path):
     assert len(got["test"]) == 2 and got["images"] == 8
     with pytest.raises(tweedie.InputError, match="count"):
         r.evaluate(count=0)
+
+
+def test_an_optimality_study_from_python_measures_what_the_cli_measures(tmp_path):
+    """The optimality study from Python (the quick settings) writes the configuration and the
+    figures `tweedie optimality` writes for the same settings (all but the time it took);
+    a family is required to start one."""
+    record = tweedie.optimality(tmp_path / "py", "gaussian", quick=True)
+    cli("optimality", "--family", "gaussian", "--quick", "--device", "cpu", "--out", tmp_path / "cli")
+    assert (tmp_path / "py" / "optimality_config.json").read_bytes() == (
+        tmp_path / "cli" / "optimality_config.json").read_bytes()
+    want = json.loads((tmp_path / "cli" / "optimality.json").read_text())
+    got = json.loads((tmp_path / "py" / "optimality.json").read_text())
+    for arm in got["arms"] + want["arms"]:
+        arm.pop("measure_seconds", None)
+    assert got == want
+    assert isinstance(record["arms"][0]["rows"], list)
+    with pytest.raises(tweedie.InputError, match="family"):
+        tweedie.optimality(tmp_path / "none")

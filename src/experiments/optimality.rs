@@ -229,6 +229,46 @@ impl OptimalityDir {
 }
 
 impl Config {
+    /// A study of `study`'s family with networks of `net`, and the defaults: 32×32 images,
+    /// 10 000 training images per network trained to convergence (at most
+    /// [`AUTO_CAP`](crate::train::AUTO_CAP) steps of 32, σ up to 0.5, which covers the measured
+    /// σ; the rest `tweedie train`'s recipe), MSE at σ = 1/255, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4
+    /// on 256 held-out images, the Jacobian at σ = 0.1 (disks: 0.02, 0.05, 0.1, 0.2, 0.4) with
+    /// 32 eigenvectors, the C^α slope fitted over σ ∈ [0.02, 0.2], 2000 importance samples per
+    /// image for the disks' oracle. [`Self::quick`] and [`TrainConfig::replan`] change the
+    /// budget.
+    pub fn new(
+        study: Study,
+        net: crate::nn::NetConfig,
+        seed: u64,
+        device: crate::DeviceSpec,
+    ) -> Config {
+        use crate::train::{DataConfig, Steps, AUTO_CAP};
+        let mut data = DataConfig::new("");
+        data.split.split_seed = seed;
+        let mut train =
+            TrainConfig::new(data, net, AUTO_CAP, 32, seed, device).replan(Steps::Auto(AUTO_CAP));
+        train.sigma_max = 0.5;
+        let jacobian_sigmas = match study {
+            Study::Disks => vec![0.02, 0.05, 0.1, 0.2, 0.4],
+            _ => vec![0.1],
+        };
+        Config {
+            study,
+            size: 32,
+            train_images: 10_000,
+            train,
+            sigmas: vec![1.0 / 255.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4],
+            eval_count: 256,
+            jacobian_sigmas,
+            top: 32,
+            fit_range: [0.02, 0.2],
+            oracle_samples: 2000,
+            baseline: Baseline::default(),
+            seed,
+        }
+    }
+
     /// The smoke-test settings (`--quick`): 16×16 images, a few σ, 80 steps of an 8-channel
     /// network — minutes become seconds, the numbers mean little.
     pub fn quick(&mut self) {
@@ -239,11 +279,11 @@ impl Config {
         self.jacobian_sigmas.truncate(2);
         self.top = 8;
         self.oracle_samples = 200;
-        self.train.steps = 80;
         self.train.batch = 16;
         self.train.net.channels = 8;
         self.train.val_count = 16;
         self.train.min_epoch = 256;
+        self.train = self.train.replan(crate::train::Steps::Fixed(80));
     }
 
     /// Checks everything before any work.

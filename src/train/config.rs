@@ -507,6 +507,34 @@ impl TrainConfig {
         }
     }
 
+    /// This recipe with the plan of a new run of `steps`: the settings that follow the number
+    /// of steps (warm-up, halving period, log period; with [`Steps::Auto`] the stopping rule and
+    /// its plan, [`Self::until_converged`]) derived afresh, as [`Self::new`] and
+    /// [`Self::until_converged`] derive them; everything else kept.
+    pub fn replan(&self, steps: Steps) -> TrainConfig {
+        let fresh = TrainConfig::new(
+            self.data.clone(),
+            self.net.clone(),
+            steps.cap(),
+            self.batch,
+            self.seed,
+            self.device,
+        );
+        let plan = match steps {
+            Steps::Fixed(_) => fresh,
+            Steps::Auto(cap) => fresh.until_converged(StopRule::default(), cap),
+        };
+        TrainConfig {
+            steps: plan.steps,
+            lr_halve_every: plan.lr_halve_every,
+            lr_schedule: plan.lr_schedule,
+            lr_warmup: plan.lr_warmup,
+            log_every: plan.log_every,
+            stop: plan.stop,
+            ..self.clone()
+        }
+    }
+
     /// The configuration of this run extended (or shortened) to `steps`, its learning-rate plan
     /// re-planned over the new total: the cosine is a function of the total already; the
     /// halving period scales with it (halving every 1/4 of the run stays every 1/4).

@@ -23,6 +23,7 @@ from ._tweedie import (
     wiener_denoise,
 )
 from ._tweedie import generalization as _generalization
+from ._tweedie import optimality as _optimality
 from ._tweedie import read_record as _read_json
 
 
@@ -51,6 +52,15 @@ def generalization(out, data=None, **settings):
     return _arrays(_generalization(out, data, **settings))
 
 
+def optimality(out, family=None, **settings):
+    """Run the optimality study in the folder ``out`` as ``tweedie optimality`` does — networks
+    trained on a family whose optimal denoiser is known ("gaussian", "calpha", "disks", or
+    "shuffled": a data set and its pixel-shuffled copy), measured against that optimum — and
+    return ``optimality.json`` as :func:`read_record` does. ``quick=True`` runs the command's
+    smoke-test settings; ``resume=True`` continues the study in ``out``."""
+    return _arrays(_optimality(out, family, **settings))
+
+
 def read_record(path):
     """A JSON record tweedie wrote (``study.json``, ``optimality.json``, ``jacobian.json``,
     ``eval.json``, ``config.json``, …) as dicts, lists and strings, with every list of numbers
@@ -67,6 +77,7 @@ __all__ = [
     "estimate_noise",
     "generalization",
     "noisy",
+    "optimality",
     "read_record",
     "train",
     "wiener_denoise",

@@ -149,5 +149,24 @@ def generalization(
     """The generalization study in `out`, as `tweedie generalization` runs it (steps "auto" by
     default); returns study.json as read_record does. resume=True continues it."""
 
+def optimality(
+    out: Union[str, PathLike[str]],
+    family: Optional[str] = None,
+    alphas: Sequence[float] = (1.0, 2.0, 3.0, 5.0),
+    gamma: float = 2.0,
+    data: str = "fashion-mnist",
+    size: int = 32,
+    train_images: int = 10000,
+    channels: int = 16,
+    blocks: int = 2,
+    steps: Union[int, str, None] = None,
+    quick: bool = False,
+    seed: int = 0,
+    resume: bool = False,
+    progress: Optional[Callable[[Optional[int], int, str], None]] = None,
+) -> Dict[str, Any]:
+    """The optimality study in `out`, as `tweedie optimality` runs it; returns optimality.json
+    as read_record does. quick=True: the smoke-test settings; resume=True continues it."""
+
 def read_record(path: Union[str, PathLike[str]]) -> Any:
     """A JSON record tweedie wrote, as dicts and lists, lists of numbers as numpy arrays."""
