@@ -5,6 +5,7 @@ use tweedie::config::InvalidField;
 use tweedie::experiments::dir::FolderError;
 use tweedie::experiments::eval::EvalError;
 use tweedie::experiments::generalization::StudyError;
+use tweedie::experiments::sample::SampleError;
 use tweedie::train::TrainError;
 
 /// Configuration fields whose flag is not their last segment in kebab case
@@ -49,6 +50,14 @@ pub(super) fn name_the_flag(err: anyhow::Error) -> anyhow::Error {
             "runs not finished: {}; train them first: tweedie generalization --out {} --resume",
             runs.join(", "),
             study.display()
+        );
+    }
+    if let Some(SampleError::SizeNeeded(run)) =
+        err.chain().find_map(|e| e.downcast_ref::<SampleError>())
+    {
+        return anyhow::anyhow!(
+            "{} holds an imported network, trained on images tweedie never saw: give the samples' size with --size (e.g. --size 64)",
+            run.display()
         );
     }
     match err.chain().find_map(|e| e.downcast_ref::<EvalError>()) {

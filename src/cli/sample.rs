@@ -5,10 +5,10 @@ use super::progress::Terminal;
 use super::sampler::SamplerArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use serde::Serialize;
 use std::path::PathBuf;
-use tweedie::sampling::ascent::{self, Outcome, Trajectory};
-use tweedie::sampling::Sampler;
+use tweedie::experiments::dir::ExperimentDir;
+use tweedie::experiments::sample::{self, Sample};
+use tweedie::sampling::ascent::{self, Outcome};
 use tweedie::train::record::RunDir;
 use tweedie::DeviceSpec;
 
@@ -46,60 +46,24 @@ pub struct SampleArgs {
     device: DeviceSpec,
 }
 
-#[derive(Serialize)]
-struct TrajectoryFile<'a> {
-    run: String,
-    sampler: &'a Sampler,
-    seed: u64,
-    count: usize,
-    step_cap: usize,
-    diverged: usize,
-    stalled: usize,
-    trajectories: &'a [Trajectory],
-}
-
 pub fn run(a: SampleArgs) -> Result<()> {
-    if a.count == 0 {
-        anyhow::bail!("--count must be at least 1");
-    }
-    let sampler = a.sampler.sampler(a.steps, a.batch);
-    sampler.validate()?;
+    let cfg = sample::Config {
+        sampler: a.sampler.sampler(a.steps, a.batch),
+        count: a.count,
+        seed: a.seed,
+        size: a.size,
+        weights: a.weights,
+    };
+    cfg.validate()?;
     let run = RunDir::new(&a.run);
     let device = a.device.device()?;
-    let (denoiser, origin) = tweedie::train::load_network(&run, &device, a.weights)?;
-    let shape = match (a.size, origin.image_shape()) {
-        (Some([h, w]), _) => [origin.image_channels(), h, w],
-        (None, Some(shape)) => shape,
-        (None, None) => anyhow::bail!(
-            "{} holds an imported network, trained on images tweedie never saw: give the \
-             samples' size with --size (e.g. --size 64)",
-            run.root().display()
-        ),
-    };
-    if tweedie::device::is_host(&device) {
-        let [_, h, w] = shape;
-        let per_image = origin.net().inference_bytes(1, h, w);
-        let available = tweedie::resources::available_memory();
-        tweedie::resources::check_batch(per_image, a.batch.min(a.count), [h, w], available, "")?;
-    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let out = sampler.sample(&denoiser, shape, a.count, 0, a.seed, &Terminal::new())?;
+    let drawn = sample::run(&cfg, &run, &device, &Terminal::new())?;
+    let (record, out) = (&drawn.record, &drawn.samples);
     let trajectories = &out.trajectories;
-    let count_of = |o: Outcome| trajectories.iter().filter(|t| t.outcome == o).count();
-    let (step_cap, diverged) = (count_of(Outcome::StepCap), count_of(Outcome::Diverged));
-    let stalled = count_of(Outcome::Stalled);
+    let shape = out.images.image_shape();
     tweedie::data::write_npy(&out.images, &a.out.join("samples.npy"))?;
-    let file = TrajectoryFile {
-        run: run.root().display().to_string(),
-        sampler: &sampler,
-        seed: a.seed,
-        count: a.count,
-        step_cap,
-        diverged,
-        stalled,
-        trajectories,
-    };
-    tweedie::io::write_json(&a.out.join("trajectory.json"), &file)?;
+    ExperimentDir::<Sample>::new(&a.out).write_record(record)?;
     tweedie::report::samples::write(&a.out, &out.images, trajectories)?;
     if let Some(snaps) = ascent::snapshots(trajectories, shape) {
         tweedie::data::write_npy(&snaps, &a.out.join("snapshots.npy"))?;
@@ -115,6 +79,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
         );
     }
     let ascent = &a.sampler.ascent;
+    let (step_cap, stalled, diverged) = (record.step_cap, record.stalled, record.diverged);
     if step_cap > 0 {
         eprintln!(
             "warning: {step_cap} of {} samples hit --max-steps {} before σₜ fell below --sigma-final {}; raise --max-steps or --h0, or train the network longer at low noise",

@@ -10,6 +10,7 @@
 //! - [`generalization`]: memorization → generalization over training-set sizes N.
 //! - [`jacobian`]: eigenvalues, eigenvectors and tr J of a denoiser's Jacobian at a noisy image.
 //! - [`restore`]: inverse problems solved with a denoiser as prior, scored against references.
+//! - [`sample`]: samples from a run's network, with either sampler.
 //! - [`optimality`]: networks against the optimum on families where it is known.
 
 pub mod demo;
@@ -19,3 +20,4 @@ pub mod generalization;
 pub mod jacobian;
 pub mod optimality;
 pub mod restore;
+pub mod sample;

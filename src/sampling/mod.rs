@@ -79,6 +79,14 @@ pub struct Samples {
 }
 
 impl Sampler {
+    /// Images denoised together (memory against speed; the samples do not depend on it).
+    pub fn batch(&self) -> usize {
+        match self {
+            Sampler::Ascent(p) => p.batch,
+            Sampler::Euler(p) => p.batch,
+        }
+    }
+
     /// Checks the parameters (before any work that would be lost if they were wrong).
     pub fn validate(&self) -> Result<(), InvalidField> {
         match self {
