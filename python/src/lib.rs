@@ -11,6 +11,7 @@ use tweedie::analysis::jacobian::{full, symmetric_product, vjp_flat};
 use tweedie::analysis::lanczos::{hutchinson, lanczos};
 use tweedie::data::Images;
 use tweedie::denoise::{Denoiser, EmpiricalOptimal, JacobianAt, Learned, Linearize};
+use tweedie::experiments::dir::Context;
 use tweedie::nn::{Arch, NetConfig};
 use tweedie::sampling::ascent::AscentParams;
 use tweedie::sampling::euler::EulerParams;
@@ -736,6 +737,50 @@ impl tweedie::progress::Progress for PyProgress<'_> {
     fn finish(&self) {}
 }
 
+/// Runs `work` with the GIL released, reporting to the Python callable `progress`; Ctrl-C (or
+/// an exception in the callback) asks the work to stop at its next checkpoint and is raised
+/// once it has. `work`'s own failure becomes a `TweedieError` with its message.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(&PyProgress<'_>) -> Result<T, String> + Send,
+) -> PyResult<T> {
+    let watch = tweedie::interrupt::Watch::start();
+    let reporter = PyProgress {
+        callback: progress,
+        watch: &watch,
+        total: std::sync::atomic::AtomicU64::new(0),
+        raised: std::sync::Mutex::new(None),
+    };
+    let result = py.detach(|| work(&reporter));
+    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
+        return Err(e);
+    }
+    result.map_err(tweedie_err)
+}
+
+/// A study's record as Python objects, from the study run on the CPU with `progress` and
+/// `jobs` trainings at once.
+fn study_record<R: serde::Serialize>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    jobs: Option<usize>,
+    run: impl FnOnce(&Context<'_>) -> Result<R, String> + Send,
+) -> PyResult<Bound<'_, PyAny>> {
+    let text = interruptible(py, progress, |reporter| {
+        let ctx = Context {
+            device: tweedie::DeviceSpec::Cpu
+                .device()
+                .map_err(|e| e.to_string())?,
+            progress: reporter,
+            jobs,
+        };
+        let record = run(&ctx)?;
+        serde_json::to_string(&record).map_err(|e| e.to_string())
+    })?;
+    json_to_py(py, &text)
+}
+
 /// Trains a blind bias-free denoiser into the run folder `out`, as `tweedie train` does, and
 /// returns its `Run`. `data`: a source as the CLI spells it (`fashion-mnist`, an image folder,
 /// an .npy or IDX file); `steps`: a number, or "auto" / "auto:CAP" to train to convergence.
@@ -779,24 +824,12 @@ fn train(
     };
     let cfg = train_config(&recipe, &data, steps, Steps::Fixed(2000))?;
     let run = RunDir::new(&out);
-    let watch = tweedie::interrupt::Watch::start();
-    let reporter = PyProgress {
-        callback: progress,
-        watch: &watch,
-        total: std::sync::atomic::AtomicU64::new(0),
-        raised: std::sync::Mutex::new(None),
-    };
-    let result = py.detach(|| -> Result<(), String> {
+    interruptible(py, progress, |reporter| {
         let resolved = cfg.data.resolve().map_err(|e| e.to_string())?;
-        tweedie::train::train_on(&cfg, resolved, &run, Session::resuming(resume), &reporter)
+        tweedie::train::train_on(&cfg, resolved, &run, Session::resuming(resume), reporter)
             .map(drop)
             .map_err(|e| e.to_string())
-    });
-    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
-        return Err(e);
-    }
-    result.map_err(tweedie_err)?;
-    drop(watch);
+    })?;
     Run::new(py, out, "ema")
 }
 
@@ -960,7 +993,7 @@ fn generalization<'py>(
     resume: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    use tweedie::experiments::dir::{Context, Run as _};
+    use tweedie::experiments::dir::Run as _;
     use tweedie::experiments::generalization::{Config, Generalization, StudyDir};
     let dir = StudyDir::new(&out);
     let cfg = if resume {
@@ -1006,31 +1039,11 @@ fn generalization<'py>(
     };
     cfg.validate().map_err(|e| input(one_line_chain(&e)))?;
     dir.write_config(&cfg).map_err(tweedie_err)?;
-    let watch = tweedie::interrupt::Watch::start();
-    let reporter = PyProgress {
-        callback: progress,
-        watch: &watch,
-        total: std::sync::atomic::AtomicU64::new(0),
-        raised: std::sync::Mutex::new(None),
-    };
-    let result = py.detach(|| -> Result<String, String> {
-        let ctx = Context {
-            device: tweedie::DeviceSpec::Cpu
-                .device()
-                .map_err(|e| e.to_string())?,
-            progress: &reporter,
-            jobs,
-        };
-        let record = Generalization::run(&cfg, &dir, &ctx).map_err(|e| one_line_chain(&e))?;
+    study_record(py, progress, jobs, |ctx| {
+        let record = Generalization::run(&cfg, &dir, ctx).map_err(|e| one_line_chain(&e))?;
         tweedie::report::study::write(&dir, &record).map_err(|e| e.to_string())?;
-        serde_json::to_string(&record).map_err(|e| e.to_string())
-    });
-    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
-        return Err(e);
-    }
-    let text = result.map_err(tweedie_err)?;
-    drop(watch);
-    json_to_py(py, &text)
+        Ok(record)
+    })
 }
 
 /// Runs the optimality study in `out` as `tweedie optimality` does — networks trained on a
@@ -1062,7 +1075,7 @@ fn optimality<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     use tweedie::data::synthetic::GaussianField;
-    use tweedie::experiments::dir::{Context, Run as _};
+    use tweedie::experiments::dir::Run as _;
     use tweedie::experiments::optimality::{Config, Optimality, OptimalityDir, Study};
     let dir = OptimalityDir::new(&out);
     let cfg = if resume {
@@ -1106,31 +1119,11 @@ fn optimality<'py>(
         dir.start(cfg).map_err(input)?
     };
     cfg.validate().map_err(|e| input(one_line_chain(&e)))?;
-    let watch = tweedie::interrupt::Watch::start();
-    let reporter = PyProgress {
-        callback: progress,
-        watch: &watch,
-        total: std::sync::atomic::AtomicU64::new(0),
-        raised: std::sync::Mutex::new(None),
-    };
-    let result = py.detach(|| -> Result<String, String> {
-        let ctx = Context {
-            device: tweedie::DeviceSpec::Cpu
-                .device()
-                .map_err(|e| e.to_string())?,
-            progress: &reporter,
-            jobs: None,
-        };
-        let record = Optimality::run(&cfg, &dir, &ctx).map_err(|e| one_line_chain(&e))?;
+    study_record(py, progress, None, |ctx| {
+        let record = Optimality::run(&cfg, &dir, ctx).map_err(|e| one_line_chain(&e))?;
         tweedie::report::optimality::write(&dir, &record).map_err(|e| e.to_string())?;
-        serde_json::to_string(&record).map_err(|e| e.to_string())
-    });
-    if let Some(e) = reporter.raised.lock().ok().and_then(|mut r| r.take()) {
-        return Err(e);
-    }
-    let text = result.map_err(tweedie_err)?;
-    drop(watch);
-    json_to_py(py, &text)
+        Ok(record)
+    })
 }
 
 /// An error and its causes on one line ("invalid study setting: pairs 0: must be …").

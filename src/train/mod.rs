@@ -255,16 +255,8 @@ mod tests {
     /// again the run resumes and finishes like one that never ran out.
     #[test]
     fn a_full_disk_keeps_the_last_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = tiny_disks(dir.path());
-        let mut json = old_config_json();
-        json["data"]["source"] = path.display().to_string().into();
-        json["data"]["split"]["train_size"] = serde_json::Value::Null;
-        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let (dir, cfg, whole) = tiny_run_and_config();
         let silent = &crate::progress::Silent;
-
-        let whole = RunDir::new(dir.path().join("whole"));
-        train(&cfg, &whole, Session::default(), silent).unwrap();
 
         let run = RunDir::new(dir.path().join("run"));
         let half = Session {
@@ -305,16 +297,8 @@ mod tests {
     /// stopping record, and resuming it ends where a run never stopped ends, byte for byte.
     #[test]
     fn a_run_stopped_at_any_write_resumes_to_the_same_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = tiny_disks(dir.path());
-        let mut json = old_config_json();
-        json["data"]["source"] = path.display().to_string().into();
-        json["data"]["split"]["train_size"] = serde_json::Value::Null;
-        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let (dir, cfg, whole) = tiny_run_and_config();
         let silent = &crate::progress::Silent;
-
-        let whole = RunDir::new(dir.path().join("whole"));
-        train(&cfg, &whole, Session::default(), silent).unwrap();
         for writes in 0.. {
             let cut = RunDir::new(dir.path().join(format!("cut{writes}")));
             crate::io::full_disk::fill_after(Some(writes));
@@ -336,6 +320,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A folder with 40 disks of 8×8, a 10-step configuration training on all of them, and the
+    /// run of that configuration in `whole/`, trained without interruption.
+    fn tiny_run_and_config() -> (tempfile::TempDir, TrainConfig, RunDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = tiny_disks(dir.path());
+        let mut json = old_config_json();
+        json["data"]["source"] = path.display().to_string().into();
+        json["data"]["split"]["train_size"] = serde_json::Value::Null;
+        let cfg: TrainConfig = serde_json::from_value(json).unwrap();
+        let whole = RunDir::new(dir.path().join("whole"));
+        train(&cfg, &whole, Session::default(), &crate::progress::Silent).unwrap();
+        (dir, cfg, whole)
     }
 
     /// 40 disks of 8×8 in `dir/disks.npy`.
