@@ -335,7 +335,6 @@ impl Run {
                 batch,
             },
         )?;
-        sampler.validate().map_err(input)?;
         let out = py
             .detach(|| {
                 sampler.sample(
@@ -424,9 +423,6 @@ impl Run {
             },
             seed,
         };
-        cfg.ascent.validate().map_err(input)?;
-        // the operator's settings are checked before the work starts
-        cfg.task.build(x.image_shape(), seed).map_err(input)?;
         let inputs: Vec<Input> = (0..n)
             .map(|i| Input {
                 name: format!("x[{i}]"),
@@ -434,9 +430,13 @@ impl Run {
                 reference: None,
             })
             .collect();
+        // restore::run checks the operator's and the ascent's settings before any work
         let (_, restored) = py
             .detach(|| restore::run(&cfg, &self.learned, &inputs, &tweedie::progress::Silent))
-            .map_err(tweedie_err)?;
+            .map_err(|e| match e {
+                restore::RestoreError::Invalid(field) => input(field),
+                other => tweedie_err(other),
+            })?;
         let (naive, restored): (Vec<Images>, Vec<Images>) =
             restored.into_iter().map(|r| (r.naive, r.restored)).unzip();
         Ok((
@@ -895,10 +895,10 @@ struct Data {
     train_size: Option<usize>,
 }
 
-/// `steps` as Python gives it: a number, "auto" or "auto:CAP" (`default` when None).
-fn steps_arg(steps: Option<&Bound<'_, PyAny>>, default: Steps) -> PyResult<Steps> {
+/// `steps` as Python gives it: a number, "auto" or "auto:CAP" (None when not given).
+fn steps_arg(steps: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Steps>> {
     let Some(s) = steps else {
-        return Ok(default);
+        return Ok(None);
     };
     match s.extract::<u64>() {
         Ok(n) => Steps::parse(&n.to_string()),
@@ -907,6 +907,7 @@ fn steps_arg(steps: Option<&Bound<'_, PyAny>>, default: Steps) -> PyResult<Steps
             .map_err(|_| "steps: give a number, \"auto\" or \"auto:CAP\"".to_string())
             .and_then(|t| Steps::parse(&t)),
     }
+    .map(Some)
     .map_err(|e| input(format!("steps: {e}")))
 }
 
@@ -927,7 +928,7 @@ fn train_config(
                 recipe.arch
             ))
         })?;
-    let steps = steps_arg(steps, default_steps)?;
+    let steps = steps_arg(steps)?.unwrap_or(default_steps);
     let mut source = DataConfig::new(data.source.clone());
     source.gray = data.gray;
     source.size = data.size;
@@ -1113,8 +1114,8 @@ fn optimality<'py>(
         if quick {
             cfg.quick();
         }
-        if let Some(steps) = steps {
-            cfg.train = cfg.train.replan(steps_arg(Some(steps), Steps::Fixed(0))?);
+        if let Some(steps) = steps_arg(steps)? {
+            cfg.train = cfg.train.replan(steps);
         }
         dir.start(cfg).map_err(input)?
     };

@@ -52,7 +52,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     let run = RunDir::new(&a.run);
     let done = eval::run(&cfg, &run, &a.device.device()?)?;
-    let (record, n_train, n_test) = (&done.record, done.train.len(), done.test.len());
+    let (record, n_train, n_test) = (&done.record, done.train_images, done.test_images);
     print!("{}", run_report::eval_summary(record, n_train, n_test));
     let eval_json = run.file(Eval::RECORD_FILE);
     if n_train == 0 {
@@ -60,7 +60,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         println!("wrote {}", eval_json.display());
         return Ok(());
     }
-    run_report::write_examples(&done.denoiser, &done.test, &cfg.sigmas, cfg.seed, &run)?;
+    run_report::write_examples(&done.examples, done.examples_per_row(), &run)?;
     run_report::write(&run)?;
     println!(
         "wrote {} and {}",

@@ -6,13 +6,11 @@
 //! the records it points to.
 
 use super::dir::{Context, Experiment, ExperimentDir, FolderError, Run};
-use super::generalization::{self as study, RunKey, StudyDir, StudyError};
+use super::generalization::{self as study, Generalization, RunKey, StudyDir, StudyError};
 use super::jacobian::{self as jac, JacobianDir, JacobianError, Subject};
 use crate::data::Split;
-use crate::progress::Progress;
 use crate::train::{self, TrainError};
 use serde::{Deserialize, Serialize};
-
 use std::time::Instant;
 
 /// The demo's configuration.
@@ -83,13 +81,6 @@ impl Experiment for Demo {
     const RECORD_FILE: &'static str = "demo.json";
     type Config = Config;
     type Record = Record;
-}
-
-impl Run for Demo {
-    type Error = DemoError;
-    fn run(cfg: &Config, dir: &DemoDir, ctx: &Context<'_>) -> Result<Record, DemoError> {
-        run(cfg, dir, &ctx.device, ctx.progress)
-    }
 }
 
 /// A demo folder.
@@ -181,47 +172,46 @@ impl Config {
     }
 }
 
-/// Runs (or resumes) the study, opens the networks, writes `demo.json`.
-pub fn run(
-    cfg: &Config,
-    dir: &DemoDir,
-    device: &burn::tensor::Device,
-    progress: &(dyn Progress + Sync),
-) -> Result<Record, DemoError> {
-    let start = Instant::now();
-    let sdir = dir.study();
-    sdir.write_config(&cfg.study)?;
-    let jobs = study::default_jobs(&cfg.study, study::pending(&sdir, &cfg.study).len());
-    study::run(&sdir, &cfg.study, jobs, device, progress)?;
-    let mut jacobians = Vec::new();
-    for key in cfg.jacobian_runs() {
-        let run = sdir.run(key);
-        let (net, record) = train::load_denoiser(&run, device)?;
-        let data = record.config.data.resolve()?;
-        let image = data
-            .dataset
-            .test
-            .select(&[cfg.image.min(data.dataset.test.len() - 1)]);
-        let subject = Subject {
-            denoiser: (&net, format!("study/runs/{}", key.name())),
-            compare: None,
-            image: (image, format!("test:{}", cfg.image)),
+impl Run for Demo {
+    type Error = DemoError;
+
+    /// Runs (or resumes) the study, opens the networks, writes `demo.json`.
+    fn run(cfg: &Config, dir: &DemoDir, ctx: &Context<'_>) -> Result<Record, DemoError> {
+        let start = Instant::now();
+        let sdir = dir.study();
+        sdir.write_config(&cfg.study)?;
+        Generalization::run(&cfg.study, &sdir, ctx)?;
+        let (device, progress) = (&ctx.device, ctx.progress);
+        let mut jacobians = Vec::new();
+        for key in cfg.jacobian_runs() {
+            let run = sdir.run(key);
+            let (net, record) = train::load_denoiser(&run, device)?;
+            let data = record.config.data.resolve()?;
+            let image = data
+                .dataset
+                .test
+                .select(&[cfg.image.min(data.dataset.test.len() - 1)]);
+            let subject = Subject {
+                denoiser: (&net, format!("study/runs/{}", key.name())),
+                compare: None,
+                image: (image, format!("test:{}", cfg.image)),
+            };
+            progress.log(&format!("Jacobian of {}", key.name()));
+            jac::run(&cfg.jacobian, &subject, &dir.jacobian(key), progress)?;
+            jacobians.push(JacobianEntry {
+                run: key.name(),
+                n: key.n,
+                dir: format!("jacobian/{}", key.name()),
+            });
+        }
+        let record = Record {
+            config: cfg.clone(),
+            study: "study".into(),
+            jacobians,
+            seconds: start.elapsed().as_secs_f64(),
+            tweedie_version: env!("CARGO_PKG_VERSION").into(),
         };
-        progress.log(&format!("Jacobian of {}", key.name()));
-        jac::run(&cfg.jacobian, &subject, &dir.jacobian(key), progress)?;
-        jacobians.push(JacobianEntry {
-            run: key.name(),
-            n: key.n,
-            dir: format!("jacobian/{}", key.name()),
-        });
+        dir.write_record(&record)?;
+        Ok(record)
     }
-    let record = Record {
-        config: cfg.clone(),
-        study: "study".into(),
-        jacobians,
-        seconds: start.elapsed().as_secs_f64(),
-        tweedie_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    dir.write_record(&record)?;
-    Ok(record)
 }

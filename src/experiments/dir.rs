@@ -141,10 +141,6 @@ impl<E: Experiment> ExperimentDir<E> {
     pub fn record(&self) -> PathBuf {
         self.root.join(E::RECORD_FILE)
     }
-    /// Whether the folder holds a finished experiment's record.
-    pub fn has_record(&self) -> bool {
-        self.record().is_file()
-    }
     /// Reads the record.
     pub fn read_record(&self) -> Result<E::Record, FolderError> {
         crate::io::read_json(&self.record()).map_err(io(&self.record()))
@@ -234,7 +230,7 @@ mod tests {
     fn records_and_the_lock() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ExperimentDir::<Toy>::new(tmp.path().join("toy"));
-        assert!(!dir.has_record());
+        assert!(dir.read_record().is_err(), "no record yet");
         dir.write_record(&"done".to_string()).unwrap();
         assert_eq!(dir.read_record().unwrap(), "done");
         std::fs::write(dir.record(), "{").unwrap();

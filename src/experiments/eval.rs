@@ -96,16 +96,47 @@ impl Experiment for Eval {
     type Record = EvalRecord;
 }
 
-/// What an evaluation measured, with what the examples figure needs.
+/// What an evaluation measured, with the examples its figure shows.
 pub struct Evaluation {
     /// The record (`eval.json`).
     pub record: EvalRecord,
-    /// The network evaluated.
-    pub denoiser: Learned,
-    /// The training images measured (none for an imported network).
-    pub train: Images,
-    /// The held-out images measured.
-    pub test: Images,
+    /// Training images measured (none for an imported network).
+    pub train_images: usize,
+    /// Held-out images measured.
+    pub test_images: usize,
+    /// The first [`EXAMPLES`] held-out images, per σ a row of clean, noisy and denoised
+    /// copies (the noise of the evaluation's seed), row after row.
+    pub examples: Images,
+}
+
+/// Held-out images the examples show.
+pub const EXAMPLES: usize = 4;
+
+impl Evaluation {
+    /// Images in one row of [`Self::examples`]: a clean, noisy and denoised copy of each.
+    pub fn examples_per_row(&self) -> usize {
+        3 * self.test_images.min(EXAMPLES)
+    }
+}
+
+/// Per σ, clean, noisy and denoised copies of the first [`EXAMPLES`] images of `test`.
+fn examples(
+    denoiser: &Learned,
+    test: &Images,
+    sigmas: &[f32],
+    seed: u64,
+) -> Result<Images, DenoiseError> {
+    use crate::denoise::Denoiser;
+    let clean = test.take(EXAMPLES);
+    let mut tiles = Vec::new();
+    for &s in sigmas {
+        let y = crate::analysis::metrics::noisy(&clean, s, seed);
+        let denoised = denoiser.denoise(&y, Some(s))?;
+        for i in 0..clean.len() {
+            tiles.extend([clean.select(&[i]), y.select(&[i]), denoised.select(&[i])]);
+        }
+    }
+    Ok(Images::concat(&tiles))
 }
 
 /// Measures the run in `run` and writes `eval.json` there.
@@ -161,9 +192,9 @@ pub fn run(
     ExperimentDir::<Eval>::new(run.root()).write_record(&record)?;
     Ok(Evaluation {
         record,
-        denoiser,
-        train,
-        test,
+        train_images: train.len(),
+        test_images: test.len(),
+        examples: examples(&denoiser, &test, &cfg.sigmas, cfg.seed)?,
     })
 }
 

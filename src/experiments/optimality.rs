@@ -201,6 +201,8 @@ impl Configured for Optimality {
 
 impl Run for Optimality {
     type Error = OptimalityError;
+    /// Trains and measures on the configuration's own device (`train.device`, recorded with
+    /// each arm's run), not the context's.
     fn run(
         cfg: &Config,
         dir: &OptimalityDir,

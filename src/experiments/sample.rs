@@ -5,7 +5,6 @@
 
 use super::dir::Experiment;
 use crate::config::{check, InvalidField};
-use crate::denoise::Learned;
 use crate::progress::Progress;
 use crate::sampling::ascent::{Outcome, Trajectory};
 use crate::sampling::{Sampler, Samples, SamplingError};
@@ -95,8 +94,6 @@ pub struct Drawn {
     pub record: Record,
     /// The samples `[count, c, h, w]` and their trajectories.
     pub samples: Samples,
-    /// The network sampled.
-    pub denoiser: Learned,
 }
 
 /// Loads the run's network and draws the samples.
@@ -140,9 +137,5 @@ pub fn run(
         stalled: count_of(Outcome::Stalled),
         trajectories: samples.trajectories.clone(),
     };
-    Ok(Drawn {
-        record,
-        samples,
-        denoiser,
-    })
+    Ok(Drawn { record, samples })
 }

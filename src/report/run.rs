@@ -350,34 +350,21 @@ pub fn eval_summary(eval: &EvalRecord, n_train: usize, n_test: usize) -> String 
     out
 }
 
-/// `figures/denoised.png`: four held-out examples, per σ a row of clean, noisy and denoised
-/// images (the noise of `seed`, as the evaluation's).
+/// `figures/denoised.png`: an evaluation's held-out examples, `per_row` images to a row
+/// ([`crate::experiments::eval::Evaluation::examples`]).
 pub fn write_examples(
-    denoiser: &dyn crate::denoise::Denoiser,
-    test: &crate::data::Images,
-    sigmas: &[f32],
-    seed: u64,
+    examples: &crate::data::Images,
+    per_row: usize,
     run: &RunDir,
 ) -> Result<(), ReportError> {
-    use crate::data::Images;
-    let clean = test.take(4);
-    let mut tiles = Vec::new();
-    for &s in sigmas {
-        let y = crate::analysis::metrics::noisy(&clean, s, seed);
-        let denoised = denoiser
-            .denoise(&y, Some(s))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        for i in 0..clean.len() {
-            tiles.push(clean.select(&[i]));
-            tiles.push(y.select(&[i]));
-            tiles.push(denoised.select(&[i]));
-        }
+    if examples.is_empty() {
+        return Ok(());
     }
     std::fs::create_dir_all(run.figures())?;
-    let zoom = (64 / clean.shape()[2]).max(1);
+    let zoom = (64 / examples.shape()[2]).max(1);
     super::grid::save_grid(
-        &Images::concat(&tiles),
-        3 * clean.len(),
+        examples,
+        per_row,
         zoom,
         super::grid::Scaling::Clamp,
         &run.figures().join("denoised.png"),
