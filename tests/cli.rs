@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{disks, fails, ok, s, tweedie};
+use common::{disks, fails, json, ok, s, tweedie};
 use std::path::Path;
 
 fn train_args<'a>(data: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
@@ -105,6 +105,43 @@ fn training_learns_to_denoise_and_eval_denoise_work() {
         serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["test"].as_array().unwrap().len(), 2);
     assert!(run.join("figures/psnr_vs_sigma.png").exists());
+
+    // the benchmark of a run's network keeps a typed record
+    let bench = dir.path().join("bench");
+    let printed = ok(&[
+        "bench",
+        "--preset",
+        "denoise",
+        "--run",
+        s(&run),
+        "--count",
+        "2",
+        "--size",
+        "16",
+        "--reps",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        s(&bench),
+    ]);
+    assert!(printed.contains("RESULT denoise "), "{printed}");
+    let record = json(&bench.join("bench.json"));
+    assert_eq!(record["config"]["preset"]["kind"], "denoise");
+    assert_eq!(record["timings"][0]["name"], "denoise");
+    assert!(record["timings"][0]["seconds"].as_f64().unwrap() > 0.0);
+    let err = fails(&["bench", "--preset", "study", "--workloads", "train,warp"]);
+    assert!(err.contains("--workloads") && err.contains("warp"), "{err}");
+    let err = fails(&[
+        "bench",
+        "--preset",
+        "denoise",
+        "--run",
+        s(&run),
+        "--count",
+        "0",
+    ]);
+    assert!(err.contains("--count"), "{err}");
 
     // denoise a folder of PNGs written from the data, with added noise
     let imgs = dir.path().join("imgs");

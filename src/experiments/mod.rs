@@ -5,6 +5,8 @@
 //! record live in `analysis`.
 //!
 //! - [`dir`]: the folder every experiment keeps, and the shape they share.
+//! - [`bench`](mod@bench): speed of the paper's network and of the experiments' workloads,
+//!   against the machine.
 //! - [`eval`]: a run's denoising quality on training and held-out images, beside the optimum.
 //! - [`demo`]: the generalization study at a memorizing and a generalizing N, with Jacobians.
 //! - [`generalization`]: memorization → generalization over training-set sizes N.
@@ -13,6 +15,7 @@
 //! - [`sample`]: samples from a run's network, with either sampler.
 //! - [`optimality`]: networks against the optimum on families where it is known.
 
+pub mod bench;
 pub mod demo;
 pub mod dir;
 pub mod eval;

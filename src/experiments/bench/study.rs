@@ -5,18 +5,33 @@
 //! for 64 noisy ones, and the dense 28×28 Jacobian of the 2 × 16 network (784 VJPs).
 
 use super::paper::train_step;
-use super::{gemm_rate, random, report, time, BenchArgs, Line};
-use anyhow::{bail, Result};
+use super::{random, time, BenchError, Timings};
+use crate::analysis::jacobian::full;
+use crate::data::Images;
+use crate::denoise::{DenoiseError, Denoiser, EmpiricalOptimal, Learned, Linearize};
+use crate::nn::{Arch, NetConfig};
+use crate::progress::Silent;
+use crate::sampling::ascent::AscentParams;
+use crate::sampling::euler::EulerParams;
+use crate::sampling::Sampler;
 use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tweedie::analysis::jacobian::full;
-use tweedie::data::Images;
-use tweedie::denoise::{DenoiseError, Denoiser, EmpiricalOptimal, Learned, Linearize};
-use tweedie::nn::{Arch, NetConfig};
-use tweedie::progress::Silent;
-use tweedie::sampling::ascent::AscentParams;
-use tweedie::sampling::euler::EulerParams;
-use tweedie::sampling::Sampler;
+
+/// A workload of the experiments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StudyWorkload {
+    /// Adam steps of BF-UNet 2 × 16 and 2 × 32 at 28×28 and 32×32, batch 32.
+    Train,
+    /// One step of each sampler on 64 images of 28×28.
+    Sample,
+    /// The empirical-optimal denoiser on 10 000 training images, 64 noisy ones.
+    Eo,
+    /// The dense 28×28 Jacobian of the 2 × 16 network.
+    Jacobian,
+}
 
 /// The study network: BF-UNet with two scales of `channels`.
 fn study_net(channels: usize) -> NetConfig {
@@ -55,41 +70,33 @@ impl Denoiser for Counting<'_> {
     }
 }
 
-pub(super) fn run(a: &BenchArgs) -> Result<()> {
-    let device = a.device.device()?;
+pub(super) fn run(
+    workloads: &[StudyWorkload],
+    reps: usize,
+    device: &Device,
+    out: &mut Timings<'_>,
+) -> Result<String, BenchError> {
     let adev = device.clone().autodiff();
-    println!(
-        "study workloads on {} ({} timed reps, median)",
-        a.device.describe(),
-        a.reps
-    );
-    let gemm = tweedie::device::is_host(&device).then(|| gemm_rate(2048));
-    let workloads = a.workloads.as_deref().unwrap_or("train,sample,eo,jacobian");
     let small = study_net(16);
     let fwd = |cfg: &NetConfig, size: usize| cfg.forward_flops(size, size) as f64;
-    for w in workloads.split(',').map(str::trim) {
+    for w in workloads {
         match w {
-            "train" => {
+            StudyWorkload::Train => {
                 for (channels, size) in [(16, 28), (16, 32), (32, 28), (32, 32)] {
                     let cfg = study_net(channels);
                     let mut net = cfg.init(&adev, 0);
-                    let s = train_step(&mut net, &adev, 32, size, a.reps);
-                    let (name, what) = (
+                    let s = train_step(&mut net, &adev, 32, size, reps);
+                    out.push(
                         format!("train_2x{channels}_{size}"),
                         format!("train 2×{channels} (Adam step, batch 32, {size}×{size})"),
+                        s,
+                        Some((32.0, "images/s")),
+                        Some(3.0 * 32.0 * fwd(&cfg, size)),
                     );
-                    let line = Line {
-                        name: &name,
-                        what: &what,
-                        per: Some((32.0, "images/s")),
-                        flops: Some(3.0 * 32.0 * fwd(&cfg, size)),
-                    };
-                    report(line, s, gemm);
                 }
             }
-            "sample" => {
-                let net = small.init(&device, 0);
-                let learned = Learned::new(net, device.clone(), 1);
+            StudyWorkload::Sample => {
+                let learned = Learned::new(small.init(device, 0), device.clone(), 1);
                 let samplers = [
                     (
                         "ascent_step",
@@ -112,59 +119,64 @@ pub(super) fn run(a: &BenchArgs) -> Result<()> {
                         inner: &learned,
                         images: AtomicUsize::new(0),
                     };
-                    let s = time(a.reps, || {
-                        let _ = sampler.sample(&counting, [1, 28, 28], 64, 0, 0, &Silent);
+                    let mut failed = None;
+                    let s = time(reps, || {
+                        if let Err(e) = sampler.sample(&counting, [1, 28, 28], 64, 0, 0, &Silent) {
+                            failed.get_or_insert(e);
+                        }
                     });
+                    if let Some(e) = failed {
+                        return Err(e.into());
+                    }
                     // the calls of one run (the warm-ups and timed runs all ran the same)
-                    let calls = counting.images.load(Ordering::Relaxed) as f64
-                        / (a.reps.max(1) + 2) as f64
-                        / 64.0;
-                    let what = format!("{name} (2×16, 64 images 28×28, per step)");
-                    let line = Line {
+                    let calls =
+                        counting.images.load(Ordering::Relaxed) as f64 / (reps + 2) as f64 / 64.0;
+                    out.push(
                         name,
-                        what: &what,
-                        per: Some((64.0, "images/s")),
-                        flops: Some(64.0 * fwd(&small, 28)),
-                    };
-                    report(line, s / calls, gemm);
+                        format!("{name} (2×16, 64 images 28×28, per step)"),
+                        s / calls,
+                        Some((64.0, "images/s")),
+                        Some(64.0 * fwd(&small, 28)),
+                    );
                 }
             }
-            "eo" => {
+            StudyWorkload::Eo => {
                 let train = random([EO_TRAIN, 1, 28, 28], 8);
                 let y = random([64, 1, 28, 28], 9);
                 let eo = EmpiricalOptimal::new(train);
                 // σ = 0.1: few images carry weight (screened); σ = 1: the posterior is broad
                 for (name, sigma) in [("eo_10000", EO_SIGMA), ("eo_10000_broad", 1.0)] {
-                    let s = time(a.reps, || {
+                    eo.denoise(&y, Some(sigma))?;
+                    let s = time(reps, || {
                         let _ = eo.denoise(&y, Some(sigma));
                     });
-                    let what = format!("empirical optimal, N = 10 000, 64 images, σ = {sigma}");
-                    let line = Line {
+                    out.push(
                         name,
-                        what: &what,
-                        per: Some((64.0, "images/s")),
-                        // the distances' GEMM: the ceiling the issue measures against
-                        flops: Some(2.0 * 64.0 * EO_TRAIN as f64 * 784.0),
-                    };
-                    report(line, s, gemm);
+                        format!("empirical optimal, N = 10 000, 64 images, σ = {sigma}"),
+                        s,
+                        Some((64.0, "images/s")),
+                        // the distances' GEMM: the ceiling the speed issue measures against
+                        Some(2.0 * 64.0 * EO_TRAIN as f64 * 784.0),
+                    );
                 }
             }
-            "jacobian" => {
-                let probe = Learned::new(small.init(&device, 0).valid(), device.clone(), 1);
+            StudyWorkload::Jacobian => {
+                let probe = Learned::new(small.init(device, 0).valid(), device.clone(), 1);
                 let y = random([1, 1, 28, 28], 10);
-                let s = time(a.reps.min(3), || {
+                probe.linearize(&y, None)?;
+                // the forward pass counts, as it does in torch.func.jacrev
+                let s = time(reps.min(3), || {
                     let _ = probe.linearize(&y, None).map(|at| full(&*at, 64));
                 });
-                let line = Line {
-                    name: "jacobian_2x16_28",
-                    what: "dense 28×28 Jacobian, 2×16 (784 VJPs)",
-                    per: None,
-                    flops: Some(785.0 * fwd(&small, 28)),
-                };
-                report(line, s, gemm);
+                out.push(
+                    "jacobian_2x16_28",
+                    "dense 28×28 Jacobian, 2×16 (784 VJPs)",
+                    s,
+                    None,
+                    Some(785.0 * fwd(&small, 28)),
+                );
             }
-            other => bail!("unknown workload `{other}`; use train, sample, eo, jacobian"),
         }
     }
-    Ok(())
+    Ok("BF-UNet 2 × 16 and 2 × 32 (the studies' networks)".into())
 }
