@@ -142,6 +142,8 @@ fn training_learns_to_denoise_and_eval_denoise_work() {
         "0",
     ]);
     assert!(err.contains("--count"), "{err}");
+    let err = fails(&["bench", "--run", s(&run)]);
+    assert!(err.contains("--preset denoise"), "{err}");
 
     // denoise a folder of PNGs written from the data, with added noise
     let imgs = dir.path().join("imgs");

@@ -7,9 +7,7 @@ use super::progress::Terminal;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tweedie::experiments::bench::{
-    self, Bench, Config, PaperWorkload, Preset, Record, ScalingRow, StudyWorkload, Timing,
-};
+use tweedie::experiments::bench::{self, Bench, Config, PaperWorkload, Preset, StudyWorkload};
 use tweedie::experiments::dir::ExperimentDir;
 use tweedie::DeviceSpec;
 
@@ -86,6 +84,12 @@ fn config(a: &BenchArgs) -> Result<Config> {
     use PaperWorkload as P;
     use StudyWorkload as S;
     let w = a.workloads.as_deref();
+    if a.scaling && a.preset != PresetArg::Paper {
+        bail!("--scaling times the paper's network: use it with --preset paper");
+    }
+    if a.run.is_some() && a.preset != PresetArg::Denoise {
+        bail!("--run names the network of --preset denoise: add --preset denoise");
+    }
     let preset = match a.preset {
         PresetArg::Paper if a.scaling => Preset::Scaling {
             channels: a.channels,
@@ -124,7 +128,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         cfg.reps
     );
     let record = bench::run(&cfg, &device, &Terminal::new())?;
-    print(&record);
+    print!("{}", tweedie::report::bench::summary(&record));
     if let Some(out) = a.out {
         let dir = ExperimentDir::<Bench>::new(out);
         let _lock = dir.lock()?;
@@ -132,66 +136,4 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!("record: {}", dir.record().display());
     }
     Ok(())
-}
-
-fn print(record: &Record) {
-    println!("{}", record.header);
-    if let Some(g) = record.gemm_gflops {
-        println!("machine: single-precision GEMM (faer, 2048², all cores) {g:.1} GFLOP/s");
-        println!("RESULT gemm_gflops {g:.3}");
-    }
-    for t in &record.timings {
-        print_timing(t, record.gemm_gflops);
-    }
-    if !record.scaling.is_empty() {
-        print_scaling(&record.scaling);
-    }
-}
-
-/// A workload's line: time, throughput, and its effective rate against the GEMM rate.
-fn print_timing(t: &Timing, gemm: Option<f64>) {
-    let mut text = format!("{:<48} {:9.2} ms", t.what, t.seconds * 1e3);
-    if let Some((n, unit)) = t.throughput() {
-        text += &format!("  {n:8.1} {unit}");
-    }
-    if let Some(rate) = t.gflops() {
-        text += &format!("  {rate:7.1} GFLOP/s");
-        if let Some(g) = gemm {
-            text += &format!(" ({:.0}% of GEMM)", 100.0 * rate / g);
-        }
-    }
-    println!("{text}");
-    println!("RESULT {} {:.4}", t.name, t.seconds * 1e3);
-    if let Some(flops) = t.flops {
-        println!("FLOPS {} {flops:.0}", t.name);
-    }
-}
-
-fn print_scaling(rows: &[ScalingRow]) {
-    println!(
-        "{:>6} {:>6} {:>14} {:>14}",
-        "size", "batch", "train img/s", "eval img/s"
-    );
-    for row in rows {
-        if let ScalingRow::Throughput {
-            size,
-            batch,
-            train,
-            eval,
-        } = row
-        {
-            println!("{size:>6} {batch:>6} {train:>14.1} {eval:>14.1}");
-        }
-    }
-    println!("{:>6} {:>14} {:>14}", "size", "J (VJPs) s", "eigh s");
-    for row in rows {
-        if let ScalingRow::Jacobian {
-            size,
-            vjp_seconds,
-            eigh_seconds,
-        } = row
-        {
-            println!("{size:>6} {vjp_seconds:>14.2} {eigh_seconds:>14.2}");
-        }
-    }
 }

@@ -1,10 +1,11 @@
 //! Figures and pages, drawn from the records a command leaves in its folder, never recomputed
 //! ([`index::rebuild`] redraws any folder's):
-//! one module per record kind — a training run ([`run`]), a generalization study ([`study`]),
+//! one module per record kind — a training run ([`run`]), a benchmark ([`bench`](mod@bench), text only), a generalization study ([`study`]),
 //! a Jacobian folder ([`jacobian`]), an optimality study ([`optimality`]), samples ([`samples`]), restorations ([`restore`]) — on top
 //! of image grids ([`grid`]), line plots ([`plot`]) and pages ([`html`]). Nothing outside this
 //! module draws.
 
+pub mod bench;
 pub mod grid;
 pub mod html;
 pub mod index;
