@@ -1127,9 +1127,12 @@ fn a_killed_study_resumes_to_the_same_record() {
     );
     let mut resume = args(&cut);
     resume.push("--resume".into());
+    // the first checkpoint of the last run: most of its training is still ahead, so the TERM
+    // lands while it runs however slow the machine (a finished run's weights as the marker left
+    // only the measurement, which a loaded machine's poll could miss)
     run_until(
         resume.clone(),
-        cut.join("runs/N4-b/model.safetensors"),
+        cut.join("runs/N4-b/checkpoint.safetensors"),
         "-TERM",
     );
     assert!(!cut.join("study.json").exists());
