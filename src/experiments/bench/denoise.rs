@@ -2,7 +2,7 @@
 //! `size` in one call, as `bench/torch_import.py speed` times the same network in PyTorch and
 //! `python/examples/bench_denoise.py` the call from Python.
 
-use super::{random, time, BenchError, Timings};
+use super::{random, try_time, BenchError, Timings};
 use crate::denoise::Denoiser;
 use crate::train::record::RunDir;
 use crate::train::{load_network, Weights};
@@ -25,17 +25,8 @@ pub(super) fn run(
         run.display(),
         flops / 1e9
     );
-    // the first call reports a bad size or channel count as an error, not a panic
-    net.denoise(&y, None)?;
-    let mut failed = None;
-    let secs = time(reps, || {
-        if let Err(e) = net.denoise(&y, None) {
-            failed.get_or_insert(e);
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
+    // a size or channel count the network cannot take is an error, not a panic
+    let secs = try_time(reps, || net.denoise(&y, None).map(drop))?;
     let per = Some((count as f64, "images/s"));
     out.push("denoise", "denoise, eval mode", secs, per, Some(flops));
     Ok(header)

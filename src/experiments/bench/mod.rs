@@ -316,6 +316,17 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
+/// [`time`] of a call that can fail: the first error, if any call failed.
+fn try_time<E>(reps: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<f64, E> {
+    let mut failed = None;
+    let secs = time(reps, || {
+        if let Err(e) = f() {
+            failed.get_or_insert(e);
+        }
+    });
+    failed.map_or(Ok(secs), Err)
+}
+
 /// Seconds of one call of `f`, and its result.
 fn once<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let t = Instant::now();

@@ -3,7 +3,7 @@
 //! and the full 40×40 Jacobian with its eigendecomposition; and the `scaling` preset, its
 //! throughput against image and batch size.
 
-use super::{once, random, time, BenchError, ScalingRow, Timings};
+use super::{once, random, time, try_time, BenchError, ScalingRow, Timings};
 use crate::analysis::jacobian::full;
 use crate::analysis::spectrum::symmetric_eigen;
 use crate::denoise::{Learned, Linearize};
@@ -107,9 +107,9 @@ pub(super) fn run(
             PaperWorkload::Vjp => {
                 let probe = Learned::new(plain.clone(), device.clone(), 1);
                 let (y, vs) = (random([1, 1, 80, 80], 4), random([16, 1, 80, 80], 5));
-                let s = time(reps, || {
-                    let _ = probe.linearize(&y, None).map(|at| at.vjp(&vs));
-                });
+                let s = try_time(reps, || {
+                    probe.linearize(&y, None).map(|at| drop(at.vjp(&vs)))
+                })?;
                 let what = "vjp (16 VJPs at one 80×80: 1 fwd + 1 adjoint)";
                 out.push("vjp", what, s, Some((16.0, "VJPs/s")), Some(17.0 * fwd(80)));
             }

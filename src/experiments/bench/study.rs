@@ -5,7 +5,7 @@
 //! for 64 noisy ones, and the dense 28×28 Jacobian of the 2 × 16 network (784 VJPs).
 
 use super::paper::train_step;
-use super::{random, time, BenchError, Timings};
+use super::{random, try_time, BenchError, Timings};
 use crate::analysis::jacobian::full;
 use crate::data::Images;
 use crate::denoise::{DenoiseError, Denoiser, EmpiricalOptimal, Learned, Linearize};
@@ -119,15 +119,11 @@ pub(super) fn run(
                         inner: &learned,
                         images: AtomicUsize::new(0),
                     };
-                    let mut failed = None;
-                    let s = time(reps, || {
-                        if let Err(e) = sampler.sample(&counting, [1, 28, 28], 64, 0, 0, &Silent) {
-                            failed.get_or_insert(e);
-                        }
-                    });
-                    if let Some(e) = failed {
-                        return Err(e.into());
-                    }
+                    let s = try_time(reps, || {
+                        sampler
+                            .sample(&counting, [1, 28, 28], 64, 0, 0, &Silent)
+                            .map(drop)
+                    })?;
                     // the calls of one run (the warm-ups and timed runs all ran the same)
                     let calls =
                         counting.images.load(Ordering::Relaxed) as f64 / (reps + 2) as f64 / 64.0;
@@ -146,10 +142,7 @@ pub(super) fn run(
                 let eo = EmpiricalOptimal::new(train);
                 // σ = 0.1: few images carry weight (screened); σ = 1: the posterior is broad
                 for (name, sigma) in [("eo_10000", EO_SIGMA), ("eo_10000_broad", 1.0)] {
-                    eo.denoise(&y, Some(sigma))?;
-                    let s = time(reps, || {
-                        let _ = eo.denoise(&y, Some(sigma));
-                    });
+                    let s = try_time(reps, || eo.denoise(&y, Some(sigma)).map(drop))?;
                     out.push(
                         name,
                         format!("empirical optimal, N = 10 000, 64 images, σ = {sigma}"),
@@ -163,11 +156,10 @@ pub(super) fn run(
             StudyWorkload::Jacobian => {
                 let probe = Learned::new(small.init(device, 0).valid(), device.clone(), 1);
                 let y = random([1, 1, 28, 28], 10);
-                probe.linearize(&y, None)?;
                 // the forward pass counts, as it does in torch.func.jacrev
-                let s = time(reps.min(3), || {
-                    let _ = probe.linearize(&y, None).map(|at| full(&*at, 64));
-                });
+                let s = try_time(reps.min(3), || {
+                    probe.linearize(&y, None).map(|at| drop(full(&*at, 64)))
+                })?;
                 out.push(
                     "jacobian_2x16_28",
                     "dense 28×28 Jacobian, 2×16 (784 VJPs)",
